@@ -37,7 +37,7 @@ let package = Package(
         ),
         .target(
             name: "Supervisor",
-            dependencies: ["RingLog", "CRinggateSys", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["RingLog", "EventLoop", "CRinggateSys", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "ringgate",

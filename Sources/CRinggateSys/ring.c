@@ -71,7 +71,7 @@ static struct io_uring_sqe *get_sqe(rg_ring *r) {
 
 int rg_prep_multishot_accept(rg_ring *r, int fd, uint64_t user_data) {
     PREP_OR_BUSY(r);
-    io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, user_data);
     return 0;
 }

@@ -111,3 +111,14 @@ uint8_t *rg_buf_ring_buffer(rg_buf_ring *br, uint16_t bid);
 void rg_buf_ring_recycle(rg_buf_ring *br, uint16_t bid);
 
 #endif
+
+// ---------------------------------------------------------------------------------------------
+// Signals. The handlers only set flags, read with rg_signal_take (which clears the flag).
+#ifndef CRINGGATESYS_SIGNALS
+#define CRINGGATESYS_SIGNALS
+enum { RG_SIG_TERM = 1, RG_SIG_CHLD = 2 };
+int rg_install_signal_flags(int want_chld);   // SIGTERM/SIGINT → RG_SIG_TERM; SIGCHLD → RG_SIG_CHLD; SIGPIPE ignored
+int rg_signal_take(void);                      // bitmask of flags seen since the last call
+int rg_shutdown(int fd, int how);              // 0 = RD, 1 = WR, 2 = RDWR
+int rg_close(int fd);
+#endif

@@ -1,0 +1,659 @@
+import CRinggateSys
+import Glibc
+import Logging
+import RingLog
+import WireProtocol
+
+/// What a role does with requests and the loop's other events. Called on the loop's thread.
+public protocol HTTPEngineDelegate: AnyObject {
+    /// A complete request. The delegate answers with `respond` or turns the connection into a
+    /// stream with `startStream`.
+    func engine(_ engine: HTTPEngine, request: HTTPRequest, connection: Int32)
+    /// A stream connection's send buffer has room again (a send completed or a buffer freed).
+    func engine(_ engine: HTTPEngine, streamWritable connection: Int32)
+    /// A stream connection is gone; its table entry is about to be reused.
+    func engine(_ engine: HTTPEngine, streamClosed connection: Int32)
+    /// The wake descriptor fired: the log has new records.
+    func engineWake(_ engine: HTTPEngine)
+    /// Called every tick with the monotonic time.
+    func engineTick(_ engine: HTTPEngine, nowNanoseconds: UInt64)
+    /// Called once per loop turn, after all completions of the turn were handled.
+    func engineTurnEnd(_ engine: HTTPEngine)
+}
+
+/// A single-threaded io_uring HTTP/1.1 server loop: multishot accept on one listener,
+/// multishot receive into a provided-buffer ring, sends from per-connection buffers, and timers
+/// inside the loop, so a send that never completes cannot starve a deadline.
+///
+/// Every connection lives in a fixed table sized at start-up; nothing grows per connection
+/// beyond a bounded response queue and one pooled send buffer while bytes are pending.
+public final class HTTPEngine {
+    public struct Configuration: Sendable {
+        public var maxConnections: Int
+        public var headerTimeoutNanoseconds: UInt64
+        public var keepAliveIdleNanoseconds: UInt64 = 60_000_000_000
+        public var lingerNanoseconds: UInt64 = 2_000_000_000
+        public var tickNanoseconds: UInt64 = 100_000_000
+        public var limits: HTTPLimits
+        public var recvBufferCount: Int = 1024
+        public var recvBufferBytes: Int = 16384
+        public var sendBufferBytes: Int
+        public var sendBufferCount: Int
+        public var maxQueuedResponseBytes: Int = 128 << 20
+        public var userTimeoutMilliseconds: UInt32 = 0
+        public var keepaliveIdleSeconds: Int32 = 0
+        public var keepaliveIntervalSeconds: Int32 = 0
+        public var keepaliveCount: Int32 = 0
+
+        public init(maxConnections: Int, headerTimeoutNanoseconds: UInt64, limits: HTTPLimits,
+                    sendBufferBytes: Int, sendBufferCount: Int) {
+            self.maxConnections = maxConnections
+            self.headerTimeoutNanoseconds = headerTimeoutNanoseconds
+            self.limits = limits
+            self.sendBufferBytes = sendBufferBytes
+            self.sendBufferCount = sendBufferCount
+        }
+    }
+
+    enum Phase: UInt8 { case free, http, stream, lingering, closing }
+
+    struct Connection {
+        var fd: Int32 = -1
+        var generation: UInt32 = 0
+        var phase: Phase = .free
+        var recvArmed = false
+        var recvNeedsRearm = false
+        var sendInFlight = false
+        var closeAfterFlush = false
+        var dirty = false
+        var waitingForBuffer = false
+        var gauge: LogCounter = .connectionsHTTP
+        var closeReason: DisconnectReason = .completed
+        var parser: HTTPRequestParser? = nil
+        var headStartNanoseconds: UInt64 = 0    // 0 = no partial request head
+        var lastActivityNanoseconds: UInt64 = 0
+        var lingerDeadlineNanoseconds: UInt64 = 0
+        // Plain responses: `out` is being sent (stable while in flight), `queued` waits behind it.
+        var out: UnsafeMutableRawBufferPointer? = nil
+        var outOffset = 0
+        var queued: [UInt8] = []
+        // Stream bytes: a pooled buffer; the send in flight covers [head, inflightEnd).
+        var streamBuffer: Int32 = -1
+        var head: Int32 = 0
+        var tail: Int32 = 0
+        var inflightEnd: Int32 = 0
+    }
+
+    public let ring: Ring
+    public let configuration: Configuration
+    public let counters: CounterBlock
+    public let sendPool: SendBufferPool
+    let recvBuffers: ProvidedBuffers
+    let listenFD: Int32
+    let wakeFD: Int32
+    let logger: Logger
+    public weak var delegate: HTTPEngineDelegate?
+
+    var table: UnsafeMutablePointer<Connection>
+    var freeSlots: [Int32]
+    var dirtyList: [Int32] = []
+    var bufferWaiters: [Int32] = []
+    var liveCount = 0
+    var highWater: Int32 = 0
+    let wakeScratch = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
+    var acceptArmed = false
+    var stopping = false
+    public private(set) var nowNanoseconds: UInt64 = rg_monotonic_ns()
+
+    public init(configuration: Configuration, listenFD: Int32, wakeFD: Int32, counters: CounterBlock,
+                logger: Logger) throws(Ring.SetupError) {
+        self.configuration = configuration
+        self.listenFD = listenFD
+        self.wakeFD = wakeFD
+        self.counters = counters
+        self.logger = logger
+        let entries = UInt32(min(32768, max(256, (configuration.maxConnections * 2).nextPowerOfTwo)))
+        ring = try Ring(entries: entries)
+        recvBuffers = try ProvidedBuffers(ring: ring, group: 1, count: configuration.recvBufferCount,
+                                          bufferBytes: configuration.recvBufferBytes)
+        sendPool = SendBufferPool(capacity: configuration.sendBufferCount, bufferBytes: configuration.sendBufferBytes)
+        table = .allocate(capacity: configuration.maxConnections)
+        table.initialize(repeating: Connection(), count: configuration.maxConnections)
+        freeSlots = (0..<Int32(configuration.maxConnections)).reversed().map { $0 }
+    }
+
+    deinit {
+        table.deinitialize(count: configuration.maxConnections)
+        table.deallocate()
+        wakeScratch.deallocate()
+    }
+
+    // MARK: - Loop
+
+    /// Runs until `stop()` was called and every connection is gone, or `deadline` passes.
+    public func run(shouldStop: () -> Bool) {
+        armAccept()
+        if wakeFD >= 0 { ring.read(fd: wakeFD, wakeScratch, 8, userData: UserData.pack(.wake)) }
+        ring.timeout(nanoseconds: configuration.tickNanoseconds, userData: UserData.pack(.tick))
+        while true {
+            let n = ring.submitAndWait(timeoutNanoseconds: 0)
+            nowNanoseconds = rg_monotonic_ns()
+            for i in 0..<n { handle(ring.completions[i]) }
+            delegate?.engineTurnEnd(self)
+            flushDirty()
+            if stopping && liveCount == 0 { return }
+            if shouldStop() { return }
+        }
+    }
+
+    /// Stops accepting; the loop returns once every connection has closed.
+    public func stopAccepting() {
+        stopping = true
+        if acceptArmed { ring.cancel(fd: listenFD, userData: UserData.pack(.cancel)) }
+    }
+
+    public var connectionCount: Int { liveCount }
+
+    func handle(_ cqe: rg_cqe) {
+        let ud = UserData(cqe.user_data)
+        switch ud.operation {
+        case .accept: handleAccept(cqe)
+        case .recv: handleRecv(cqe, ud)
+        case .send: handleSend(cqe, ud)
+        case .wake:
+            if wakeFD >= 0 { ring.read(fd: wakeFD, wakeScratch, 8, userData: UserData.pack(.wake)) }
+            delegate?.engineWake(self)
+        case .tick:
+            ring.timeout(nanoseconds: configuration.tickNanoseconds, userData: UserData.pack(.tick))
+            tick()
+        case .cancel, .none:
+            break
+        }
+    }
+
+    func armAccept() {
+        guard !stopping else { return }
+        ring.multishotAccept(fd: listenFD, userData: UserData.pack(.accept))
+        acceptArmed = true
+    }
+
+    // MARK: - Accept
+
+    func handleAccept(_ cqe: rg_cqe) {
+        if cqe.flags & RG_CQE_F_MORE == 0 {
+            acceptArmed = false
+            armAccept()
+        }
+        guard cqe.res >= 0 else {
+            if cqe.res != -ECANCELED { logger.debug("accept failed: \(cqe.res)") }
+            return
+        }
+        let fd = cqe.res
+        guard !stopping, let slot = freeSlots.popLast() else {
+            rejectOverCapacity(fd)
+            return
+        }
+        _ = rg_tune_accepted(fd, 1, configuration.userTimeoutMilliseconds,
+                             configuration.keepaliveIdleSeconds, configuration.keepaliveIntervalSeconds,
+                             configuration.keepaliveCount)
+        let c = table + Int(slot)
+        c.pointee.fd = fd
+        c.pointee.phase = .http
+        c.pointee.parser = HTTPRequestParser(limits: configuration.limits)
+        c.pointee.headStartNanoseconds = nowNanoseconds
+        c.pointee.lastActivityNanoseconds = nowNanoseconds
+        c.pointee.gauge = .connectionsHTTP
+        c.pointee.closeReason = .completed
+        liveCount += 1
+        highWater = max(highWater, slot + 1)
+        counters.add(.connectionsHTTP)
+        armRecv(slot)
+    }
+
+    func rejectOverCapacity(_ fd: Int32) {
+        counters.add(.disconnectOverCapacity)
+        let body = ErrorBody.json(error: "over_capacity", detail: "the server is at its connection limit; retry later")
+        let bytes = HTTPResponseWriter.json(status: 503, body: body, keepAlive: false,
+                                            extraHeaders: [("Retry-After", "1")])
+        _ = rg_set_nonblocking(fd, 1)
+        bytes.withUnsafeBytes { _ = Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        _ = rg_shutdown(fd, 1)
+        _ = rg_close(fd)
+    }
+
+    @inline(__always) func userData(_ op: IOOperation, _ slot: Int32) -> UInt64 {
+        UserData.pack(op, connection: UInt32(slot), generation: table[Int(slot)].generation)
+    }
+
+    func armRecv(_ slot: Int32) {
+        let c = table + Int(slot)
+        c.pointee.recvArmed = true
+        c.pointee.recvNeedsRearm = false
+        ring.recvMultishot(fd: c.pointee.fd, group: recvBuffers.group, userData: userData(.recv, slot))
+    }
+
+    // MARK: - Receive
+
+    func handleRecv(_ cqe: rg_cqe, _ ud: UserData) {
+        var bufferID: UInt16? = nil
+        if cqe.flags & RG_CQE_F_BUFFER != 0 { bufferID = UInt16(truncatingIfNeeded: cqe.flags >> RG_CQE_BUFFER_SHIFT) }
+        defer { if let bufferID { recvBuffers.recycle(bufferID) } }
+        let slot = Int32(bitPattern: ud.connection)
+        guard slot >= 0, Int(slot) < configuration.maxConnections else { return }
+        let c = table + Int(slot)
+        guard c.pointee.generation & UserData.generationMask == ud.generation, c.pointee.phase != .free else { return }
+        if cqe.flags & RG_CQE_F_MORE == 0 { c.pointee.recvArmed = false }
+
+        if cqe.res == -ENOBUFS {
+            counters.add(.recvBuffersExhausted)
+            c.pointee.recvNeedsRearm = true    // re-armed on the next tick
+            return
+        }
+        if cqe.res <= 0 {
+            // 0: the peer closed its side (FIN); negative: reset or cancelled.
+            if c.pointee.phase == .closing {
+                finishCloseIfIdle(slot)
+            } else if c.pointee.phase == .lingering {
+                beginClose(slot, reason: c.pointee.closeReason)
+            } else {
+                beginClose(slot, reason: cqe.res == 0 && c.pointee.phase == .http && c.pointee.parser?.isIdle == true
+                    ? .completed : .peerClosed)
+            }
+            return
+        }
+        c.pointee.lastActivityNanoseconds = nowNanoseconds
+        if !c.pointee.recvArmed && c.pointee.phase != .closing { armRecv(slot) }
+        guard let bufferID, c.pointee.phase == .http else { return }   // streams and lingering discard input
+        let bytes = UnsafeRawBufferPointer(start: recvBuffers.buffer(bufferID), count: Int(cqe.res))
+        feed(slot, bytes)
+    }
+
+    func feed(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < bytes.count {
+            let c = table + Int(slot)
+            guard c.pointee.phase == .http, c.pointee.parser != nil else { return }
+            if c.pointee.headStartNanoseconds == 0 { c.pointee.headStartNanoseconds = nowNanoseconds }
+            let (consumed, result) = c.pointee.parser!.parse(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            offset += consumed
+            switch result {
+            case .needMore:
+                return
+            case .error(let error):
+                respondError(slot, status: error.status, error: error.code, detail: error.detail, close: true)
+                return
+            case .request(let request):
+                c.pointee.headStartNanoseconds = 0
+                counters.add(.requests)
+                if !request.keepAlive { c.pointee.closeAfterFlush = true }
+                delegate?.engine(self, request: request, connection: slot)
+                if consumed == 0 && offset < bytes.count { return }   // defensive: no progress
+            }
+        }
+    }
+
+    // MARK: - Responses
+
+    /// Queues a complete response. `close` ends the connection once it is sent.
+    public func respond(_ slot: Int32, _ bytes: [UInt8], close: Bool = false) {
+        let c = table + Int(slot)
+        guard c.pointee.phase == .http else { return }
+        if close { c.pointee.closeAfterFlush = true }
+        if c.pointee.out == nil && c.pointee.queued.isEmpty {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+            buffer.copyMemory(from: UnsafeRawBufferPointer(start: bytes.withUnsafeBytes { $0.baseAddress }, count: bytes.count))
+            c.pointee.out = buffer
+            c.pointee.outOffset = 0
+        } else {
+            c.pointee.queued.append(contentsOf: bytes)
+            if c.pointee.queued.count > configuration.maxQueuedResponseBytes {
+                beginClose(slot, reason: .protocolError)
+                return
+            }
+        }
+        markDirty(slot)
+    }
+
+    /// Sends an error response as JSON. With `close` (framing errors, timeouts) the connection
+    /// ends afterwards, lingering so that the peer reads the response instead of a reset.
+    public func respondError(_ slot: Int32, status: Int, error: String, detail: String,
+                             extraHeaders: [(String, String)] = [], close closeNow: Bool = false) {
+        let body = ErrorBody.json(error: error, detail: detail)
+        let c = table + Int(slot)
+        if closeNow {
+            c.pointee.parser = nil   // nothing after a framing error can be trusted
+            if status == 408 { c.pointee.closeReason = .headerTimeout }
+        }
+        let keepAlive = !closeNow && !c.pointee.closeAfterFlush
+        respond(slot, HTTPResponseWriter.json(status: status, body: body, keepAlive: keepAlive,
+                                              extraHeaders: extraHeaders), close: !keepAlive)
+    }
+
+    // MARK: - Streams
+
+    /// Turns an HTTP connection into a stream: later requests are not parsed, input is read
+    /// and discarded, and output goes through `streamWrite`. `head` is the response head.
+    public func startStream(_ slot: Int32, gauge: LogCounter) {
+        let c = table + Int(slot)
+        precondition(c.pointee.phase == .http)
+        c.pointee.phase = .stream
+        c.pointee.parser = nil
+        c.pointee.closeAfterFlush = false
+        counters.subtract(c.pointee.gauge)
+        counters.add(gauge)
+        c.pointee.gauge = gauge
+    }
+
+    /// Free bytes in the stream's send buffer; takes a pooled buffer when it has none.
+    /// Returns 0 when the pool is exhausted; the delegate then hears `streamWritable` later.
+    public func streamSpace(_ slot: Int32) -> Int {
+        let c = table + Int(slot)
+        guard c.pointee.phase == .stream else { return 0 }
+        if c.pointee.streamBuffer < 0 {
+            guard let b = sendPool.take() else {
+                counters.add(.sendBufferExhausted)
+                if !c.pointee.waitingForBuffer {
+                    c.pointee.waitingForBuffer = true
+                    bufferWaiters.append(slot)
+                }
+                return 0
+            }
+            counters.add(.sendBuffersInUse)
+            markDirty(slot)   // given back at the end of the turn if nothing was written
+            c.pointee.streamBuffer = b
+            c.pointee.head = 0
+            c.pointee.tail = 0
+            c.pointee.inflightEnd = 0
+        }
+        compactIfPossible(c)
+        return sendPool.bufferBytes - Int(c.pointee.tail)
+    }
+
+    /// Writes into the stream's send buffer: `body` gets the free space and returns how many
+    /// bytes it wrote (at most the space). Call `streamSpace` first.
+    @inline(__always)
+    public func streamWrite(_ slot: Int32, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+        let c = table + Int(slot)
+        guard c.pointee.phase == .stream, c.pointee.streamBuffer >= 0 else { return 0 }
+        let start = sendPool.pointer(c.pointee.streamBuffer) + Int(c.pointee.tail)
+        let space = sendPool.bufferBytes - Int(c.pointee.tail)
+        let n = body(UnsafeMutableRawBufferPointer(start: start, count: space))
+        precondition(n >= 0 && n <= space)
+        if n > 0 {
+            c.pointee.tail += Int32(n)
+            counters.add(.pendingSendBytes, UInt64(n))
+            markDirty(slot)
+        }
+        return n
+    }
+
+    /// Copies bytes into the stream's buffer if they fit whole; false when they do not.
+    @inline(__always)
+    public func streamAppend(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard streamSpace(slot) >= bytes.count else { return false }
+        _ = streamWrite(slot) { dst in
+            dst.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+            return bytes.count
+        }
+        return true
+    }
+
+    public func streamPendingBytes(_ slot: Int32) -> Int {
+        let c = table[Int(slot)]
+        return c.streamBuffer < 0 ? 0 : Int(c.tail - c.head)
+    }
+
+    public func isOpenStream(_ slot: Int32) -> Bool { table[Int(slot)].phase == .stream }
+
+    public func lastActivity(_ slot: Int32) -> UInt64 { table[Int(slot)].lastActivityNanoseconds }
+
+    public func fd(_ slot: Int32) -> Int32 { table[Int(slot)].fd }
+
+    /// Ends a stream after its pending bytes are sent (bounded by the linger time).
+    public func closeAfterFlush(_ slot: Int32, reason: DisconnectReason) {
+        let c = table + Int(slot)
+        guard c.pointee.phase == .stream || c.pointee.phase == .http else { return }
+        c.pointee.closeReason = reason
+        c.pointee.closeAfterFlush = true
+        c.pointee.lingerDeadlineNanoseconds = nowNanoseconds + configuration.lingerNanoseconds
+        if !c.pointee.sendInFlight && streamPendingBytes(slot) == 0 && c.pointee.out == nil {
+            beginLinger(slot)
+        } else {
+            markDirty(slot)
+        }
+    }
+
+    func compactIfPossible(_ c: UnsafeMutablePointer<Connection>) {
+        guard !c.pointee.sendInFlight, c.pointee.head > 0 else { return }
+        let p = sendPool.pointer(c.pointee.streamBuffer)
+        let n = Int(c.pointee.tail - c.pointee.head)
+        if n > 0 { memmove(p, p + Int(c.pointee.head), n) }
+        c.pointee.head = 0
+        c.pointee.tail = Int32(n)
+        c.pointee.inflightEnd = 0
+    }
+
+    // MARK: - Send
+
+    @inline(__always) func markDirty(_ slot: Int32) {
+        let c = table + Int(slot)
+        if !c.pointee.dirty {
+            c.pointee.dirty = true
+            dirtyList.append(slot)
+        }
+    }
+
+    func flushDirty() {
+        guard !dirtyList.isEmpty else { return }
+        let list = dirtyList
+        dirtyList.removeAll(keepingCapacity: true)
+        for slot in list {
+            table[Int(slot)].dirty = false
+            submitSend(slot)
+        }
+    }
+
+    func submitSend(_ slot: Int32) {
+        let c = table + Int(slot)
+        guard !c.pointee.sendInFlight, c.pointee.phase == .http || c.pointee.phase == .stream else { return }
+        if c.pointee.out == nil && !c.pointee.queued.isEmpty {
+            let q = c.pointee.queued
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: q.count, alignment: 1)
+            q.withUnsafeBytes { buffer.copyMemory(from: $0) }
+            c.pointee.out = buffer
+            c.pointee.outOffset = 0
+            c.pointee.queued.removeAll()
+        }
+        if let out = c.pointee.out {
+            c.pointee.sendInFlight = true
+            ring.send(fd: c.pointee.fd, out.baseAddress! + c.pointee.outOffset, out.count - c.pointee.outOffset,
+                      userData: userData(.send, slot))
+            return
+        }
+        if c.pointee.streamBuffer >= 0 && c.pointee.tail > c.pointee.head {
+            c.pointee.sendInFlight = true
+            c.pointee.inflightEnd = c.pointee.tail
+            ring.send(fd: c.pointee.fd, sendPool.pointer(c.pointee.streamBuffer) + Int(c.pointee.head),
+                      Int(c.pointee.tail - c.pointee.head), userData: userData(.send, slot))
+            return
+        }
+        if c.pointee.streamBuffer >= 0 { releaseStreamBuffer(c) }
+        if c.pointee.closeAfterFlush { beginLinger(slot) }
+    }
+
+    func handleSend(_ cqe: rg_cqe, _ ud: UserData) {
+        let slot = Int32(bitPattern: ud.connection)
+        guard slot >= 0, Int(slot) < configuration.maxConnections else { return }
+        let c = table + Int(slot)
+        guard c.pointee.generation & UserData.generationMask == ud.generation, c.pointee.phase != .free else { return }
+        c.pointee.sendInFlight = false
+        if c.pointee.phase == .closing {
+            finishCloseIfIdle(slot)
+            return
+        }
+        if cqe.res == -EAGAIN || cqe.res == -EINTR {
+            submitSend(slot)
+            return
+        }
+        guard cqe.res > 0 else {
+            beginClose(slot, reason: c.pointee.phase == .stream ? .peerClosed : .completed)
+            return
+        }
+        let n = Int(cqe.res)
+        c.pointee.lastActivityNanoseconds = nowNanoseconds
+        if let out = c.pointee.out {
+            c.pointee.outOffset += n
+            if c.pointee.outOffset >= out.count {
+                out.deallocate()
+                c.pointee.out = nil
+                c.pointee.outOffset = 0
+            }
+        } else if c.pointee.streamBuffer >= 0 {
+            c.pointee.head += Int32(n)
+            counters.subtract(.pendingSendBytes, UInt64(n))
+            if c.pointee.head == c.pointee.tail {
+                releaseStreamBuffer(c)
+            }
+        }
+        submitSend(slot)
+        if c.pointee.phase == .stream && !c.pointee.closeAfterFlush {
+            delegate?.engine(self, streamWritable: slot)
+        }
+    }
+
+    func releaseStreamBuffer(_ c: UnsafeMutablePointer<Connection>) {
+        guard c.pointee.streamBuffer >= 0 else { return }
+        let pending = Int(c.pointee.tail - c.pointee.head)
+        if pending > 0 { counters.subtract(.pendingSendBytes, UInt64(pending)) }
+        sendPool.give(c.pointee.streamBuffer)
+        counters.subtract(.sendBuffersInUse)
+        c.pointee.streamBuffer = -1
+        c.pointee.head = 0
+        c.pointee.tail = 0
+        c.pointee.inflightEnd = 0
+        while let waiter = bufferWaiters.first {
+            bufferWaiters.removeFirst()
+            guard table[Int(waiter)].waitingForBuffer else { continue }
+            table[Int(waiter)].waitingForBuffer = false
+            if table[Int(waiter)].phase == .stream {
+                delegate?.engine(self, streamWritable: waiter)
+                break
+            }
+        }
+    }
+
+    // MARK: - Close
+
+    /// Half-closes after the last response, then waits (bounded) for the peer's FIN, so the
+    /// peer reads the response instead of a reset.
+    func beginLinger(_ slot: Int32) {
+        let c = table + Int(slot)
+        guard c.pointee.phase == .http || c.pointee.phase == .stream else { return }
+        if c.pointee.gauge != .connectionsHTTP || c.pointee.closeReason != .completed {
+            // Streams and errors: the reason is counted now; the socket lingers only for the FIN.
+        }
+        c.pointee.phase = .lingering
+        c.pointee.parser = nil
+        c.pointee.lingerDeadlineNanoseconds = nowNanoseconds + configuration.lingerNanoseconds
+        _ = rg_shutdown(c.pointee.fd, 1)
+        if !c.pointee.recvArmed { armRecv(slot) }
+    }
+
+    /// Closes the connection now: shuts the socket down so pending operations complete, and
+    /// frees the table entry once none is left.
+    public func beginClose(_ slot: Int32, reason: DisconnectReason) {
+        let c = table + Int(slot)
+        guard c.pointee.phase != .free && c.pointee.phase != .closing else { return }
+        let wasStream = c.pointee.gauge != .connectionsHTTP
+        var finalReason = reason
+        if c.pointee.phase == .lingering || c.pointee.closeAfterFlush { finalReason = c.pointee.closeReason }
+        c.pointee.phase = .closing
+        if let counter = finalReason.counter { counters.add(counter) }
+        _ = rg_shutdown(c.pointee.fd, 2)
+        if c.pointee.recvArmed || c.pointee.sendInFlight {
+            ring.cancel(fd: c.pointee.fd, userData: UserData.pack(.cancel))
+        }
+        if wasStream { delegate?.engine(self, streamClosed: slot) }
+        finishCloseIfIdle(slot)
+    }
+
+    func finishCloseIfIdle(_ slot: Int32) {
+        let c = table + Int(slot)
+        guard c.pointee.phase == .closing, !c.pointee.recvArmed, !c.pointee.sendInFlight else { return }
+        _ = rg_close(c.pointee.fd)
+        if let out = c.pointee.out { out.deallocate() }
+        releaseStreamBuffer(c)
+        counters.subtract(c.pointee.gauge)
+        let generation = (c.pointee.generation &+ 1) & UserData.generationMask
+        c.pointee = Connection()
+        c.pointee.generation = generation
+        freeSlots.append(slot)
+        liveCount -= 1
+    }
+
+    // MARK: - Timers
+
+    func tick() {
+        let now = nowNanoseconds
+        counters.set(.heartbeatNanoseconds, now)
+        let headerTimeout = configuration.headerTimeoutNanoseconds
+        var i: Int32 = 0
+        while i < highWater {
+            let c = table + Int(i)
+            switch c.pointee.phase {
+            case .http:
+                if c.pointee.recvNeedsRearm && !c.pointee.recvArmed { armRecv(i) }
+                if c.pointee.out == nil && c.pointee.queued.isEmpty && !c.pointee.sendInFlight {
+                    if c.pointee.headStartNanoseconds != 0 && now &- c.pointee.headStartNanoseconds > headerTimeout {
+                        c.pointee.headStartNanoseconds = 0
+                        respondError(i, status: 408, error: "request_timeout",
+                                     detail: "the request head was not complete within the header timeout", close: true)
+                    } else if c.pointee.headStartNanoseconds == 0
+                                && now &- c.pointee.lastActivityNanoseconds > configuration.keepAliveIdleNanoseconds {
+                        beginClose(i, reason: .completed)
+                    }
+                }
+            case .stream:
+                if c.pointee.recvNeedsRearm && !c.pointee.recvArmed { armRecv(i) }
+                if c.pointee.closeAfterFlush && now > c.pointee.lingerDeadlineNanoseconds {
+                    beginClose(i, reason: c.pointee.closeReason)
+                }
+            case .lingering:
+                if now > c.pointee.lingerDeadlineNanoseconds { beginClose(i, reason: c.pointee.closeReason) }
+            case .free, .closing:
+                break
+            }
+            i += 1
+        }
+        delegate?.engineTick(self, nowNanoseconds: now)
+    }
+
+    /// Closes keep-alive connections that are between requests (for shutdown).
+    public func closeIdleHTTP() {
+        var i: Int32 = 0
+        while i < highWater {
+            let c = table[Int(i)]
+            if c.phase == .http && c.out == nil && c.queued.isEmpty && !c.sendInFlight {
+                beginClose(i, reason: .shutdown)
+            }
+            i += 1
+        }
+    }
+
+    /// Calls `body` for each open stream connection.
+    public func forEachStream(_ body: (Int32) -> Void) {
+        var i: Int32 = 0
+        while i < highWater {
+            if table[Int(i)].phase == .stream { body(i) }
+            i += 1
+        }
+    }
+}
+
+extension Int {
+    var nextPowerOfTwo: Int {
+        var v = 1
+        while v < self { v <<= 1 }
+        return v
+    }
+}

@@ -1,0 +1,42 @@
+import Glibc
+
+/// Fixed-size send buffers, taken by a connection while it has bytes pending and given back
+/// when it drains, so an idle subscriber holds no buffer at all.
+///
+/// One anonymous mapping reserved up front (`MAP_NORESERVE`): only pages that were written to
+/// use memory. `capacity` bounds the total; `take()` returns nil when all are in use.
+public final class SendBufferPool {
+    public let bufferBytes: Int
+    public let capacity: Int
+    let base: UnsafeMutableRawPointer
+    var freeStack: [Int32]
+    public private(set) var inUse = 0
+
+    public init(capacity: Int, bufferBytes: Int) {
+        precondition(capacity > 0 && bufferBytes >= 4096)
+        self.capacity = capacity
+        self.bufferBytes = bufferBytes
+        let bytes = capacity * bufferBytes
+        let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { fatalError("send buffer pool: mmap of \(bytes) bytes failed") }
+        base = p
+        freeStack = (0..<Int32(capacity)).reversed().map { $0 }
+    }
+
+    deinit { munmap(base, capacity * bufferBytes) }
+
+    @inline(__always) public func take() -> Int32? {
+        guard let i = freeStack.popLast() else { return nil }
+        inUse += 1
+        return i
+    }
+
+    @inline(__always) public func give(_ index: Int32) {
+        freeStack.append(index)
+        inUse -= 1
+    }
+
+    @inline(__always) public func pointer(_ index: Int32) -> UnsafeMutableRawPointer {
+        base + Int(index) * bufferBytes
+    }
+}

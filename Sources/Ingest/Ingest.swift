@@ -1,0 +1,226 @@
+import CRinggateSys
+import EventLoop
+import Glibc
+import Logging
+import RingLog
+import WireProtocol
+
+/// The ingest process: the only writer of the log. Serves the publish API on its own
+/// listener and wakes every worker once per loop turn in which it appended.
+public final class Ingest: HTTPEngineDelegate {
+    let config: GatewayConfig
+    let region: LogRegion
+    var writer: LogWriter
+    let counters: CounterBlock
+    let logger: Logger
+    let engine: HTTPEngine
+    let wakeFDs: [Int32]
+    let expectedAuthorization: [UInt8]?
+    var appendedThisTurn = false
+    var shuttingDown = false
+    static let defaultType = Array("message".utf8)
+
+    public init(config: GatewayConfig, logFD: Int32, listenFD: Int32, wakeFDs: [Int32], logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        self.wakeFDs = wakeFDs
+        let mapping = try LogFile.map(fd: logFD)
+        region = try LogRegion.attach(base: mapping.base, length: mapping.length)
+        writer = LogWriter(region: region)
+        counters = CounterBlock(region: region, process: ProcessBlock.ingest)
+        counters.set(.pid, UInt64(getpid()))
+        expectedAuthorization = config.publishToken.map { Array("Bearer \($0)".utf8) }
+        var limits = HTTPLimits()
+        limits.maxBodyBytes = max(config.maxEventBytes, config.maxBatchBytes)
+        let engineConfig = HTTPEngine.Configuration(
+            maxConnections: 4096, headerTimeoutNanoseconds: config.headerTimeoutNanoseconds,
+            limits: limits, sendBufferBytes: 64 << 10, sendBufferCount: 64)
+        engine = try HTTPEngine(configuration: engineConfig, listenFD: listenFD, wakeFD: -1,
+                                counters: counters, logger: logger)
+        engine.delegate = self
+    }
+
+    public func run() {
+        logger.info("ingest serving", metadata: ["pid": "\(getpid())", "head": "\(writer.headSeq)"])
+        engine.run { [unowned self] in shuttingDown }
+        logger.info("ingest stopped")
+    }
+
+    public func engineWake(_ engine: HTTPEngine) {}
+    public func engine(_ engine: HTTPEngine, streamWritable connection: Int32) {}
+    public func engine(_ engine: HTTPEngine, streamClosed connection: Int32) {}
+
+    public func engineTick(_ engine: HTTPEngine, nowNanoseconds: UInt64) {
+        if rg_signal_take() & Int32(RG_SIG_TERM) != 0 { shuttingDown = true }
+    }
+
+    public func engineTurnEnd(_ engine: HTTPEngine) {
+        guard appendedThisTurn else { return }
+        appendedThisTurn = false
+        for fd in wakeFDs { _ = rg_eventfd_signal(fd) }
+    }
+
+    // MARK: - Requests
+
+    public func engine(_ engine: HTTPEngine, request: HTTPRequest, connection: Int32) {
+        let path = request.path
+        if path == "/healthz" {
+            engine.respond(connection, HTTPResponseWriter.json(status: 200, body: Array(#"{"status":"ok"}"#.utf8),
+                                                               keepAlive: request.keepAlive, extraHeaders: []))
+            return
+        }
+        if path == "/v1/events" {
+            guard request.method == .post else { return methodNotAllowed(connection, request) }
+            guard authorized(request) else { return unauthorized(connection) }
+            publishBatch(connection, request)
+            return
+        }
+        let prefix = "/v1/slots/"
+        if path.hasPrefix(prefix) && path.hasSuffix("/events") && path.count > prefix.count + "/events".count {
+            let slot = String(path.dropFirst(prefix.count).dropLast("/events".count))
+            guard request.method == .post else { return methodNotAllowed(connection, request) }
+            guard authorized(request) else { return unauthorized(connection) }
+            publishOne(connection, request, slot: slot)
+            return
+        }
+        engine.respondError(connection, status: 404, error: "not_found", detail: "no route for \(path)")
+    }
+
+    func methodNotAllowed(_ connection: Int32, _ request: HTTPRequest) {
+        reject(connection, status: 405, error: "method_not_allowed",
+               detail: "\(request.method) is not allowed here; use POST", headers: [("Allow", "POST")])
+    }
+
+    func unauthorized(_ connection: Int32) {
+        reject(connection, status: 401, error: "unauthorized",
+               detail: "publishing needs Authorization: Bearer <token>", headers: [("WWW-Authenticate", "Bearer")])
+    }
+
+    func reject(_ connection: Int32, status: Int, error: String, detail: String, headers: [(String, String)] = []) {
+        counters.add(.publishRejected)
+        engine.respondError(connection, status: status, error: error, detail: detail, extraHeaders: headers)
+    }
+
+    func authorized(_ request: HTTPRequest) -> Bool {
+        guard let expected = expectedAuthorization else { return true }
+        guard let given = request.header("Authorization") else { return false }
+        // Constant time in the token's length, so a timing probe learns nothing but the length.
+        let g = Array(given.utf8)
+        guard g.count == expected.count else { return false }
+        var diff: UInt8 = 0
+        for i in 0..<g.count { diff |= g[i] ^ expected[i] }
+        return diff == 0
+    }
+
+    /// Checks one event's fields; returns an error (status, code, detail) or nil.
+    func validate(slot: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer)
+        -> (Int, String, String)? {
+        guard SlotName.isValid(slot) else {
+            return (400, "bad_slot", "slot names are 1-128 bytes of [A-Za-z0-9._:-]")
+        }
+        guard EventType.isValid(type) else {
+            return (400, "bad_type", "event types are 1-64 bytes of [A-Za-z0-9._:-]")
+        }
+        guard data.count <= config.maxEventBytes else {
+            return (413, "payload_too_large", "event data is \(data.count) bytes; the limit is \(config.maxEventBytes)")
+        }
+        guard UTF8Validator.isValid(data) else {
+            return (415, "not_utf8", "event data must be valid UTF-8 text")
+        }
+        return nil
+    }
+
+    func publishOne(_ connection: Int32, _ request: HTTPRequest, slot: String) {
+        let type = request.queryValue("type").map { Array($0.utf8) } ?? Ingest.defaultType
+        let slotBytes = Array(slot.utf8)
+        let now = rg_realtime_ns() / 1_000_000
+        let outcome: Result<UInt64, PublishFailure> = slotBytes.withUnsafeBytes { s in
+            type.withUnsafeBytes { t in
+                request.body.withUnsafeBytes { d in
+                    if let (status, code, detail) = validate(slot: s, type: t, data: d) {
+                        return .failure(PublishFailure(status: status, code: code, detail: detail))
+                    }
+                    return append(slot: s, type: t, data: d, timeMilliseconds: now)
+                }
+            }
+        }
+        switch outcome {
+        case .success(let seq):
+            var body = #"{"id":""# + EventID(epoch: region.epoch, seq: seq).description + #"","slot":"#
+            var json = JSONWriter()
+            slotBytes.withUnsafeBytes { json.appendString($0) }
+            body += String(decoding: json.bytes, as: UTF8.self) + "}"
+            engine.respond(connection, HTTPResponseWriter.json(status: 201, body: Array(body.utf8),
+                                                               keepAlive: request.keepAlive, extraHeaders: []))
+        case .failure(let f):
+            reject(connection, status: f.status, error: f.code, detail: f.detail)
+        }
+    }
+
+    struct PublishFailure: Error {
+        let status: Int
+        let code: String
+        let detail: String
+    }
+
+    func append(slot: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
+                timeMilliseconds: UInt64) -> Result<UInt64, PublishFailure> {
+        do {
+            let seq = try writer.append(slot: slot, type: type, data: data, timeMilliseconds: timeMilliseconds)
+            counters.add(.eventsAppended)
+            appendedThisTurn = true
+            return .success(seq)
+        } catch .slotDirectoryFull {
+            counters.add(.slotDirectoryFull)
+            return .failure(PublishFailure(status: 507, code: "slot_directory_full",
+                                           detail: "the slot directory is full (--max-slots \(config.maxSlots)); no slot's events have expired yet"))
+        } catch {
+            return .failure(PublishFailure(status: 413, code: "payload_too_large",
+                                           detail: "the event does not fit the log (--log-capacity)"))
+        }
+    }
+
+    func publishBatch(_ connection: Int32, _ request: HTTPRequest) {
+        let parsed = request.body.withUnsafeBytes { NDJSONBatchParser.parse($0, maxEvents: 1_000_000) }
+        let items: [BatchItem]
+        switch parsed {
+        case .failure(let error):
+            return reject(connection, status: 400, error: "bad_batch", detail: "\(error)")
+        case .success(let list):
+            items = list
+        }
+        // Validate everything first: one bad line rejects the whole batch and appends nothing.
+        for (i, item) in items.enumerated() {
+            let failure: (Int, String, String)? = item.slot.withUnsafeBytes { s in
+                (item.type ?? Ingest.defaultType).withUnsafeBytes { t in
+                    item.data.withUnsafeBytes { d in validate(slot: s, type: t, data: d) }
+                }
+            }
+            if let (status, code, detail) = failure {
+                return reject(connection, status: status, error: code, detail: "line \(i + 1): \(detail)")
+            }
+        }
+        let now = rg_realtime_ns() / 1_000_000
+        var body = #"{"ids":["#
+        body.reserveCapacity(16 + items.count * 20)
+        let epoch = region.epoch
+        for (i, item) in items.enumerated() {
+            let outcome = item.slot.withUnsafeBytes { s in
+                (item.type ?? Ingest.defaultType).withUnsafeBytes { t in
+                    item.data.withUnsafeBytes { d in append(slot: s, type: t, data: d, timeMilliseconds: now) }
+                }
+            }
+            switch outcome {
+            case .success(let seq):
+                if i > 0 { body += "," }
+                body += "\"" + EventID(epoch: epoch, seq: seq).description + "\""
+            case .failure(let f):
+                return reject(connection, status: f.status, error: f.code,
+                              detail: "line \(i + 1): \(f.detail) (the \(i) lines before it were appended)")
+            }
+        }
+        body += "]}"
+        engine.respond(connection, HTTPResponseWriter.json(status: 201, body: Array(body.utf8),
+                                                           keepAlive: request.keepAlive, extraHeaders: []))
+    }
+}

@@ -1,0 +1,267 @@
+import CRinggateSys
+import EventLoop
+import Glibc
+import Logging
+import RingLog
+
+/// `ringgate serve`: opens the log and the listeners, spawns one ingest and N workers (each
+/// inherits the descriptors it needs), restarts a dead child with backoff, and drains on
+/// SIGTERM/SIGINT.
+public final class Supervisor {
+    public struct StartError: Error, CustomStringConvertible {
+        public let description: String
+        init(_ d: String) { description = d }
+    }
+
+    enum Role: Equatable {
+        case ingest
+        case worker(Int)
+        var name: String {
+            switch self {
+            case .ingest: "ingest"
+            case .worker(let i): "worker \(i)"
+            }
+        }
+    }
+
+    struct Child {
+        let role: Role
+        var pid: Int32 = 0
+        var startedNanoseconds: UInt64 = 0
+        var backoffNanoseconds: UInt64 = 100_000_000
+        var restartAtNanoseconds: UInt64 = 0   // 0 = running or not scheduled
+    }
+
+    let config: GatewayConfig
+    let executable: String
+    let childArguments: [String]
+    let logger: Logger
+    var region: LogRegion! = nil
+    var counters: CounterBlock! = nil
+    var logFD: Int32 = -1
+    var workerListenFDs: [Int32] = []
+    var publishFD: Int32 = -1
+    var wakeFDs: [Int32] = []
+    var children: [Child] = []
+    var subscribePort = 0
+    var publishPort = 0
+
+    /// `childArguments` are the serve flags every child gets (the CLI renders them from config).
+    public init(config: GatewayConfig, executable: String, childArguments: [String], logger: Logger) {
+        self.config = config
+        self.executable = executable
+        self.childArguments = childArguments
+        self.logger = logger
+    }
+
+    public func run() throws -> Int32 {
+        if Ring.disabledBySysctl() {
+            throw StartError("io_uring is disabled on this host (kernel.io_uring_disabled=2); enable it with sysctl kernel.io_uring_disabled=0")
+        }
+        try openLog()
+        try openListeners()
+        for _ in 0..<config.workers {
+            let fd = rg_eventfd(0, 0)
+            guard fd >= 0 else { throw StartError("eventfd failed: \(String(cString: strerror(errno)))") }
+            _ = rg_clear_cloexec(fd)
+            wakeFDs.append(fd)
+        }
+        _ = rg_install_signal_flags(1)
+        children.append(Child(role: .ingest))
+        for i in 0..<config.workers { children.append(Child(role: .worker(i))) }
+        for i in children.indices { try spawn(i) }
+        try waitUntilServing()
+        let data = config.ephemeral ? "memfd" : config.logPath
+        print("ringgate ready subscribe=\(config.listenHost):\(subscribePort) publish=\(config.publishHost):\(publishPort) workers=\(config.workers) data=\(data)")
+        fflush(stdout)
+        logger.info("serving", metadata: ["subscribe": "\(config.listenHost):\(subscribePort)",
+                                          "publish": "\(config.publishHost):\(publishPort)",
+                                          "epoch": "\(region.epoch)"])
+        superviseUntilTerminated()
+        shutdownChildren()
+        return 0
+    }
+
+    // MARK: - Start-up
+
+    func openLog() throws {
+        let geometry: LogGeometry
+        do {
+            geometry = try LogGeometry(capacityBytes: config.logCapacityBytes, maxSlots: config.maxSlots)
+        } catch {
+            throw StartError("bad log geometry: \(error)")
+        }
+        var epochBytes: UInt32 = 0
+        repeat { _ = rg_getrandom(&epochBytes, 4) } while epochBytes == 0
+        if config.ephemeral {
+            let m = try LogFile.createEphemeral(geometry: geometry)
+            logFD = m.fd
+            region = try LogRegion.format(base: m.base, length: m.length, geometry: geometry, epoch: epochBytes)
+        } else {
+            if mkdir(config.dataDir, 0o755) != 0 && errno != EEXIST {
+                throw StartError("cannot create data dir \(config.dataDir): \(String(cString: strerror(errno)))")
+            }
+            let m = try LogFile.openOrCreate(path: config.logPath, geometry: geometry)
+            logFD = m.fd
+            if m.created {
+                region = try LogRegion.format(base: m.base, length: m.length, geometry: geometry, epoch: epochBytes)
+                logger.info("created log", metadata: ["path": "\(config.logPath)", "epoch": "\(epochBytes)"])
+            } else {
+                region = try LogRegion.attach(base: m.base, length: m.length)
+                logger.info("opened log", metadata: ["path": "\(config.logPath)",
+                                                     "head": "\(LogReader(region: region).headSeqAcquire())"])
+            }
+        }
+        _ = rg_clear_cloexec(logFD)
+        counters = CounterBlock(region: region, process: ProcessBlock.supervisor)
+        counters.set(.pid, UInt64(getpid()))
+        // Gauges describe live processes: a log reopened after a crash starts them from zero.
+        for block in 0..<(2 + config.workers) {
+            for gauge in [LogCounter.connectionsSSE, .connectionsHTTP, .connectionsWS, .sendBuffersInUse,
+                          .connectionsCatchingUp, .pendingSendBytes, .heartbeatNanoseconds] {
+                rg_store_relaxed_u64(region.counterPointer(process: block, counter: gauge.rawValue), 0)
+            }
+        }
+    }
+
+    func openListeners() throws {
+        var port = config.listenPort
+        for i in 0..<config.workers {
+            let fd = rg_listen_tcp(config.listenHost, Int32(port), 4096, 1)
+            guard fd >= 0 else {
+                throw StartError("cannot listen on \(config.listenHost):\(port) (--listen): \(String(cString: strerror(errno)))")
+            }
+            if i == 0 { port = Int(rg_local_port(fd)) }
+            _ = rg_clear_cloexec(fd)
+            workerListenFDs.append(fd)
+        }
+        subscribePort = port
+        publishFD = rg_listen_tcp(config.publishHost, Int32(config.publishPort), 1024, 0)
+        guard publishFD >= 0 else {
+            throw StartError("cannot listen on \(config.publishHost):\(config.publishPort) (--publish-listen): \(String(cString: strerror(errno)))")
+        }
+        publishPort = Int(rg_local_port(publishFD))
+        _ = rg_clear_cloexec(publishFD)
+    }
+
+    func arguments(for role: Role) -> [String] {
+        switch role {
+        case .ingest:
+            return [executable, "ingest"] + childArguments + [
+                "--log-fd", "\(logFD)", "--listen-fd", "\(publishFD)",
+                "--wake-fds", wakeFDs.map(String.init).joined(separator: ","),
+            ]
+        case .worker(let i):
+            return [executable, "worker", "--index", "\(i)"] + childArguments + [
+                "--log-fd", "\(logFD)", "--listen-fd", "\(workerListenFDs[i])", "--wake-fd", "\(wakeFDs[i])",
+            ]
+        }
+    }
+
+    func spawn(_ i: Int) throws {
+        let args = arguments(for: children[i].role)
+        var cArgs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) }
+        cArgs.append(nil)
+        defer { for p in cArgs { free(p) } }
+        var pid: Int32 = 0
+        guard rg_spawn(executable, cArgs, &pid) == 0 else {
+            throw StartError("cannot start \(children[i].role.name) (\(executable)): \(String(cString: strerror(errno)))")
+        }
+        children[i].pid = pid
+        children[i].startedNanoseconds = rg_monotonic_ns()
+        children[i].restartAtNanoseconds = 0
+        logger.debug("started \(children[i].role.name)", metadata: ["pid": "\(pid)"])
+    }
+
+    func block(of role: Role) -> Int {
+        switch role {
+        case .ingest: ProcessBlock.ingest
+        case .worker(let i): ProcessBlock.worker(i)
+        }
+    }
+
+    /// Waits until every child has run its loop once (its heartbeat counter moved), so that a
+    /// client who reads the ready line is served at once.
+    func waitUntilServing() throws {
+        let deadline = rg_monotonic_ns() + 15_000_000_000
+        while rg_monotonic_ns() < deadline {
+            reap(shuttingDown: false)
+            let up = children.allSatisfy { child in
+                rg_load_relaxed_u64(region.counterPointer(process: block(of: child.role),
+                                                          counter: LogCounter.heartbeatNanoseconds.rawValue)) != 0
+            }
+            if up { return }
+            if rg_signal_take() & Int32(RG_SIG_TERM) != 0 {
+                shutdownChildren()
+                exit(0)
+            }
+            usleep(10_000)
+        }
+        shutdownChildren()
+        throw StartError("children did not start within 15 s; see the messages above")
+    }
+
+    // MARK: - Supervision
+
+    func superviseUntilTerminated() {
+        while true {
+            if rg_signal_take() & Int32(RG_SIG_TERM) != 0 { return }
+            reap(shuttingDown: false)
+            let now = rg_monotonic_ns()
+            counters.set(.heartbeatNanoseconds, now)
+            for i in children.indices where children[i].pid == 0 && children[i].restartAtNanoseconds != 0
+                && now >= children[i].restartAtNanoseconds {
+                do {
+                    try spawn(i)
+                    counters.add(children[i].role == .ingest ? .restartsIngest : .restartsWorker)
+                    logger.warning("restarted \(children[i].role.name)", metadata: ["pid": "\(children[i].pid)"])
+                } catch {
+                    logger.error("\(error)")
+                    children[i].restartAtNanoseconds = now + children[i].backoffNanoseconds
+                }
+            }
+            usleep(20_000)
+        }
+    }
+
+    func reap(shuttingDown: Bool) {
+        var status: Int32 = 0
+        while true {
+            let pid = rg_waitpid_nohang(&status)
+            guard pid > 0 else { return }
+            guard let i = children.firstIndex(where: { $0.pid == pid }) else { continue }
+            let how = rg_wifsignaled(status) != 0 ? "signal \(rg_wtermsig(status))" : "status \(rg_wexitstatus(status))"
+            children[i].pid = 0
+            guard !shuttingDown else { continue }
+            let now = rg_monotonic_ns()
+            let lived = now &- children[i].startedNanoseconds
+            if lived > 10_000_000_000 { children[i].backoffNanoseconds = 100_000_000 }
+            children[i].restartAtNanoseconds = now + children[i].backoffNanoseconds
+            logger.error("\(children[i].role.name) exited (\(how)); restarting in \(children[i].backoffNanoseconds / 1_000_000) ms")
+            children[i].backoffNanoseconds = min(children[i].backoffNanoseconds * 2, 5_000_000_000)
+            // A crashed child's gauges would otherwise stay at their last values.
+            for gauge in [LogCounter.connectionsSSE, .connectionsHTTP, .connectionsWS, .sendBuffersInUse,
+                          .connectionsCatchingUp, .pendingSendBytes, .heartbeatNanoseconds] {
+                rg_store_relaxed_u64(region.counterPointer(process: block(of: children[i].role), counter: gauge.rawValue), 0)
+            }
+        }
+    }
+
+    /// SIGTERM to every child; workers send `event: close` and exit. Whatever is still running
+    /// after 4.5 s is killed, so the whole shutdown stays within 5 s.
+    func shutdownChildren() {
+        logger.info("shutting down")
+        // Workers first, so streams get their close event while the ingest still answers.
+        for child in children where child.pid > 0 { kill(child.pid, SIGTERM) }
+        let deadline = rg_monotonic_ns() + 4_500_000_000
+        while children.contains(where: { $0.pid > 0 }) && rg_monotonic_ns() < deadline {
+            reap(shuttingDown: true)
+            usleep(10_000)
+        }
+        for child in children where child.pid > 0 {
+            logger.warning("\(child.role.name) did not stop in time; killing it")
+            kill(child.pid, SIGKILL)
+        }
+        reap(shuttingDown: true)
+    }
+}

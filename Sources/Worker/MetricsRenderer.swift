@@ -1,0 +1,79 @@
+import RingLog
+
+/// Renders `/metrics` (Prometheus text format) from the counters every process keeps in the
+/// log header, summed over the supervisor, the ingest and all workers.
+struct MetricsRenderer {
+    let region: LogRegion
+    let reader: LogReader
+    let processes: Range<Int>
+
+    init(region: LogRegion, workers: Int) {
+        self.region = region
+        reader = LogReader(region: region)
+        processes = 0..<(2 + workers)
+    }
+
+    func render() -> [UInt8] {
+        var out = ""
+        out.reserveCapacity(4096)
+        func sum(_ c: LogCounter) -> UInt64 { region.counterSum(c, processes: processes) }
+        func gauge(_ c: LogCounter) -> Int64 { Int64(bitPattern: sum(c)) }
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP ringgate_\(name) \(help)\n# TYPE ringgate_\(name) \(type)\n"
+        }
+
+        family("connections", "gauge", "Open connections by transport.")
+        out += "ringgate_connections{transport=\"sse\"} \(gauge(.connectionsSSE))\n"
+        out += "ringgate_connections{transport=\"ws\"} \(gauge(.connectionsWS))\n"
+        out += "ringgate_connections{transport=\"http\"} \(gauge(.connectionsHTTP))\n"
+        family("events_appended_total", "counter", "Events appended to the log.")
+        out += "ringgate_events_appended_total \(sum(.eventsAppended))\n"
+        family("events_delivered_total", "counter", "Events written to subscribers.")
+        out += "ringgate_events_delivered_total{transport=\"sse\"} \(sum(.eventsDeliveredSSE))\n"
+        out += "ringgate_events_delivered_total{transport=\"ws\"} \(sum(.eventsDeliveredWS))\n"
+        family("disconnects_total", "counter", "Connections the server ended, by reason.")
+        let reasons: [(String, LogCounter)] = [
+            ("slow_consumer", .disconnectSlowConsumer), ("send_timeout", .disconnectSendTimeout),
+            ("half_open", .disconnectHalfOpen), ("header_timeout", .disconnectHeaderTimeout),
+            ("max_lifetime", .disconnectMaxLifetime), ("peer_closed", .disconnectPeerClosed),
+            ("shutdown", .disconnectShutdown), ("over_capacity", .disconnectOverCapacity),
+            ("protocol_error", .disconnectProtocolError),
+        ]
+        for (reason, counter) in reasons {
+            out += "ringgate_disconnects_total{reason=\"\(reason)\"} \(sum(counter))\n"
+        }
+        family("resets_total", "counter", "Reset events sent to subscribers, by reason.")
+        out += "ringgate_resets_total{reason=\"lapped\"} \(sum(.resetsLapped))\n"
+        out += "ringgate_resets_total{reason=\"epoch\"} \(sum(.resetsEpoch))\n"
+        family("history_requests_total", "counter", "History pulls served.")
+        out += "ringgate_history_requests_total \(sum(.historyRequests))\n"
+        family("requests_total", "counter", "HTTP requests parsed, both listeners.")
+        out += "ringgate_requests_total \(sum(.requests))\n"
+        family("publish_rejected_total", "counter", "Publish requests rejected (bad input, auth, limits).")
+        out += "ringgate_publish_rejected_total \(sum(.publishRejected))\n"
+        family("log_head_seq", "gauge", "Sequence number of the newest event in the log.")
+        out += "ringgate_log_head_seq \(reader.headSeqAcquire())\n"
+        family("log_oldest_seq", "gauge", "Sequence number of the oldest retained event.")
+        out += "ringgate_log_oldest_seq \(reader.oldestSeqAcquire())\n"
+        family("log_capacity_bytes", "gauge", "Capacity of the ring log's data region.")
+        out += "ringgate_log_capacity_bytes \(region.geometry.capacityBytes)\n"
+        family("slots", "gauge", "Slots in the slot directory.")
+        out += "ringgate_slots \(reader.liveSlotsAcquire())\n"
+        family("slot_directory_full_total", "counter", "Publishes refused because the slot directory was full.")
+        out += "ringgate_slot_directory_full_total \(sum(.slotDirectoryFull))\n"
+        family("process_restarts_total", "counter", "Child processes restarted by the supervisor.")
+        out += "ringgate_process_restarts_total{role=\"worker\"} \(sum(.restartsWorker))\n"
+        out += "ringgate_process_restarts_total{role=\"ingest\"} \(sum(.restartsIngest))\n"
+        family("connections_catching_up", "gauge", "Subscribers reading from their cursor instead of the live fan-out.")
+        out += "ringgate_connections_catching_up \(gauge(.connectionsCatchingUp))\n"
+        family("pending_send_bytes", "gauge", "Bytes written to send buffers and not yet sent.")
+        out += "ringgate_pending_send_bytes \(gauge(.pendingSendBytes))\n"
+        family("send_buffers_in_use", "gauge", "Pooled send buffers held by connections.")
+        out += "ringgate_send_buffers_in_use \(gauge(.sendBuffersInUse))\n"
+        family("send_buffer_exhausted_total", "counter", "Times a connection found the send buffer pool empty.")
+        out += "ringgate_send_buffer_exhausted_total \(sum(.sendBufferExhausted))\n"
+        family("recv_buffers_exhausted_total", "counter", "Receives that found no provided buffer free.")
+        out += "ringgate_recv_buffers_exhausted_total \(sum(.recvBuffersExhausted))\n"
+        return Array(out.utf8)
+    }
+}

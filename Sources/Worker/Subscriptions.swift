@@ -1,0 +1,93 @@
+/// One worker's subscribers, grouped by slot. A subscriber is a cursor, never a queue: it is
+/// either *live* (in its slot's fan-out list, cursor equal to the fan-out position) or catching
+/// up from its cursor through windowed reads of the log.
+struct Subscriber {
+    enum PendingReset: UInt8 { case none, epoch }
+
+    var active = false
+    var localSlot: Int32 = -1
+    var liveIndex: Int32 = -1            // index in its slot's `live`, -1 when catching up
+    var cursorSeq: UInt64 = 0            // last seq delivered (or skipped)
+    var cursorOrdinal: UInt64 = 0        // that event's ordinal in its slot, 0 when unknown
+    var catchingUp = false
+    var acceptGap = false                // a reset was sent: the next window may start later
+    var pendingReset = PendingReset.none
+    var lastWriteNanoseconds: UInt64 = 0
+    var deliveredSinceWrite = 0
+}
+
+struct LocalSlot {
+    var name: [UInt8]
+    var live: [Int32] = []
+    var subscribers = 0
+}
+
+/// Local slots by name, plus a cache from the log's (slot index, generation) to a local slot,
+/// so fan-out resolves each record with one dictionary lookup.
+struct SlotTable {
+    var slots: [LocalSlot?] = []
+    var freeIDs: [Int32] = []
+    var byName: [[UInt8]: Int32] = [:]
+    var byLogKey: [UInt64: Int32] = [:]
+    let cacheLimit: Int
+
+    init(cacheLimit: Int) { self.cacheLimit = cacheLimit }
+
+    mutating func acquire(name: [UInt8]) -> Int32 {
+        if let id = byName[name] {
+            slots[Int(id)]!.subscribers += 1
+            return id
+        }
+        let id: Int32
+        if let reused = freeIDs.popLast() {
+            id = reused
+            slots[Int(id)] = LocalSlot(name: name, subscribers: 1)
+        } else {
+            id = Int32(slots.count)
+            slots.append(LocalSlot(name: name, subscribers: 1))
+        }
+        byName[name] = id
+        byLogKey.removeAll(keepingCapacity: true)   // negative entries may now be wrong
+        return id
+    }
+
+    mutating func release(_ id: Int32) {
+        slots[Int(id)]!.subscribers -= 1
+        if slots[Int(id)]!.subscribers == 0 {
+            byName[slots[Int(id)]!.name] = nil
+            slots[Int(id)] = nil
+            freeIDs.append(id)
+            byLogKey.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// The local slot for a record, or -1 when nobody here subscribes to it.
+    @inline(__always)
+    mutating func resolve(logKey: UInt64, name: UnsafeRawBufferPointer) -> Int32 {
+        if let id = byLogKey[logKey] { return id }
+        let id = byName.isEmpty ? -1 : (byName[Array(name)] ?? -1)
+        if byLogKey.count >= cacheLimit { byLogKey.removeAll(keepingCapacity: true) }
+        byLogKey[logKey] = id
+        return id
+    }
+
+    mutating func addLive(_ slot: Int32, connection: Int32) -> Int32 {
+        slots[Int(slot)]!.live.append(connection)
+        return Int32(slots[Int(slot)]!.live.count - 1)
+    }
+
+    /// Removes the entry at `index` by swapping in the last one; returns the connection that
+    /// moved into `index` (its liveIndex must be updated), or nil.
+    mutating func removeLive(_ slot: Int32, at index: Int32) -> Int32? {
+        var live = slots[Int(slot)]!.live
+        slots[Int(slot)]!.live = []
+        let last = live.removeLast()
+        var moved: Int32? = nil
+        if Int(index) < live.count {
+            live[Int(index)] = last
+            moved = last
+        }
+        slots[Int(slot)]!.live = live
+        return moved
+    }
+}

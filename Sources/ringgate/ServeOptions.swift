@@ -1,0 +1,132 @@
+import ArgumentParser
+import EventLoop
+import Glibc
+import WireProtocol
+
+/// The `serve` flags. Each falls back to a `RINGGATE_*` environment variable, then to the
+/// default in the README; the same flags are handed to every child process.
+struct ServeOptions: ParsableArguments {
+    @Option(help: "Subscriber listener HOST:PORT (default 0.0.0.0:8080).") var listen: String?
+    @Option(name: .customLong("publish-listen"), help: "Publish listener HOST:PORT (default 127.0.0.1:8081).") var publishListen: String?
+    @Option(help: "Worker processes (default: CPU count).") var workers: String?
+    @Option(name: .customLong("data-dir"), help: "Directory of ring.log (default ./ringgate-data).") var dataDir: String?
+    @Flag(help: "Keep the log in memory (memfd) instead of --data-dir.") var ephemeral = false
+    @Option(name: .customLong("log-capacity"), help: "Ring capacity, a power of two (default 256MiB).") var logCapacity: String?
+    @Option(name: .customLong("max-event-bytes"), help: "Largest event data (default 64KiB).") var maxEventBytes: String?
+    @Option(name: .customLong("max-limit"), help: "Largest history limit (default 1000).") var maxLimit: String?
+    @Option(help: "SSE heartbeat after this much silence (default 15s).") var heartbeat: String?
+    @Option(name: .customLong("send-timeout"), help: "Close when nothing is acknowledged this long (default 10s).") var sendTimeout: String?
+    @Option(name: .customLong("header-timeout"), help: "Request head deadline (default 10s).") var headerTimeout: String?
+    @Option(name: .customLong("max-lifetime"), help: "Stream lifetime, jittered by up to 10% (default 24h).") var maxLifetime: String?
+    @Option(name: .customLong("max-connections"), help: "Connections per host (default 100000).") var maxConnections: String?
+    @Option(name: .customLong("lag-policy"), help: "resync or disconnect (default resync).") var lagPolicy: String?
+    @Option(name: .customLong("publish-token"), help: "Require Authorization: Bearer <token> to publish.") var publishToken: String?
+    @Option(help: "redis://HOST:PORT/KEY for cluster mode.") var upstream: String?
+    @Option(name: .customLong("max-slots"), help: "Slot directory entries, a power of two (default 65536).") var maxSlots: String?
+    @Option(name: .customLong("max-batch-bytes"), help: "Largest NDJSON batch body (default 16MiB).") var maxBatchBytes: String?
+
+    static func env(_ name: String) -> String? {
+        guard let v = getenv("RINGGATE_" + name) else { return nil }
+        let s = String(cString: v)
+        return s.isEmpty ? nil : s
+    }
+
+    func resolve() throws -> GatewayConfig {
+        var c = GatewayConfig()
+        func pick(_ flag: String?, _ env: String) -> String? { flag ?? ServeOptions.env(env) }
+        func fail(_ flag: String, _ value: String, _ why: String) -> ValidationError {
+            ValidationError("--\(flag) \(value): \(why)")
+        }
+        func hostPort(_ v: String, _ flag: String) throws -> (String, Int) {
+            guard let colon = v.lastIndex(of: ":"), let port = Int(v[v.index(after: colon)...]), (0...65535).contains(port) else {
+                throw fail(flag, v, "expected HOST:PORT, e.g. 0.0.0.0:8080")
+            }
+            var host = String(v[..<colon])
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            if host.isEmpty || host == "*" { host = "0.0.0.0" }
+            if host == "localhost" { host = "127.0.0.1" }
+            return (host, port)
+        }
+        func bytes(_ v: String?, _ flag: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let v else { return nil }
+            guard let n = ByteSize.parse(v), range.contains(n) else {
+                throw fail(flag, v, "expected a size from \(range.lowerBound) to \(range.upperBound) bytes, with an optional KiB/MiB/GiB suffix")
+            }
+            return n
+        }
+        func int(_ v: String?, _ flag: String, _ range: ClosedRange<Int>) throws -> Int? {
+            guard let v else { return nil }
+            guard let n = Int(v), range.contains(n) else {
+                throw fail(flag, v, "expected a whole number from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return n
+        }
+        func duration(_ v: String?, _ flag: String) throws -> UInt64? {
+            guard let v else { return nil }
+            guard let ns = DurationParser.parseNanoseconds(v), ns > 0 else {
+                throw fail(flag, v, "expected a duration like 500ms, 15s, 5m, 24h")
+            }
+            return ns
+        }
+
+        if let v = pick(listen, "LISTEN") { (c.listenHost, c.listenPort) = try hostPort(v, "listen") }
+        if let v = pick(publishListen, "PUBLISH_LISTEN") { (c.publishHost, c.publishPort) = try hostPort(v, "publish-listen") }
+        c.workers = try int(pick(workers, "WORKERS"), "workers", 1...124) ?? max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        c.workers = min(c.workers, 124)
+        if let v = pick(dataDir, "DATA_DIR") { c.dataDir = v }
+        c.ephemeral = ephemeral || ["1", "true", "yes"].contains(ServeOptions.env("EPHEMERAL")?.lowercased() ?? "")
+        if let n = try bytes(pick(logCapacity, "LOG_CAPACITY"), "log-capacity", 4096...(1 << 40)) {
+            guard n & (n - 1) == 0 else { throw fail("log-capacity", "\(n)", "must be a power of two (e.g. 64MiB, 256MiB, 1GiB)") }
+            c.logCapacityBytes = n
+        }
+        if let n = try bytes(pick(maxEventBytes, "MAX_EVENT_BYTES"), "max-event-bytes", 1...(16 << 20)) { c.maxEventBytes = n }
+        if let n = try int(pick(maxLimit, "MAX_LIMIT"), "max-limit", 1...100_000) { c.maxLimit = n }
+        if let n = try duration(pick(heartbeat, "HEARTBEAT"), "heartbeat") { c.heartbeatNanoseconds = n }
+        if let n = try duration(pick(sendTimeout, "SEND_TIMEOUT"), "send-timeout") { c.sendTimeoutNanoseconds = n }
+        if let n = try duration(pick(headerTimeout, "HEADER_TIMEOUT"), "header-timeout") { c.headerTimeoutNanoseconds = n }
+        if let n = try duration(pick(maxLifetime, "MAX_LIFETIME"), "max-lifetime") { c.maxLifetimeNanoseconds = n }
+        if let n = try int(pick(maxConnections, "MAX_CONNECTIONS"), "max-connections", 1...10_000_000) { c.maxConnections = n }
+        if let v = pick(lagPolicy, "LAG_POLICY") {
+            guard let p = GatewayConfig.LagPolicy(rawValue: v) else { throw fail("lag-policy", v, "expected resync or disconnect") }
+            c.lagPolicy = p
+        }
+        c.publishToken = pick(publishToken, "PUBLISH_TOKEN")
+        c.upstream = pick(upstream, "UPSTREAM")
+        if let n = try int(pick(maxSlots, "MAX_SLOTS"), "max-slots", 1...(1 << 24)) {
+            guard n & (n - 1) == 0 else { throw fail("max-slots", "\(n)", "must be a power of two") }
+            c.maxSlots = n
+        }
+        if let n = try bytes(pick(maxBatchBytes, "MAX_BATCH_BYTES"), "max-batch-bytes", 1...(1 << 30)) { c.maxBatchBytes = n }
+        if c.maxEventBytes + 512 > c.logCapacityBytes / 4 {
+            throw ValidationError("--max-event-bytes \(c.maxEventBytes) does not fit --log-capacity \(c.logCapacityBytes): an event may take at most a quarter of the ring")
+        }
+        if c.upstream != nil {
+            throw ValidationError("--upstream (cluster mode) is not implemented in this version")
+        }
+        return c
+    }
+
+    /// The flags that reproduce `config` in a child (the token travels in the environment,
+    /// not in argv, where `ps` would show it).
+    static func childArguments(_ c: GatewayConfig) -> [String] {
+        var a = [
+            "--listen", "\(c.listenHost):\(c.listenPort)",
+            "--publish-listen", "\(c.publishHost):\(c.publishPort)",
+            "--workers", "\(c.workers)",
+            "--data-dir", c.dataDir,
+            "--log-capacity", "\(c.logCapacityBytes)",
+            "--max-event-bytes", "\(c.maxEventBytes)",
+            "--max-limit", "\(c.maxLimit)",
+            "--heartbeat", "\(c.heartbeatNanoseconds / 1_000_000)ms",
+            "--send-timeout", "\(c.sendTimeoutNanoseconds / 1_000_000)ms",
+            "--header-timeout", "\(c.headerTimeoutNanoseconds / 1_000_000)ms",
+            "--max-lifetime", "\(c.maxLifetimeNanoseconds / 1_000_000)ms",
+            "--max-connections", "\(c.maxConnections)",
+            "--lag-policy", c.lagPolicy.rawValue,
+            "--max-slots", "\(c.maxSlots)",
+            "--max-batch-bytes", "\(c.maxBatchBytes)",
+        ]
+        if c.ephemeral { a.append("--ephemeral") }
+        return a
+    }
+}

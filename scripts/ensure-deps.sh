@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what building and testing Ringgate needs, or says exactly what is missing.
+#   scripts/ensure-deps.sh build   — liburing-dev (headers + library) and a Swift toolchain
+#   scripts/ensure-deps.sh test    — the above, plus curl, python3-venv and the pinned test clients
+set -euo pipefail
+want=${1:-build}
+cd "$(dirname "$0")/.."
+
+missing=()
+dpkg -s liburing-dev >/dev/null 2>&1 || missing+=(liburing-dev)
+if [ "$want" = test ]; then
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "ensure-deps: installing ${missing[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "ensure-deps: missing Debian packages: ${missing[*]}" >&2
+    echo "ensure-deps: run as root, or: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+  echo "ensure-deps: no 'swift' on PATH; install Swift 6 (https://www.swift.org/install/linux/)" >&2
+  exit 1
+fi
+
+if [ "$want" = test ]; then
+  if [ ! -x .venv/bin/python ] || ! cmp -s tests/requirements.txt .venv/.requirements 2>/dev/null; then
+    echo "ensure-deps: creating .venv with tests/requirements.txt"
+    python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+    cp tests/requirements.txt .venv/.requirements
+  fi
+fi

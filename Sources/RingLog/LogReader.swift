@@ -1,0 +1,250 @@
+import CRinggateSys
+import Glibc
+
+/// A reader of a log. Never locks, never blocks the writer; any number per process.
+///
+/// A record at `position` is intact while `tailIntent <= position + capacity` (the writer has
+/// not claimed its first byte for the next lap). Every read checks that before and after
+/// copying (with an acquire fence in between); a failed check is reported as `.lapped`, never as
+/// a torn copy. Every length read from shared memory is bounds-checked before use.
+public struct LogReader: @unchecked Sendable {
+    typealias R = LogDescriptor.Record
+
+    let region: LogRegion
+    let directory: SlotDirectory
+
+    public init(region: LogRegion) {
+        self.region = region
+        self.directory = SlotDirectory(region: region)
+    }
+
+    public var epoch: UInt32 { region.epoch }
+
+    /// Scratch passed to `copyRecord` must hold at least this many bytes.
+    public var maxRecordBytes: Int { region.geometry.maxRecordBytes }
+
+    public func tailAcquire() -> UInt64 { region.loadAcquire(LogDescriptor.tailOffset) }
+    public func tailIntentAcquire() -> UInt64 { region.loadAcquire(LogDescriptor.tailIntentOffset) }
+    /// Position of the newest record (meaningful once `headSeqAcquire() > 0`).
+    public func latestAcquire() -> UInt64 { region.loadAcquire(LogDescriptor.latestOffset) }
+
+    /// Seq of the newest event; 0 when empty.
+    public func headSeqAcquire() -> UInt64 {
+        let next = region.loadAcquire(LogDescriptor.nextSeqOffset)
+        return next == 0 ? 0 : next - 1
+    }
+
+    /// Oldest retained seq, log-wide; 0 when empty.
+    public func oldestSeqAcquire() -> UInt64 { region.loadAcquire(LogDescriptor.oldestSeqOffset) }
+
+    /// Position of the oldest retained record (a record boundary).
+    public func oldestPositionAcquire() -> UInt64 { region.loadAcquire(LogDescriptor.oldestPositionOffset) }
+
+    // MARK: Copying records
+
+    public enum CopyResult {
+        case record(RecordView)
+        case padding(nextPosition: UInt64)
+        case notYetWritten
+        case lapped
+    }
+
+    /// An event copied into caller scratch; `name`, `type`, `data` are byte ranges in scratch.
+    public struct RecordView {
+        public let position: UInt64
+        public let nextPosition: UInt64
+        public let seq: UInt64
+        public let slotIndex: UInt32
+        public let slotGeneration: UInt32
+        public let slotOrdinal: UInt64
+        public let prevPosition: UInt64
+        public let prevSeq: UInt64
+        public let timeMilliseconds: UInt64
+        public let name: Range<Int>
+        public let type: Range<Int>
+        public let data: Range<Int>
+    }
+
+    @inline(__always)
+    func isIntact(_ position: UInt64) -> Bool {
+        tailIntentAcquire() <= position &+ region.capacity
+    }
+
+    /// Copies the record at `position` (a record boundary: from `tail`, `latest`, `oldest`,
+    /// `nextPosition`, the seq index or a record link) into `scratch` and validates it.
+    /// `scratch.count` must be at least `maxRecordBytes`.
+    public func copyRecord(at position: UInt64, into scratch: UnsafeMutableRawBufferPointer) -> CopyResult {
+        copyRecord(at: position, into: scratch, beforeRecheck: nil)
+    }
+
+    /// `beforeRecheck` is a test hook run between the copy and the final intact check.
+    func copyRecord(
+        at position: UInt64, into scratch: UnsafeMutableRawBufferPointer, beforeRecheck: (() -> Void)?
+    ) -> CopyResult {
+        precondition(scratch.count >= R.headerLength, "scratch must hold at least a record header")
+        guard position < tailAcquire() else { return .notYetWritten }
+        guard position & 7 == 0, isIntact(position) else { return .lapped }
+        let remaining = region.capacity - (position & region.mask)
+        if remaining < UInt64(R.headerLength) {
+            return .padding(nextPosition: position + remaining)
+        }
+        let source = region.recordPointer(position)
+        let copy = scratch.baseAddress!
+        memcpy(copy, source, R.headerLength)
+        rg_fence_acquire()
+        guard isIntact(position) else { return .lapped }
+
+        let length = UInt64(copy.loadU32(R.lengthOffset))
+        let kind = copy.loadU16(R.kindOffset)
+        let alignedLength = (length + 7) & ~7
+        guard copy.loadU64(R.positionOffset) == position else { return .lapped }
+        if kind == R.kindPadding {
+            guard length >= 8, alignedLength <= remaining else { return .lapped }
+            return .padding(nextPosition: position + alignedLength)
+        }
+        let nameLength = Int(copy.loadU8(R.nameLengthOffset))
+        let typeLength = Int(copy.loadU8(R.typeLengthOffset))
+        let dataLength = UInt64(copy.loadU32(R.dataLengthOffset))
+        guard kind == R.kindEvent,
+              length >= UInt64(R.headerLength),
+              length <= UInt64(maxRecordBytes),
+              length <= UInt64(scratch.count),
+              alignedLength <= remaining,
+              UInt64(R.headerLength + nameLength + typeLength) + dataLength == length
+        else { return .lapped }
+        memcpy(copy + R.headerLength, source + R.headerLength, Int(length) - R.headerLength)
+        beforeRecheck?()
+        rg_fence_acquire()
+        guard isIntact(position) else { return .lapped }
+
+        let nameStart = R.headerLength
+        let typeStart = nameStart + nameLength
+        let dataStart = typeStart + typeLength
+        return .record(RecordView(
+            position: position,
+            nextPosition: position + alignedLength,
+            seq: copy.loadU64(R.seqOffset),
+            slotIndex: copy.loadU32(R.slotIndexOffset),
+            slotGeneration: copy.loadU32(R.slotGenerationOffset),
+            slotOrdinal: copy.loadU64(R.slotOrdinalOffset),
+            prevPosition: copy.loadU64(R.prevPositionOffset),
+            prevSeq: copy.loadU64(R.prevSeqOffset),
+            timeMilliseconds: copy.loadU64(R.timeMillisecondsOffset),
+            name: nameStart..<typeStart,
+            type: typeStart..<dataStart,
+            data: dataStart..<Int(length)))
+    }
+
+    // MARK: Headers and links
+
+    /// The fields of an event header that searches need.
+    struct Header {
+        var position: UInt64
+        var seq: UInt64
+        var slotIndex: UInt32
+        var slotGeneration: UInt32
+        var ordinal: UInt64
+        var prevPosition: UInt64
+        var prevSeq: UInt64
+        var jumpPosition: UInt64
+        var jumpOrdinal: UInt64
+    }
+
+    /// Copies and validates the event header at `position`; when `slot` is given, also checks
+    /// the slot index, generation and ordinal. nil when not retained, not written or invalid.
+    func readHeader(
+        _ position: UInt64, slot: (index: UInt32, generation: UInt32, ordinal: UInt64)? = nil
+    ) -> Header? {
+        guard position != R.noPosition, position & 7 == 0, position < tailAcquire(), isIntact(position),
+              region.capacity - (position & region.mask) >= UInt64(R.headerLength)
+        else { return nil }
+        return withUnsafeTemporaryAllocation(byteCount: R.headerLength, alignment: 8) { buffer -> Header? in
+            let copy = buffer.baseAddress!
+            memcpy(copy, region.recordPointer(position), R.headerLength)
+            rg_fence_acquire()
+            guard isIntact(position),
+                  copy.loadU16(R.kindOffset) == R.kindEvent,
+                  copy.loadU64(R.positionOffset) == position
+            else { return nil }
+            let header = Header(
+                position: position,
+                seq: copy.loadU64(R.seqOffset),
+                slotIndex: copy.loadU32(R.slotIndexOffset),
+                slotGeneration: copy.loadU32(R.slotGenerationOffset),
+                ordinal: copy.loadU64(R.slotOrdinalOffset),
+                prevPosition: copy.loadU64(R.prevPositionOffset),
+                prevSeq: copy.loadU64(R.prevSeqOffset),
+                jumpPosition: copy.loadU64(R.jumpPositionOffset),
+                jumpOrdinal: copy.loadU64(R.jumpOrdinalOffset))
+            if let slot {
+                guard header.slotIndex == slot.index, header.slotGeneration == slot.generation,
+                      header.ordinal == slot.ordinal
+                else { return nil }
+            }
+            return header
+        }
+    }
+
+    /// The slot's previous record of `header`, validated (slot, ordinal, seq); nil when gone.
+    func readPrevious(_ header: Header) -> Header? {
+        guard header.prevPosition != R.noPosition, header.ordinal > 1,
+              let previous = readHeader(
+                header.prevPosition, slot: (header.slotIndex, header.slotGeneration, header.ordinal - 1)),
+              previous.seq == header.prevSeq, previous.seq < header.seq
+        else { return nil }
+        return previous
+    }
+
+    /// From `start` (which satisfies `accept`), the oldest record of its slot that satisfies
+    /// `accept`, where `accept` holds for a newest run of the slot's records (monotone).
+    /// Skew-binary search: take the jump link when it lands on an accepted, intact record, else
+    /// step to the previous record. O(log n) links; degraded links only make it slower.
+    /// `olderGone` says the walk stopped because the previous record was not retained.
+    func descend(from start: Header, hops: inout Int, accept: (Header) -> Bool) -> (header: Header, olderGone: Bool) {
+        var current = start
+        while true {
+            if current.jumpPosition != R.noPosition, current.jumpOrdinal + 1 < current.ordinal {
+                hops += 1
+                if let jump = readHeader(
+                    current.jumpPosition, slot: (current.slotIndex, current.slotGeneration, current.jumpOrdinal)),
+                   jump.seq < current.seq, accept(jump) {
+                    current = jump
+                    continue
+                }
+            }
+            if current.prevPosition == R.noPosition || current.ordinal <= 1 { return (current, false) }
+            hops += 1
+            guard let previous = readPrevious(current) else { return (current, true) }
+            guard accept(previous) else { return (current, false) }
+            current = previous
+        }
+    }
+
+    // MARK: Seq index
+
+    /// Position of event `seq` via the seq index, validated (retained and holding that seq).
+    public func position(ofSeq seq: UInt64) -> UInt64? {
+        guard seq != 0, seq <= headSeqAcquire() else { return nil }
+        let position = rg_load_acquire_u64(region.indexPointer(seq))
+        guard let header = readHeader(position), header.seq == seq else { return nil }
+        return position
+    }
+
+    // MARK: Slots
+
+    public struct SlotInfo: Equatable {
+        public let index: UInt32
+        public let generation: UInt32
+        public let newestPosition: UInt64
+        public let newestSeq: UInt64
+        public let count: UInt64
+    }
+
+    /// The directory entry of slot `name`, read under its seqlock; nil when unknown.
+    public func findSlot(_ name: UnsafeRawBufferPointer) -> SlotInfo? {
+        guard let (index, snapshot) = directory.findAcquire(name) else { return nil }
+        return SlotInfo(
+            index: UInt32(index), generation: snapshot.generation, newestPosition: snapshot.newestPosition,
+            newestSeq: snapshot.newestSeq, count: snapshot.count)
+    }
+}

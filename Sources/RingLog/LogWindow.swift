@@ -1,0 +1,131 @@
+/// History windows of one slot: found in O(log n) links, collected in O(limit).
+extension LogReader {
+    public struct Window: Equatable {
+        /// Record positions in ascending seq order; read each with `copyRecord` (it may be
+        /// lapped by then: the caller reports that like any lap).
+        public var positions: [UInt64]
+        /// Events of this slot after `after` were overwritten; the window starts at the slot's
+        /// oldest retained event.
+        public var reset: Bool
+        /// With `reset` and a known `afterOrdinal`: exactly how many events were lost.
+        public var dropped: UInt64?
+        /// Oldest and newest retained seq of the slot; 0 when it has none.
+        public var slotOldestSeq: UInt64
+        public var slotHeadSeq: UInt64
+
+        public init(positions: [UInt64] = [], reset: Bool = false, dropped: UInt64? = nil,
+                    slotOldestSeq: UInt64 = 0, slotHeadSeq: UInt64 = 0) {
+            self.positions = positions
+            self.reset = reset
+            self.dropped = dropped
+            self.slotOldestSeq = slotOldestSeq
+            self.slotHeadSeq = slotHeadSeq
+        }
+    }
+
+    /// `after == nil`: the newest `limit` events of the slot with seq <= `maxSeq`.
+    /// `after != nil`: the first `limit` events of the slot with `after < seq <= maxSeq`.
+    ///
+    /// `reset` is exact: it is set when an event of this slot with seq > `after` is no longer
+    /// retained (the oldest retained record's `prevSeq` says so). `afterOrdinal`, the slot
+    /// ordinal of the `after` event when the caller knows it, makes `dropped` exact.
+    /// `scratch` is unused today but reserved so the signature can copy records later.
+    public func window(
+        slot: UnsafeRawBufferPointer, after: UInt64?, afterOrdinal: UInt64? = nil, limit: Int,
+        maxSeq: UInt64 = .max, scratch: UnsafeMutableRawBufferPointer
+    ) -> Window {
+        var hops = 0
+        return window(slot: slot, after: after, afterOrdinal: afterOrdinal, limit: limit, maxSeq: maxSeq, hops: &hops)
+    }
+
+    /// Retries when the writer overwrote the window while it was being collected.
+    static var windowAttemptsMax: Int { 4 }
+
+    /// `hops` counts the links followed by the searches (not the O(limit) collection).
+    func window(
+        slot: UnsafeRawBufferPointer, after: UInt64?, afterOrdinal: UInt64?, limit: Int, maxSeq: UInt64,
+        hops: inout Int
+    ) -> Window {
+        precondition(limit >= 0, "limit must not be negative")
+        guard let info = findSlot(slot) else { return Window() }
+        var result = Window()
+        for _ in 0..<Self.windowAttemptsMax {
+            if let window = attemptWindow(info: info, after: after, afterOrdinal: afterOrdinal, limit: limit,
+                                          maxSeq: maxSeq, hops: &hops) {
+                return window
+            }
+            result.reset = after != nil
+        }
+        return result
+    }
+
+    /// One try; nil when a record needed to finish vanished under the writer.
+    private func attemptWindow(
+        info: SlotInfo, after: UInt64?, afterOrdinal: UInt64?, limit: Int, maxSeq: UInt64, hops: inout Int
+    ) -> Window? {
+        var window = Window()
+        hops += 1
+        guard let newest = readHeader(
+            info.newestPosition, slot: (info.index, info.generation, info.count))
+        else {
+            // Nothing of the slot is retained.
+            if let after, after < info.newestSeq {
+                window.reset = true
+                if let afterOrdinal, afterOrdinal < info.count { window.dropped = info.count - afterOrdinal }
+            }
+            return window
+        }
+        let oldest = descend(from: newest, hops: &hops) { _ in true }.header
+        window.slotHeadSeq = newest.seq
+        window.slotOldestSeq = oldest.seq
+
+        // First record of the window (after mode only).
+        var start: Header? = nil
+        if let after {
+            guard newest.seq > after else { return window }
+            if oldest.seq > after {
+                start = oldest
+                if oldest.prevSeq > after {
+                    window.reset = true
+                    if let afterOrdinal, afterOrdinal < oldest.ordinal { window.dropped = oldest.ordinal - afterOrdinal - 1 }
+                }
+            } else {
+                start = descend(from: newest, hops: &hops) { $0.seq > after }.header
+            }
+        }
+        guard limit > 0 else { return window }
+
+        // Last record: the newest with ordinal <= lastOrdinal and seq <= maxSeq.
+        let lastOrdinal = start.map { $0.ordinal + UInt64(limit) - 1 } ?? .max
+        var end = newest
+        if newest.ordinal > lastOrdinal || newest.seq > maxSeq {
+            let beyond = descend(from: newest, hops: &hops) { $0.ordinal > lastOrdinal || $0.seq > maxSeq }
+            if beyond.olderGone { return window }
+            hops += 1
+            guard let previous = readPrevious(beyond.header) else {
+                // Nothing older than the bound (ordinal 1), or it was overwritten.
+                return beyond.header.ordinal <= 1 ? window : nil
+            }
+            end = previous
+        }
+        if let start, end.ordinal < start.ordinal { return window }
+
+        // Collect backwards from `end`: O(limit).
+        var positions: [UInt64] = []
+        positions.reserveCapacity(min(limit, 1024))
+        var current = end
+        while true {
+            positions.append(current.position)
+            if positions.count == limit { break }
+            if let start, current.ordinal <= start.ordinal { break }
+            guard let previous = readPrevious(current) else {
+                if start != nil, current.ordinal > 1 { return nil }  // start was overwritten meanwhile
+                break
+            }
+            current = previous
+        }
+        positions.reverse()
+        window.positions = positions
+        return window
+    }
+}

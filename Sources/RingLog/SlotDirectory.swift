@@ -1,0 +1,207 @@
+import CRinggateSys
+import Glibc
+
+/// The slot directory: a fixed open-addressing table (linear probing) of `directoryEntries`
+/// entries, name -> (index, generation, newest record, count). At most `maxSlots` entries are
+/// live at once. Written only by the writer; each entry is published under its own seqlock so
+/// readers never lock.
+///
+/// An entry is *dead* when its newest record is no longer retained. Dead entries of other names
+/// met while probing are tombstoned; when the live count reaches `maxSlots`, one sweep tombstones
+/// every dead entry. A dead entry whose name is appended to again is simply continued (same
+/// generation, ordinals go on), so a reader's `after` stays comparable.
+struct SlotDirectory {
+    let region: LogRegion
+    typealias D = LogDescriptor.Directory
+
+    init(region: LogRegion) { self.region = region }
+
+    var entryCount: Int { region.geometry.directoryEntries }
+
+    /// A consistent copy of one entry.
+    struct Snapshot {
+        var generation: UInt32
+        var state: UInt32
+        var newestPosition: UInt64
+        var newestSeq: UInt64
+        var count: UInt64
+    }
+
+    // MARK: Reader side
+
+    /// Reads entry `index` under its seqlock; nil when it stayed torn for `readRetriesMax` tries
+    /// or holds an impossible name length. `nameMatches` is set when `name` is given and equal.
+    func snapshotAcquire(_ index: Int, name: UnsafeRawBufferPointer?, nameMatches: inout Bool) -> Snapshot? {
+        let entry = region.directoryEntry(index)
+        for _ in 0..<D.readRetriesMax {
+            let before = rg_load_acquire_u32(entry + D.seqlockOffset)
+            if before & 1 != 0 { continue }
+            let snapshot = Snapshot(
+                generation: entry.loadU32(D.generationOffset),
+                state: entry.loadU32(D.stateOffset),
+                newestPosition: entry.loadU64(D.newestPositionOffset),
+                newestSeq: entry.loadU64(D.newestSeqOffset),
+                count: entry.loadU64(D.countOffset))
+            var matches = false
+            if let name {
+                let nameLength = Int(entry.loadU32(D.nameLengthOffset))
+                if nameLength == name.count, nameLength <= LogDescriptor.Record.maxNameBytes {
+                    matches = memcmp(entry + D.nameOffset, name.baseAddress!, nameLength) == 0
+                }
+            }
+            rg_fence_acquire()
+            let after = rg_load_acquire_u32(entry + D.seqlockOffset)
+            if before == after {
+                nameMatches = matches
+                return snapshot
+            }
+        }
+        return nil
+    }
+
+    /// Probes for `name`. nil when absent (or when an entry on the way stayed torn).
+    func findAcquire(_ name: UnsafeRawBufferPointer) -> (index: Int, snapshot: Snapshot)? {
+        guard name.count >= 1, name.count <= LogDescriptor.Record.maxNameBytes else { return nil }
+        let mask = entryCount - 1
+        var index = Int(truncatingIfNeeded: LogDescriptor.nameHash(name)) & mask
+        for _ in 0..<entryCount {
+            var matches = false
+            guard let snapshot = snapshotAcquire(index, name: name, nameMatches: &matches) else { return nil }
+            switch snapshot.state {
+            case D.stateEmpty: return nil
+            case D.stateLive where matches: return (index, snapshot)
+            default: break
+            }
+            index = (index + 1) & mask
+        }
+        return nil
+    }
+
+    // MARK: Writer side (single writer: plain loads of its own data are exact)
+
+    /// Where an append to a slot goes.
+    struct Resolution {
+        var index: Int
+        var generation: UInt32
+        var isNew: Bool
+        var newestPosition: UInt64  // noPosition when new
+        var newestSeq: UInt64
+        var count: UInt64
+    }
+
+    private func nameEquals(_ entry: UnsafeMutableRawPointer, _ name: UnsafeRawBufferPointer) -> Bool {
+        Int(entry.loadU32(D.nameLengthOffset)) == name.count
+            && memcmp(entry + D.nameOffset, name.baseAddress!, name.count) == 0
+    }
+
+    private func isDead(_ entry: UnsafeMutableRawPointer, oldestPosition: UInt64) -> Bool {
+        entry.loadU32(D.stateOffset) == D.stateLive && entry.loadU64(D.newestPositionOffset) < oldestPosition
+    }
+
+    /// Finds `name` or picks a free entry for it, tombstoning dead entries on the way (and
+    /// sweeping once when `liveSlots` reached `maxSlots`). nil when the directory is full.
+    func resolveForAppend(
+        _ name: UnsafeRawBufferPointer, oldestPosition: UInt64, liveSlots: inout Int
+    ) -> Resolution? {
+        let mask = entryCount - 1
+        var index = Int(truncatingIfNeeded: LogDescriptor.nameHash(name)) & mask
+        var free: Int? = nil
+        for _ in 0..<entryCount {
+            let entry = region.directoryEntry(index)
+            let state = entry.loadU32(D.stateOffset)
+            if state == D.stateEmpty {
+                if free == nil { free = index }
+                break
+            }
+            if state == D.stateLive {
+                if nameEquals(entry, name) {
+                    return Resolution(
+                        index: index, generation: entry.loadU32(D.generationOffset), isNew: false,
+                        newestPosition: entry.loadU64(D.newestPositionOffset),
+                        newestSeq: entry.loadU64(D.newestSeqOffset), count: entry.loadU64(D.countOffset))
+                }
+                if isDead(entry, oldestPosition: oldestPosition) {
+                    tombstone(index)
+                    liveSlots -= 1
+                    if free == nil { free = index }
+                }
+            } else if free == nil {
+                free = index
+            }
+            index = (index + 1) & mask
+        }
+        if liveSlots >= region.geometry.maxSlots {
+            for i in 0..<entryCount where isDead(region.directoryEntry(i), oldestPosition: oldestPosition) {
+                tombstone(i)
+                liveSlots -= 1
+                if free == nil { free = i }
+            }
+        }
+        guard liveSlots < region.geometry.maxSlots, let free else { return nil }
+        let generation = region.directoryEntry(free).loadU32(D.generationOffset) &+ 1
+        return Resolution(
+            index: free, generation: generation, isNew: true,
+            newestPosition: LogDescriptor.Record.noPosition, newestSeq: 0, count: 0)
+    }
+
+    /// Whether `resolveForAppend` would succeed, without changing anything.
+    func canResolve(_ name: UnsafeRawBufferPointer, oldestPosition: UInt64, liveSlots: Int) -> Bool {
+        if liveSlots < region.geometry.maxSlots { return true }
+        let mask = entryCount - 1
+        var index = Int(truncatingIfNeeded: LogDescriptor.nameHash(name)) & mask
+        for _ in 0..<entryCount {
+            let entry = region.directoryEntry(index)
+            let state = entry.loadU32(D.stateOffset)
+            if state == D.stateEmpty { break }
+            if state == D.stateLive && nameEquals(entry, name) { return true }
+            index = (index + 1) & mask
+        }
+        for i in 0..<entryCount where isDead(region.directoryEntry(i), oldestPosition: oldestPosition) {
+            return true
+        }
+        return false
+    }
+
+    /// Seqlock write: odd, release fence, body, even (release).
+    @inline(__always)
+    private func write(_ index: Int, _ body: (UnsafeMutableRawPointer) -> Void) {
+        let entry = region.directoryEntry(index)
+        let odd = entry.loadU32(D.seqlockOffset) | 1
+        rg_store_release_u32(entry + D.seqlockOffset, odd)
+        rg_fence_release()
+        body(entry)
+        rg_store_release_u32(entry + D.seqlockOffset, odd &+ 1)
+    }
+
+    func tombstone(_ index: Int) {
+        write(index) { entry in entry.storeU32(D.stateOffset, D.stateTombstone) }
+    }
+
+    /// Publishes a slot's new newest record (and, for a new slot, its name and generation).
+    func publish(_ r: Resolution, name: UnsafeRawBufferPointer, newestPosition: UInt64, newestSeq: UInt64, count: UInt64) {
+        write(r.index) { entry in
+            if r.isNew {
+                entry.storeU32(D.generationOffset, r.generation)
+                entry.storeU32(D.nameLengthOffset, UInt32(name.count))
+                memcpy(entry + D.nameOffset, name.baseAddress!, name.count)
+                entry.storeU64(D.hashOffset, LogDescriptor.nameHash(name))
+                entry.storeU32(D.stateOffset, D.stateLive)
+            }
+            entry.storeU64(D.newestPositionOffset, newestPosition)
+            entry.storeU64(D.newestSeqOffset, newestSeq)
+            entry.storeU64(D.countOffset, count)
+        }
+    }
+
+    /// After a crash: makes every seqlock even again and returns the number of live entries.
+    func repairAfterCrash() -> Int {
+        var live = 0
+        for i in 0..<entryCount {
+            let entry = region.directoryEntry(i)
+            let seqlock = entry.loadU32(D.seqlockOffset)
+            if seqlock & 1 != 0 { rg_store_release_u32(entry + D.seqlockOffset, seqlock &+ 1) }
+            if entry.loadU32(D.stateOffset) == D.stateLive { live += 1 }
+        }
+        return live
+    }
+}

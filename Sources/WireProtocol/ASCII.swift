@@ -1,0 +1,108 @@
+/// Byte constants and character classes shared by the parsers and writers.
+///
+/// Kept as plain `UInt8` comparisons so the hot loops compile to range checks, not lookups
+/// through `Character`.
+@usableFromInline
+enum ASCII {
+    @usableFromInline static let tab: UInt8 = 0x09
+    @usableFromInline static let lf: UInt8 = 0x0A
+    @usableFromInline static let cr: UInt8 = 0x0D
+    @usableFromInline static let space: UInt8 = 0x20
+    @usableFromInline static let quote: UInt8 = 0x22
+    @usableFromInline static let percent: UInt8 = 0x25
+    @usableFromInline static let plus: UInt8 = 0x2B
+    @usableFromInline static let comma: UInt8 = 0x2C
+    @usableFromInline static let minus: UInt8 = 0x2D
+    @usableFromInline static let dot: UInt8 = 0x2E
+    @usableFromInline static let slash: UInt8 = 0x2F
+    @usableFromInline static let zero: UInt8 = 0x30
+    @usableFromInline static let nine: UInt8 = 0x39
+    @usableFromInline static let colon: UInt8 = 0x3A
+    @usableFromInline static let semicolon: UInt8 = 0x3B
+    @usableFromInline static let equals: UInt8 = 0x3D
+    @usableFromInline static let question: UInt8 = 0x3F
+    @usableFromInline static let backslash: UInt8 = 0x5C
+    @usableFromInline static let ampersand: UInt8 = 0x26
+    @usableFromInline static let hash: UInt8 = 0x23
+
+    @inlinable
+    static func isDigit(_ b: UInt8) -> Bool { b &- zero < 10 }
+
+    /// The value of a hex digit (either case), or `nil`.
+    @inlinable
+    static func hexValue(_ b: UInt8) -> UInt8? {
+        switch b {
+        case 0x30...0x39: return b &- 0x30
+        case 0x41...0x46: return b &- 0x41 &+ 10
+        case 0x61...0x66: return b &- 0x61 &+ 10
+        default: return nil
+        }
+    }
+
+    /// `tchar` of RFC 9110 §5.6.2: the characters of methods, header names and codings.
+    @inlinable
+    static func isTokenChar(_ b: UInt8) -> Bool {
+        switch b {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
+        case 0x21, 0x23, 0x24, 0x25, 0x26, 0x27, 0x2A, 0x2B, 0x2D, 0x2E, 0x5E, 0x5F, 0x60, 0x7C, 0x7E:
+            return true
+        default: return false
+        }
+    }
+
+    /// Lowercases an ASCII letter; other bytes pass through.
+    @inlinable
+    static func lower(_ b: UInt8) -> UInt8 { (b &- 0x41) < 26 ? b | 0x20 : b }
+
+    /// Case-insensitive ASCII comparison of two byte sequences.
+    static func equalsIgnoringCase<A: Collection<UInt8>, B: Collection<UInt8>>(_ a: A, _ b: B) -> Bool {
+        guard a.count == b.count else { return false }
+        for (x, y) in zip(a, b) where lower(x) != lower(y) { return false }
+        return true
+    }
+
+    /// The number of decimal digits of `value` (1 for zero).
+    @inlinable
+    static func decimalDigitCount(_ value: UInt64) -> Int {
+        var n = 1
+        var v = value
+        while v >= 10 { v /= 10; n += 1 }
+        return n
+    }
+
+    /// Writes the decimal digits of `value` at `offset`; returns the bytes written.
+    ///
+    /// The caller guarantees room for `decimalDigitCount(value)` bytes.
+    @inlinable
+    static func writeDecimal(_ value: UInt64, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+        let n = decimalDigitCount(value)
+        precondition(offset >= 0 && offset + n <= buffer.count, "decimal does not fit")
+        var v = value
+        var i = offset + n
+        repeat {
+            i -= 1
+            buffer[i] = UInt8(truncatingIfNeeded: v % 10) &+ zero
+            v /= 10
+        } while v != 0
+        return n
+    }
+
+    /// Appends the decimal digits of `value` without a temporary `String`.
+    static func appendDecimal(_ value: UInt64, to out: inout [UInt8]) {
+        let n = decimalDigitCount(value)
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: n))
+        out.withUnsafeMutableBytes { raw in _ = writeDecimal(value, into: raw, at: start) }
+    }
+
+    /// Appends a signed decimal.
+    static func appendDecimal(_ value: Int64, to out: inout [UInt8]) {
+        if value < 0 { out.append(minus) }
+        appendDecimal(value.magnitude, to: &out)
+    }
+
+    /// Appends the UTF-8 bytes of `s`.
+    static func append(_ s: String, to out: inout [UInt8]) {
+        out.append(contentsOf: s.utf8)
+    }
+}

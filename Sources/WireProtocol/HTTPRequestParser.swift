@@ -1,0 +1,583 @@
+/// An incremental HTTP/1.1 request parser with pipelining.
+///
+/// Feed it the bytes as they arrive. Each call consumes at most one request: when the bytes
+/// hold a whole request (head and body) it returns `.request` with `consumed` at its end,
+/// leaving any pipelined request after it for the next call. When the bytes end inside a
+/// request it consumes all of them, keeps what it needs (bounded by `HTTPLimits`) and returns
+/// `.needMore`. A head that arrives in one buffer is parsed in place, without a copy.
+///
+/// The parser is strict where leniency lets a request mean two things (request smuggling):
+/// `Content-Length` with `Transfer-Encoding`, differing lengths, obs-fold, bare CR, chunk
+/// lines not ended by CRLF are all 400. A bare LF is accepted as the end of a head line
+/// (RFC 9112 §2.2), so hand-typed requests work. After an error the parser is dead and
+/// returns the same error with nothing consumed.
+public struct HTTPRequestParser: Sendable {
+    /// The limits this parser enforces.
+    public let limits: HTTPLimits
+
+    private enum State: Sendable {
+        case head
+        case body(remaining: Int)
+        case chunked(Chunk)
+        case dead(HTTPParseError)
+    }
+
+    /// Where the chunked decoder is within the body framing.
+    private enum Chunk: Sendable {
+        case size, ext, sizeLF
+        case data(remaining: Int)
+        case dataCR, dataLF
+        case trailerLineStart, trailerLine, trailerLF, finalLF
+    }
+
+    private var state: State = .head
+
+    // Head scanning, kept across calls while a head is split over buffers.
+    private var headBuffer: [UInt8] = []
+    private var lineLength = 0
+    private var lineFirstIsCR = false
+    private var previousIsCR = false
+    private var requestLineEnded = false
+
+    // Body of the request whose head was parsed.
+    private var pending: HTTPRequest?
+    private var continueSent = false
+    private var chunkSize = 0
+    private var chunkSizeDigits = 0
+    private var chunkLineBytes = 0
+    private var trailerBytes = 0
+
+    public init(limits: HTTPLimits) {
+        self.limits = limits
+    }
+
+    /// Whether no part of a request is buffered: the connection is between requests.
+    public var isIdle: Bool {
+        if case .head = state { return headBuffer.isEmpty }
+        return false
+    }
+
+    /// Whether part of a request head has arrived but not all of it (the header timeout runs).
+    public var hasPartialHead: Bool {
+        if case .head = state { return !headBuffer.isEmpty }
+        return false
+    }
+
+    /// Whether the parser is dead after an error.
+    public var isDead: Bool {
+        if case .dead = state { return true }
+        return false
+    }
+
+    /// Whether the head of a request with `Expect: 100-continue` was parsed, none of its body
+    /// has arrived and `markContinueSent` was not called: the caller should send
+    /// `HTTPResponseWriter.continueResponse` so the client sends the body without waiting.
+    public var awaitingContinue: Bool {
+        guard !continueSent, let pending, pending.expectsContinue, pending.body.isEmpty else { return false }
+        switch state {
+        case .body, .chunked: return true
+        default: return false
+        }
+    }
+
+    /// Records that the interim `100 Continue` was sent for the pending request.
+    public mutating func markContinueSent() {
+        continueSent = true
+    }
+
+    /// Parses at most one request from `bytes`.
+    public mutating func parse(_ bytes: UnsafeRawBufferPointer) -> (consumed: Int, result: HTTPParseResult) {
+        var offset = 0
+        if case .dead(let e) = state { return (0, .error(e)) }
+        if case .head = state {
+            switch scanHead(bytes) {
+            case .needMore:
+                return (bytes.count, .needMore)
+            case .failed(let e):
+                return (0, fail(e))
+            case .complete(let request, let framing, let end):
+                offset = end
+                switch framing {
+                case .none:
+                    return (offset, .request(finish(request)))
+                case .length(let n):
+                    if n == 0 { return (offset, .request(finish(request))) }
+                    var r = request
+                    r.body.reserveCapacity(n)
+                    pending = r
+                    state = .body(remaining: n)
+                case .chunked:
+                    pending = request
+                    chunkSize = 0
+                    chunkSizeDigits = 0
+                    chunkLineBytes = 0
+                    trailerBytes = 0
+                    state = .chunked(.size)
+                }
+            }
+        }
+        switch state {
+        case .body(let remaining):
+            let take = min(remaining, bytes.count - offset)
+            if take > 0 {
+                pending!.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + take]))
+            }
+            offset += take
+            if take == remaining {
+                let r = pending!
+                return (offset, .request(finish(r)))
+            }
+            state = .body(remaining: remaining - take)
+            return (offset, .needMore)
+        case .chunked(let chunk):
+            return parseChunked(bytes, from: offset, chunk)
+        case .head, .dead:
+            preconditionFailure("unreachable parser state")
+        }
+    }
+
+    /// Parses at most one request from `bytes`.
+    public mutating func parse(_ bytes: [UInt8]) -> (consumed: Int, result: HTTPParseResult) {
+        bytes.withUnsafeBytes { parse($0) }
+    }
+
+    // MARK: Head
+
+    private enum Framing { case none, length(Int), chunked }
+
+    private enum HeadScan {
+        case needMore
+        case failed(HTTPParseError)
+        case complete(HTTPRequest, Framing, end: Int)
+    }
+
+    private mutating func fail(_ e: HTTPParseError) -> HTTPParseResult {
+        state = .dead(e)
+        headBuffer = []
+        pending = nil
+        return .error(e)
+    }
+
+    private mutating func finish(_ request: HTTPRequest) -> HTTPRequest {
+        state = .head
+        pending = nil
+        continueSent = false
+        return request
+    }
+
+    /// Looks for the blank line that ends the head, enforcing the head limits as it goes.
+    private mutating func scanHead(_ bytes: UnsafeRawBufferPointer) -> HeadScan {
+        let n = bytes.count
+        var i = 0
+        if headBuffer.isEmpty {
+            // RFC 9112 §2.2: ignore empty lines before the request line (some clients send
+            // CRLF after a POST body). They are consumed but never buffered.
+            while i < n, bytes[i] == ASCII.cr || bytes[i] == ASCII.lf { i += 1 }
+            if i == n { return .needMore }
+            lineLength = 0
+            lineFirstIsCR = false
+            previousIsCR = false
+            requestLineEnded = false
+        }
+        let start = i
+        let allowed = limits.maxHeaderBytes - headBuffer.count
+        let limit = min(n, start + allowed)
+        let maxLine = limits.maxRequestLineBytes
+        while i < limit {
+            let b = bytes[i]
+            if b != ASCII.lf {
+                if lineLength == 0 { lineFirstIsCR = b == ASCII.cr }
+                lineLength += 1
+                previousIsCR = b == ASCII.cr
+                i += 1
+                if !requestLineEnded, lineLength > maxLine + 1 || (lineLength == maxLine + 1 && !previousIsCR) {
+                    return .failed(.uriTooLong("request line over \(maxLine) bytes"))
+                }
+                continue
+            }
+            if !requestLineEnded {
+                let content = lineLength - (previousIsCR ? 1 : 0)
+                if content > maxLine { return .failed(.uriTooLong("request line over \(maxLine) bytes")) }
+                requestLineEnded = true
+            } else if lineLength == 0 || (lineLength == 1 && lineFirstIsCR) {
+                // The blank line: the head is complete.
+                let end = i + 1
+                let parsed: Result<(HTTPRequest, Framing), HTTPParseError>
+                if headBuffer.isEmpty {
+                    parsed = parseHead(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+                } else {
+                    headBuffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+                    parsed = headBuffer.withUnsafeBytes { parseHead($0) }
+                    headBuffer = []  // not keepingCapacity: an idle connection holds no buffer
+                }
+                switch parsed {
+                case .success(let (request, framing)): return .complete(request, framing, end: end)
+                case .failure(let e): return .failed(e)
+                }
+            }
+            lineLength = 0
+            previousIsCR = false
+            i += 1
+        }
+        if limit < n {
+            return .failed(.headersTooLarge("request head over \(limits.maxHeaderBytes) bytes"))
+        }
+        headBuffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<n]))
+        return .needMore
+    }
+
+    /// Parses a complete head (request line through the blank line) into a request without body.
+    private func parseHead(_ head: UnsafeRawBufferPointer) -> Result<(HTTPRequest, Framing), HTTPParseError> {
+        var lines = LineIterator(head)
+        guard let requestLine = lines.next() else { return .failure(.badRequest("empty request")) }
+        if case .failure(let e) = requestLine { return .failure(e) }
+        guard case .success(let rl) = requestLine else { return .failure(.badRequest("bad request line")) }
+        let line = UnsafeRawBufferPointer(rebasing: head[rl])
+
+        // method SP request-target SP HTTP-version
+        guard let sp1 = line.firstIndex(of: ASCII.space) else {
+            return .failure(.badRequest("malformed request line"))
+        }
+        let methodBytes = UnsafeRawBufferPointer(rebasing: line[0..<sp1])
+        guard !methodBytes.isEmpty, methodBytes.allSatisfy(ASCII.isTokenChar) else {
+            return .failure(.badRequest("bad method token"))
+        }
+        let rest = line[(sp1 + 1)...]
+        guard let sp2 = rest.firstIndex(of: ASCII.space) else {
+            return .failure(.badRequest("missing HTTP version"))
+        }
+        let targetBytes = UnsafeRawBufferPointer(rebasing: line[(sp1 + 1)..<sp2])
+        let versionBytes = UnsafeRawBufferPointer(rebasing: line[(sp2 + 1)...])
+        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            return .failure(.badRequest("bad request target"))
+        }
+        let version: (major: Int, minor: Int)
+        switch parseVersion(versionBytes) {
+        case .success(let v): version = v
+        case .failure(let e): return .failure(e)
+        }
+        let method = HTTPMethod(token: methodBytes)
+
+        // Headers.
+        var headers: [(name: String, value: String)] = []
+        var contentLength: Int?
+        var transferCodings: [Substring]?
+        var connectionClose = false
+        var connectionKeepAlive = false
+        var expectsContinue = false
+        var hostCount = 0
+        while let next = lines.next() {
+            guard case .success(let range) = next else {
+                if case .failure(let e) = next { return .failure(e) }
+                break
+            }
+            let field = UnsafeRawBufferPointer(rebasing: head[range])
+            if field.isEmpty { break }  // the blank line
+            if field[0] == ASCII.space || field[0] == ASCII.tab {
+                return .failure(.badRequest("obsolete line folding in headers"))
+            }
+            guard let colon = field.firstIndex(of: ASCII.colon) else {
+                return .failure(.badRequest("header line without colon"))
+            }
+            let nameBytes = UnsafeRawBufferPointer(rebasing: field[0..<colon])
+            guard !nameBytes.isEmpty, nameBytes.allSatisfy(ASCII.isTokenChar) else {
+                return .failure(.badRequest("bad header name"))
+            }
+            var vs = colon + 1
+            var ve = field.count
+            while vs < ve, field[vs] == ASCII.space || field[vs] == ASCII.tab { vs += 1 }
+            while ve > vs, field[ve - 1] == ASCII.space || field[ve - 1] == ASCII.tab { ve -= 1 }
+            let valueBytes = UnsafeRawBufferPointer(rebasing: field[vs..<ve])
+            for b in valueBytes where !(b == ASCII.tab || (b >= 0x20 && b != 0x7F)) {
+                return .failure(.badRequest("bad character in header value"))
+            }
+            if headers.count == limits.maxHeaderCount {
+                return .failure(.headersTooLarge("more than \(limits.maxHeaderCount) header fields"))
+            }
+            let name = String(decoding: nameBytes, as: UTF8.self)
+            let value = String(decoding: valueBytes, as: UTF8.self)
+            headers.append((name, value))
+
+            if ASCII.equalsIgnoringCase(nameBytes, "content-length".utf8) {
+                guard let n = parseContentLength(valueBytes), contentLength == nil || contentLength == n else {
+                    return .failure(.badRequest("invalid or conflicting Content-Length"))
+                }
+                contentLength = n
+            } else if ASCII.equalsIgnoringCase(nameBytes, "transfer-encoding".utf8) {
+                let codings = value.split(separator: ",").map(trimOWS).filter { !$0.isEmpty }
+                transferCodings = (transferCodings ?? []) + codings
+            } else if ASCII.equalsIgnoringCase(nameBytes, "connection".utf8) {
+                for token in value.split(separator: ",").map(trimOWS) {
+                    if ASCII.equalsIgnoringCase(token.utf8, "close".utf8) { connectionClose = true }
+                    if ASCII.equalsIgnoringCase(token.utf8, "keep-alive".utf8) { connectionKeepAlive = true }
+                }
+            } else if ASCII.equalsIgnoringCase(nameBytes, "expect".utf8) {
+                if ASCII.equalsIgnoringCase(valueBytes, "100-continue".utf8) { expectsContinue = true }
+            } else if ASCII.equalsIgnoringCase(nameBytes, "host".utf8) {
+                hostCount += 1
+                if hostCount > 1 { return .failure(.badRequest("more than one Host header")) }
+            }
+        }
+
+        // Framing (RFC 9112 §6.3).
+        let framing: Framing
+        if let codings = transferCodings {
+            if contentLength != nil {
+                return .failure(.badRequest("both Content-Length and Transfer-Encoding"))
+            }
+            if version.minor == 0 {
+                return .failure(.badRequest("Transfer-Encoding in an HTTP/1.0 request"))
+            }
+            for c in codings where !ASCII.equalsIgnoringCase(c.utf8, "chunked".utf8) {
+                return .failure(.notImplemented("unsupported transfer coding '\(c)'"))
+            }
+            guard codings.count == 1 else {
+                return .failure(.badRequest("chunked must be applied exactly once"))
+            }
+            framing = .chunked
+        } else if let n = contentLength {
+            if n > limits.maxBodyBytes {
+                return .failure(.payloadTooLarge("body of \(n) bytes over the limit of \(limits.maxBodyBytes)"))
+            }
+            framing = .length(n)
+        } else {
+            switch method {
+            case .post, .put, .patch:
+                return .failure(.lengthRequired("\(method) needs Content-Length or chunked Transfer-Encoding"))
+            default:
+                framing = .none
+            }
+        }
+
+        // Target: origin-form, absolute-form, or `*`.
+        let target = String(decoding: targetBytes, as: UTF8.self)
+        let tb = Array(targetBytes)
+        var pathStart = 0
+        if tb[0] == ASCII.slash {
+            pathStart = 0
+        } else if tb.count == 1 && tb[0] == 0x2A {  // "*"
+            pathStart = -1
+        } else if let schemeEnd = absoluteFormAuthorityStart(tb) {
+            var j = schemeEnd
+            while j < tb.count, tb[j] != ASCII.slash, tb[j] != ASCII.question, tb[j] != ASCII.hash { j += 1 }
+            pathStart = j
+        } else {
+            return .failure(.badRequest("unsupported request target form"))
+        }
+        var path = "*"
+        var rawQuery: Substring = ""
+        var query: [(String, String)] = []
+        if pathStart >= 0 {
+            var pathEnd = pathStart
+            while pathEnd < tb.count, tb[pathEnd] != ASCII.question, tb[pathEnd] != ASCII.hash { pathEnd += 1 }
+            if pathEnd == pathStart {
+                path = "/"
+            } else {
+                guard let decoded = PercentDecoding.decode(tb[pathStart..<pathEnd]) else {
+                    return .failure(.badRequest("invalid percent-encoding in path"))
+                }
+                guard let s = String(validating: decoded, as: UTF8.self) else {
+                    return .failure(.badRequest("path is not UTF-8"))
+                }
+                path = s
+            }
+            if pathEnd < tb.count, tb[pathEnd] == ASCII.question {
+                var qe = pathEnd + 1
+                while qe < tb.count, tb[qe] != ASCII.hash { qe += 1 }
+                let u = target.utf8
+                rawQuery = Substring(u[u.index(u.startIndex, offsetBy: pathEnd + 1)..<u.index(u.startIndex, offsetBy: qe)])
+                query = QueryString.parse(rawQuery)
+            }
+        }
+
+        let keepAlive = version.minor >= 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
+        let request = HTTPRequest(method: method, target: target, path: path, rawQuery: rawQuery, query: query,
+                                  version: version, keepAlive: keepAlive, headers: headers, body: [],
+                                  expectsContinue: expectsContinue)
+        return .success((request, framing))
+    }
+
+    /// `HTTP/1.0` or `HTTP/1.1`; other well-formed versions are 505, anything else 400.
+    private func parseVersion(_ v: UnsafeRawBufferPointer) -> Result<(major: Int, minor: Int), HTTPParseError> {
+        guard v.count == 8, v[0] == 0x48, v[1] == 0x54, v[2] == 0x54, v[3] == 0x50, v[4] == ASCII.slash,
+              ASCII.isDigit(v[5]), v[6] == ASCII.dot, ASCII.isDigit(v[7]) else {
+            return .failure(.badRequest("malformed HTTP version"))
+        }
+        let major = Int(v[5] &- ASCII.zero)
+        let minor = Int(v[7] &- ASCII.zero)
+        guard major == 1, minor <= 1 else {
+            return .failure(.versionNotSupported("HTTP/\(major).\(minor) is not supported"))
+        }
+        return .success((major, minor))
+    }
+
+    /// A `Content-Length` value: `1*DIGIT`, or a list of identical ones; `nil` if invalid.
+    ///
+    /// Too many digits saturate to `Int.max`, which then fails the body limit (413).
+    private func parseContentLength(_ value: UnsafeRawBufferPointer) -> Int? {
+        var result: Int?
+        for element in value.split(separator: ASCII.comma, omittingEmptySubsequences: false) {
+            var s = element.startIndex
+            var e = element.endIndex
+            while s < e, element[s] == ASCII.space || element[s] == ASCII.tab { s += 1 }
+            while e > s, element[e - 1] == ASCII.space || element[e - 1] == ASCII.tab { e -= 1 }
+            guard s < e else { return nil }
+            var n = 0
+            for i in s..<e {
+                let b = element[i]
+                guard ASCII.isDigit(b) else { return nil }
+                let (m, o1) = n.multipliedReportingOverflow(by: 10)
+                let (a, o2) = m.addingReportingOverflow(Int(b &- ASCII.zero))
+                n = (o1 || o2) ? Int.max : a
+            }
+            if let r = result, r != n { return nil }
+            result = n
+        }
+        return result
+    }
+
+    /// For `http://…` / `https://…`, the index just after `://`.
+    private func absoluteFormAuthorityStart(_ t: [UInt8]) -> Int? {
+        for scheme in ["http://", "https://"] {
+            let s = Array(scheme.utf8)
+            if t.count >= s.count, ASCII.equalsIgnoringCase(t[0..<s.count], s) { return s.count }
+        }
+        return nil
+    }
+
+    // MARK: Chunked body
+
+    private mutating func parseChunked(_ bytes: UnsafeRawBufferPointer, from start: Int,
+                                       _ initial: Chunk) -> (consumed: Int, result: HTTPParseResult) {
+        var chunk = initial
+        var i = start
+        let n = bytes.count
+        while i < n {
+            let b = bytes[i]
+            switch chunk {
+            case .size:
+                chunkLineBytes += 1
+                if let v = ASCII.hexValue(b) {
+                    chunkSizeDigits += 1
+                    // 15 hex digits already exceed any body limit; stop before overflow.
+                    if chunkSizeDigits > 15 { return (0, fail(.payloadTooLarge("chunk size too large"))) }
+                    chunkSize = chunkSize << 4 | Int(v)
+                } else if chunkSizeDigits == 0 {
+                    return (0, fail(.badRequest("missing chunk size")))
+                } else if b == ASCII.semicolon || b == ASCII.space || b == ASCII.tab {
+                    chunk = .ext
+                } else if b == ASCII.cr {
+                    chunk = .sizeLF
+                } else {
+                    return (0, fail(.badRequest("bad chunk size line")))
+                }
+                i += 1
+            case .ext:
+                // Chunk extensions carry nothing we use: skip them, bounded by the line limit.
+                chunkLineBytes += 1
+                if b == ASCII.cr {
+                    chunk = .sizeLF
+                } else if b == ASCII.lf || (b < 0x20 && b != ASCII.tab) || b == 0x7F {
+                    return (0, fail(.badRequest("bad chunk extension")))
+                }
+                i += 1
+            case .sizeLF:
+                guard b == ASCII.lf else { return (0, fail(.badRequest("chunk size line not ended by CRLF"))) }
+                i += 1
+                if chunkSize == 0 {
+                    chunk = .trailerLineStart
+                } else {
+                    if chunkSize > limits.maxBodyBytes - pending!.body.count {
+                        return (0, fail(.payloadTooLarge("chunked body over \(limits.maxBodyBytes) bytes")))
+                    }
+                    chunk = .data(remaining: chunkSize)
+                }
+            case .data(let remaining):
+                let take = min(remaining, n - i)
+                pending!.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[i..<i + take]))
+                i += take
+                chunk = take == remaining ? .dataCR : .data(remaining: remaining - take)
+            case .dataCR:
+                guard b == ASCII.cr else { return (0, fail(.badRequest("chunk data not followed by CRLF"))) }
+                chunk = .dataLF
+                i += 1
+            case .dataLF:
+                guard b == ASCII.lf else { return (0, fail(.badRequest("chunk data not followed by CRLF"))) }
+                chunk = .size
+                chunkSize = 0
+                chunkSizeDigits = 0
+                chunkLineBytes = 0
+                i += 1
+            case .trailerLineStart:
+                if b == ASCII.cr {
+                    chunk = .finalLF
+                } else if b == ASCII.lf || (b < 0x20 && b != ASCII.tab) || b == 0x7F {
+                    return (0, fail(.badRequest("bad trailer field")))
+                } else {
+                    chunk = .trailerLine
+                    trailerBytes += 1
+                }
+                i += 1
+            case .trailerLine:
+                // Trailer fields are tolerated and dropped; nothing in Ringgate reads them.
+                trailerBytes += 1
+                if b == ASCII.cr {
+                    chunk = .trailerLF
+                } else if b == ASCII.lf || (b < 0x20 && b != ASCII.tab) || b == 0x7F {
+                    return (0, fail(.badRequest("bad trailer field")))
+                }
+                i += 1
+            case .trailerLF:
+                guard b == ASCII.lf else { return (0, fail(.badRequest("trailer line not ended by CRLF"))) }
+                trailerBytes += 1
+                chunk = .trailerLineStart
+                i += 1
+            case .finalLF:
+                guard b == ASCII.lf else { return (0, fail(.badRequest("chunked body not ended by CRLF"))) }
+                i += 1
+                let r = pending!
+                return (i, .request(finish(r)))
+            }
+            if chunkLineBytes > limits.maxChunkLineBytes {
+                return (0, fail(.badRequest("chunk size line over \(limits.maxChunkLineBytes) bytes")))
+            }
+            if trailerBytes > limits.maxTrailerBytes {
+                return (0, fail(.headersTooLarge("trailer section over \(limits.maxTrailerBytes) bytes")))
+            }
+        }
+        state = .chunked(chunk)
+        return (n, .needMore)
+    }
+}
+
+/// Trims spaces and tabs from both ends.
+private func trimOWS(_ s: Substring) -> Substring {
+    var s = s
+    while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+    while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+    return s
+}
+
+/// Iterates the lines of a complete head as index ranges without their line ends.
+///
+/// A line ends at LF, optionally preceded by CR; a CR anywhere else is an error.
+private struct LineIterator {
+    let head: UnsafeRawBufferPointer
+    var position = 0
+
+    init(_ head: UnsafeRawBufferPointer) { self.head = head }
+
+    mutating func next() -> Result<Range<Int>, HTTPParseError>? {
+        guard position < head.count else { return nil }
+        var i = position
+        while i < head.count, head[i] != ASCII.lf { i += 1 }
+        var end = i
+        if end > position, head[end - 1] == ASCII.cr { end -= 1 }
+        let range = position..<end
+        position = i + 1
+        for j in range where head[j] == ASCII.cr {
+            return .failure(.badRequest("bare CR in request head"))
+        }
+        return .success(range)
+    }
+}

@@ -1,0 +1,65 @@
+/// Writes HTTP/1.1 response heads and small complete responses.
+public enum HTTPResponseWriter {
+    /// The interim response sent when a request carried `Expect: 100-continue`.
+    public static let continueResponse: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    /// Builds a response head ending with the blank line.
+    ///
+    /// `Connection` is always written (`keep-alive` or `close`) so HTTP/1.0 clients keep the
+    /// connection when we do. `contentLength` `nil` writes no `Content-Length` (a stream whose
+    /// end is the connection's end). `extraHeaders` are written as given, in order; the caller
+    /// must not pass CR or LF in them.
+    public static func head(status: Int, contentType: String?, contentLength: Int?, keepAlive: Bool,
+                            extraHeaders: [(String, String)] = []) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(128 + extraHeaders.count * 32)
+        ASCII.append("HTTP/1.1 ", to: &out)
+        ASCII.appendDecimal(UInt64(status), to: &out)
+        out.append(ASCII.space)
+        ASCII.append(HTTPStatus.reasonPhrase(status), to: &out)
+        ASCII.append("\r\n", to: &out)
+        if let contentType {
+            ASCII.append("Content-Type: ", to: &out)
+            ASCII.append(contentType, to: &out)
+            ASCII.append("\r\n", to: &out)
+        }
+        if let contentLength {
+            precondition(contentLength >= 0, "negative Content-Length")
+            ASCII.append("Content-Length: ", to: &out)
+            ASCII.appendDecimal(UInt64(contentLength), to: &out)
+            ASCII.append("\r\n", to: &out)
+        }
+        ASCII.append(keepAlive ? "Connection: keep-alive\r\n" : "Connection: close\r\n", to: &out)
+        for (name, value) in extraHeaders {
+            assert(!name.utf8.contains(where: { $0 == ASCII.cr || $0 == ASCII.lf }), "CR/LF in header name")
+            assert(!value.utf8.contains(where: { $0 == ASCII.cr || $0 == ASCII.lf }), "CR/LF in header value")
+            ASCII.append(name, to: &out)
+            ASCII.append(": ", to: &out)
+            ASCII.append(value, to: &out)
+            ASCII.append("\r\n", to: &out)
+        }
+        ASCII.append("\r\n", to: &out)
+        return out
+    }
+
+    /// Builds a complete `application/json` response: head plus `body`.
+    public static func json(status: Int, body: [UInt8], keepAlive: Bool,
+                            extraHeaders: [(String, String)] = []) -> [UInt8] {
+        var out = head(status: status, contentType: "application/json", contentLength: body.count,
+                       keepAlive: keepAlive, extraHeaders: extraHeaders)
+        out.append(contentsOf: body)
+        return out
+    }
+
+    /// Builds a complete error response with the body `{"error":code,"detail":detail}`.
+    public static func error(status: Int, code: String, detail: String, keepAlive: Bool,
+                             extraHeaders: [(String, String)] = []) -> [UInt8] {
+        json(status: status, body: ErrorBody.json(error: code, detail: detail), keepAlive: keepAlive,
+             extraHeaders: extraHeaders)
+    }
+
+    /// Builds the response for a parse error; the connection is always closed after it.
+    public static func error(_ e: HTTPParseError) -> [UInt8] {
+        error(status: e.status, code: e.code, detail: e.detail, keepAlive: false)
+    }
+}

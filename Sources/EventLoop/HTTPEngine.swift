@@ -112,7 +112,7 @@ public final class HTTPEngine {
         self.wakeFD = wakeFD
         self.counters = counters
         self.logger = logger
-        let entries = UInt32(min(32768, max(256, (configuration.maxConnections * 2).nextPowerOfTwo)))
+        let entries = UInt32(min(4096, max(256, (configuration.maxConnections * 2).nextPowerOfTwo)))
         ring = try Ring(entries: entries)
         recvBuffers = try ProvidedBuffers(ring: ring, group: 1, count: configuration.recvBufferCount,
                                           bufferBytes: configuration.recvBufferBytes)

@@ -39,10 +39,11 @@ public final class Ring {
     }
 
     public static func disabledBySysctl() -> Bool {
-        guard let f = fopen("/proc/sys/kernel/io_uring_disabled", "r") else { return false }
-        defer { fclose(f) }
-        var v: Int32 = 0
-        return fscanf(f, "%d", &v) == 1 && v == 2
+        let fd = open("/proc/sys/kernel/io_uring_disabled", O_RDONLY)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var byte: UInt8 = 0
+        return Glibc.read(fd, &byte, 1) == 1 && byte == UInt8(ascii: "2")
     }
 
     @inline(__always) public func multishotAccept(fd: Int32, userData: UInt64) {

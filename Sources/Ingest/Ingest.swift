@@ -30,8 +30,7 @@ public final class Ingest: HTTPEngineDelegate {
         counters = CounterBlock(region: region, process: ProcessBlock.ingest)
         counters.set(.pid, UInt64(getpid()))
         expectedAuthorization = config.publishToken.map { Array("Bearer \($0)".utf8) }
-        var limits = HTTPLimits()
-        limits.maxBodyBytes = max(config.maxEventBytes, config.maxBatchBytes)
+        let limits = HTTPLimits(maxBodyBytes: max(config.maxEventBytes, config.maxBatchBytes))
         let engineConfig = HTTPEngine.Configuration(
             maxConnections: 4096, headerTimeoutNanoseconds: config.headerTimeoutNanoseconds,
             limits: limits, sendBufferBytes: 64 << 10, sendBufferCount: 64)

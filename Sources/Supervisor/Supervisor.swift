@@ -1,6 +1,6 @@
 import CRinggateSys
 import EventLoop
-import Glibc
+@preconcurrency import Glibc
 import Logging
 import RingLog
 

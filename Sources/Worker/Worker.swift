@@ -63,8 +63,7 @@ public final class Worker: HTTPEngineDelegate {
         frameScratch = .allocate(byteCount: maxFrame, alignment: 8)
         var sendBufferBytes = 64 << 10
         while sendBufferBytes < maxFrame + 1024 { sendBufferBytes <<= 1 }
-        var limits = HTTPLimits()
-        limits.maxBodyBytes = 0
+        let limits = HTTPLimits(maxBodyBytes: 0)
         var engineConfig = HTTPEngine.Configuration(
             maxConnections: config.maxConnectionsPerWorker,
             headerTimeoutNanoseconds: config.headerTimeoutNanoseconds,

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CRinggateSys
-import Glibc
+@preconcurrency import Glibc
+import Foundation
 
 /// A base URL `http://HOST:PORT` (no TLS: both listeners speak plain HTTP).
 struct BaseURL {

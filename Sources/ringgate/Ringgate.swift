@@ -1,7 +1,7 @@
 import ArgumentParser
 import CRinggateSys
 import EventLoop
-import Glibc
+@preconcurrency import Glibc
 import Ingest
 import Logging
 import Supervisor

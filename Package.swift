@@ -23,7 +23,8 @@ let package = Package(
         .target(name: "StreamPolicy", dependencies: ["RingLog"]),
         .target(
             name: "EventLoop",
-            dependencies: ["CRinggateSys", "WireProtocol", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CRinggateSys", "WireProtocol", "StreamPolicy", "RingLog",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Worker",

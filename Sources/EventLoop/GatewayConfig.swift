@@ -23,11 +23,25 @@ public struct GatewayConfig: Sendable, Equatable {
     public var upstream: String? = nil
     public var maxSlots = 65536
     public var maxBatchBytes = 16 << 20
+    /// 0 = no limit. Split across workers like `maxConnections`.
+    public var maxSubscribersPerSlot = 0
+    /// TCP keepalive idle time on accepted sockets; 0 turns keepalive off.
+    public var tcpKeepaliveNanoseconds: UInt64 = 60_000_000_000
 
     public init() {}
 
     /// Connections one worker admits: `--max-connections` split across workers.
     public var maxConnectionsPerWorker: Int { max(1, (maxConnections + workers - 1) / workers) }
+
+    public var maxSubscribersPerSlotPerWorker: Int {
+        maxSubscribersPerSlot == 0 ? 0 : max(1, (maxSubscribersPerSlot + workers - 1) / workers)
+    }
+
+    /// TCP_USER_TIMEOUT on accepted sockets: a backstop a little after the send timeout, so
+    /// the server's own check (which tells a stopped reader from a vanished peer) acts first.
+    public var tcpUserTimeoutMilliseconds: UInt32 {
+        UInt32(min((sendTimeoutNanoseconds + 5_000_000_000) / 1_000_000, UInt64(UInt32.max)))
+    }
 
     public var logPath: String { dataDir.hasSuffix("/") ? dataDir + "ring.log" : dataDir + "/ring.log" }
 }

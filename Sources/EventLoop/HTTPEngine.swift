@@ -2,6 +2,7 @@ import CRinggateSys
 import Glibc
 import Logging
 import RingLog
+import StreamPolicy
 import WireProtocol
 
 /// What a role does with requests and the loop's other events. Called on the loop's thread.
@@ -40,6 +41,10 @@ public final class HTTPEngine {
         public var sendBufferBytes: Int
         public var sendBufferCount: Int
         public var maxQueuedResponseBytes: Int = 128 << 20
+        /// Close a connection whose peer acknowledges nothing this long while data waits.
+        public var sendTimeoutNanoseconds: UInt64 = 10_000_000_000
+        /// How often the send-progress check reads the kernel's counters.
+        public var progressCheckNanoseconds: UInt64 = 500_000_000
         public var userTimeoutMilliseconds: UInt32 = 0
         public var keepaliveIdleSeconds: Int32 = 0
         public var keepaliveIntervalSeconds: Int32 = 0
@@ -73,6 +78,10 @@ public final class HTTPEngine {
         var headStartNanoseconds: UInt64 = 0    // 0 = no partial request head
         var lastActivityNanoseconds: UInt64 = 0
         var lingerDeadlineNanoseconds: UInt64 = 0
+        // Send progress, judged from the kernel's counters on the timer; `watch` is set when
+        // bytes were handed to the kernel and cleared once everything was acknowledged.
+        var progress = SendProgress()
+        var watchProgress = false
         // Plain responses: `out` is being sent (stable while in flight), `queued` waits behind it.
         var out: UnsafeMutableRawBufferPointer? = nil
         var outOffset = 0
@@ -103,6 +112,7 @@ public final class HTTPEngine {
     let wakeScratch = UnsafeMutableRawPointer.allocate(byteCount: 8, alignment: 8)
     var acceptArmed = false
     var stopping = false
+    var lastProgressCheck: UInt64 = 0
     public private(set) var nowNanoseconds: UInt64 = rg_monotonic_ns()
 
     public init(configuration: Configuration, listenFD: Int32, wakeFD: Int32, counters: CounterBlock,
@@ -496,11 +506,15 @@ public final class HTTPEngine {
             return
         }
         guard cqe.res > 0 else {
-            beginClose(slot, reason: c.pointee.phase == .stream ? .peerClosed : .completed)
+            // ETIMEDOUT: TCP_USER_TIMEOUT gave up on a peer that acknowledged nothing.
+            let reason: DisconnectReason = cqe.res == -ETIMEDOUT ? .halfOpen
+                : c.pointee.phase == .stream ? .peerClosed : .completed
+            beginClose(slot, reason: reason)
             return
         }
         let n = Int(cqe.res)
         c.pointee.lastActivityNanoseconds = nowNanoseconds
+        c.pointee.watchProgress = true
         if let out = c.pointee.out {
             c.pointee.outOffset += n
             if c.pointee.outOffset >= out.count {
@@ -625,7 +639,51 @@ public final class HTTPEngine {
             }
             i += 1
         }
+        if now &- lastProgressCheck >= configuration.progressCheckNanoseconds {
+            lastProgressCheck = now
+            checkSendProgress(now: now)
+        }
         delegate?.engineTick(self, nowNanoseconds: now)
+    }
+
+    /// Closes connections whose peers acknowledge nothing while data waits for them. Runs on
+    /// the loop's timer, so a send that never completes cannot hold it up.
+    func checkSendProgress(now: UInt64) {
+        var info = rg_tcp_progress()
+        var i: Int32 = 0
+        while i < highWater {
+            let c = table + Int(i)
+            defer { i += 1 }
+            guard c.pointee.watchProgress, c.pointee.phase == .stream || c.pointee.phase == .http
+                || c.pointee.phase == .lingering else { continue }
+            let fd = c.pointee.fd
+            guard rg_tcp_progress_read(fd, &info) == 0 else { continue }
+            let queued = Int(max(0, rg_outq_bytes(fd)))
+            var pending = c.pointee.out.map { $0.count - c.pointee.outOffset } ?? 0
+            pending += c.pointee.queued.count
+            if c.pointee.streamBuffer >= 0 { pending += Int(c.pointee.tail - c.pointee.head) }
+            let sample = SendProgress.Sample(bytesAcked: info.bytes_acked, unackedSegments: info.unacked,
+                                             kernelQueuedBytes: queued, serverPendingBytes: pending,
+                                             established: info.state == 1 || c.pointee.phase == .lingering)
+            switch c.pointee.progress.observe(sample, nowNanoseconds: now,
+                                              timeoutNanoseconds: configuration.sendTimeoutNanoseconds) {
+            case .healthy:
+                if queued == 0 && pending == 0 { c.pointee.watchProgress = false }
+            case .sendTimeout:
+                forceClose(i, reason: .sendTimeout)
+            case .halfOpen:
+                forceClose(i, reason: .halfOpen)
+            }
+        }
+    }
+
+    /// Ends a connection whatever it was doing (a lingering close or a pending flush included).
+    func forceClose(_ slot: Int32, reason: DisconnectReason) {
+        let c = table + Int(slot)
+        c.pointee.closeAfterFlush = false
+        if c.pointee.phase == .lingering { c.pointee.phase = .http }
+        c.pointee.closeReason = reason
+        beginClose(slot, reason: reason)
     }
 
     /// Closes keep-alive connections that are between requests (for shutdown).

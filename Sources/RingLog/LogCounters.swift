@@ -36,6 +36,37 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case requests
     case publishRejected
     case recvBuffersExhausted
+    case overCapacitySlot
+    // Subscriber lag, in events of the whole log, observed once per catch-up episode:
+    // a Prometheus histogram with these upper bounds.
+    case lagLE1, lagLE10, lagLE100, lagLE1000, lagLE10000, lagLE100000, lagLEInf
+    case lagSum
+    case lagCount
+}
+
+extension LogCounter {
+    public static let lagBuckets: [(bound: String, counter: LogCounter)] = [
+        ("1", .lagLE1), ("10", .lagLE10), ("100", .lagLE100), ("1000", .lagLE1000),
+        ("10000", .lagLE10000), ("100000", .lagLE100000), ("+Inf", .lagLEInf),
+    ]
+}
+
+extension CounterBlock {
+    /// Records one lag observation (non-cumulative buckets; the renderer accumulates).
+    public func observeLag(events: UInt64) {
+        let bucket: LogCounter = switch events {
+        case ...1: .lagLE1
+        case ...10: .lagLE10
+        case ...100: .lagLE100
+        case ...1000: .lagLE1000
+        case ...10000: .lagLE10000
+        case ...100_000: .lagLE100000
+        default: .lagLEInf
+        }
+        add(bucket)
+        add(.lagSum, events)
+        add(.lagCount)
+    }
 }
 
 public enum ProcessBlock {

@@ -70,7 +70,13 @@ public final class Worker: HTTPEngineDelegate {
             limits: limits,
             sendBufferBytes: sendBufferBytes,
             sendBufferCount: min(config.maxConnectionsPerWorker, 4096))
-        engineConfig.userTimeoutMilliseconds = UInt32(min(config.sendTimeoutNanoseconds / 1_000_000, UInt64(UInt32.max)))
+        engineConfig.userTimeoutMilliseconds = config.tcpUserTimeoutMilliseconds
+        engineConfig.sendTimeoutNanoseconds = config.sendTimeoutNanoseconds
+        if config.tcpKeepaliveNanoseconds > 0 {
+            engineConfig.keepaliveIdleSeconds = Int32(max(1, min(config.tcpKeepaliveNanoseconds / 1_000_000_000, 32767)))
+            engineConfig.keepaliveIntervalSeconds = 10
+            engineConfig.keepaliveCount = 3
+        }
         engine = try HTTPEngine(configuration: engineConfig, listenFD: descriptors.listen, wakeFD: descriptors.wake,
                                 counters: counters, logger: logger)
         subscribers = .allocate(capacity: config.maxConnectionsPerWorker)

@@ -24,6 +24,8 @@ struct ServeOptions: ParsableArguments {
     @Option(help: "redis://HOST:PORT/KEY for cluster mode.") var upstream: String?
     @Option(name: .customLong("max-slots"), help: "Slot directory entries, a power of two (default 65536).") var maxSlots: String?
     @Option(name: .customLong("max-batch-bytes"), help: "Largest NDJSON batch body (default 16MiB).") var maxBatchBytes: String?
+    @Option(name: .customLong("max-subscribers-per-slot"), help: "Streams per slot per host, 0 = no limit (default 0).") var maxSubscribersPerSlot: String?
+    @Option(name: .customLong("tcp-keepalive"), help: "TCP keepalive idle time, 0 = off (default 60s).") var tcpKeepalive: String?
 
     static func env(_ name: String) -> String? {
         guard let v = getenv("RINGGATE_" + name) else { return nil }
@@ -97,6 +99,12 @@ struct ServeOptions: ParsableArguments {
             c.maxSlots = n
         }
         if let n = try bytes(pick(maxBatchBytes, "MAX_BATCH_BYTES"), "max-batch-bytes", 1...(1 << 30)) { c.maxBatchBytes = n }
+        if let n = try int(pick(maxSubscribersPerSlot, "MAX_SUBSCRIBERS_PER_SLOT"), "max-subscribers-per-slot", 0...10_000_000) {
+            c.maxSubscribersPerSlot = n
+        }
+        if let v = pick(tcpKeepalive, "TCP_KEEPALIVE") {
+            if v == "0" { c.tcpKeepaliveNanoseconds = 0 } else { c.tcpKeepaliveNanoseconds = try duration(v, "tcp-keepalive") ?? 0 }
+        }
         if c.maxEventBytes + 512 > c.logCapacityBytes / 4 {
             throw ValidationError("--max-event-bytes \(c.maxEventBytes) does not fit --log-capacity \(c.logCapacityBytes): an event may take at most a quarter of the ring")
         }
@@ -125,6 +133,8 @@ struct ServeOptions: ParsableArguments {
             "--lag-policy", c.lagPolicy.rawValue,
             "--max-slots", "\(c.maxSlots)",
             "--max-batch-bytes", "\(c.maxBatchBytes)",
+            "--max-subscribers-per-slot", "\(c.maxSubscribersPerSlot)",
+            "--tcp-keepalive", c.tcpKeepaliveNanoseconds == 0 ? "0" : "\(c.tcpKeepaliveNanoseconds / 1_000_000)ms",
         ]
         if c.ephemeral { a.append("--ephemeral") }
         return a

@@ -90,6 +90,9 @@ func batchError(_ s: String, maxEvents: Int = 100) -> BatchError? {
         (#"{"slot":"s","slot":"t","data":"a"}"#, "duplicate slot"),
         (#"{"slot":"s","data":"a","data":"b"}"#, "duplicate data"),
         (#"{'slot':'s','data':'a'}"#, "single quotes"),
+        (#"{"slot":"s","data":"a","x":"\q"}"#, "bad escape in an ignored key"),
+        (#"{"slot":"s","data":"a","x":["\udc00"]}"#, "lone surrogate in an ignored value"),
+        (#"{"slot":"s","data":"a","x":{"k" 1}}"#, "missing colon in a nested object"),
     ])
     func malformedLinesNameTheirLine(_ line: String, _ why: String) {
         let e = batchError("{\"slot\":\"ok\",\"data\":\"fine\"}\n\n" + line + "\n{\"slot\":\"ok\",\"data\":\"later\"}\n")

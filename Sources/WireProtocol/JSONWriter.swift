@@ -8,6 +8,7 @@ public struct JSONWriter: Sendable {
     /// The JSON text written so far.
     public var bytes: [UInt8]
 
+    /// Creates an empty writer; `capacity` reserves bytes up front to avoid regrowth.
     public init(capacity: Int = 0) {
         bytes = []
         bytes.reserveCapacity(capacity)

@@ -30,6 +30,7 @@ import Testing
                                (505, "HTTP Version Not Supported"), (507, "Insufficient Storage"), (999, "Unknown")] {
             #expect(HTTPStatus.reasonPhrase(code) == phrase)
         }
+        #expect(HTTPResponseWriter.error(.requestTimeout).text.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
         #expect(HTTPResponseWriter.continueResponse.text == "HTTP/1.1 100 Continue\r\n\r\n")
     }
 }

@@ -5,6 +5,7 @@ public struct BatchError: Error, Equatable, Sendable, CustomStringConvertible {
     /// What is wrong with it.
     public var reason: String
 
+    /// Creates an error for a 1-based `line`.
     public init(line: Int, reason: String) {
         self.line = line
         self.reason = reason

@@ -7,6 +7,7 @@ public struct BatchItem: Equatable, Sendable {
     /// The event data: a JSON string's unescaped UTF-8, or any other value's exact JSON text.
     public var data: [UInt8]
 
+    /// Creates an item from already-unescaped fields.
     public init(slot: [UInt8], type: [UInt8]?, data: [UInt8]) {
         self.slot = slot
         self.type = type

@@ -12,6 +12,7 @@ public struct EventID: Equatable, Hashable, Sendable, CustomStringConvertible {
     /// The longest formatted id: 8 hex digits, `-`, 20 decimal digits.
     public static let maxLength = 29
 
+    /// Creates an id; `seq` should be at least 1 to be parseable again.
     public init(epoch: UInt32, seq: UInt64) {
         self.epoch = epoch
         self.seq = seq

@@ -13,6 +13,7 @@ public struct HTTPLimits: Equatable, Sendable {
     /// The largest trailer section of a chunked body; over → 431.
     public var maxTrailerBytes: Int
 
+    /// Creates limits; only the body limit has no default because it differs per listener.
     public init(maxRequestLineBytes: Int = 8192, maxHeaderBytes: Int = 16384, maxHeaderCount: Int = 100,
                 maxBodyBytes: Int, maxChunkLineBytes: Int = 1024, maxTrailerBytes: Int = 8192) {
         precondition(maxRequestLineBytes > 0 && maxHeaderBytes > 0 && maxHeaderCount >= 0 && maxBodyBytes >= 0)

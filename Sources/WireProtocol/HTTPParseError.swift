@@ -9,13 +9,21 @@ public struct HTTPParseError: Error, Equatable, Sendable, CustomStringConvertibl
     /// A human-readable explanation for the `detail` field.
     public var detail: String
 
+    /// Creates an error with the status, code and detail to send.
     public init(status: Int, code: String, detail: String) {
         self.status = status
         self.code = code
         self.detail = detail
     }
 
+    /// `STATUS code: detail`, for logs.
     public var description: String { "\(status) \(code): \(detail)" }
+
+    /// 408 `request_timeout`: the head was not complete within the header timeout.
+    ///
+    /// The parser never produces it (it has no clock); the event loop sends it.
+    public static let requestTimeout = HTTPParseError(
+        status: 408, code: "request_timeout", detail: "request head not complete in time")
 
     static func badRequest(_ detail: String) -> HTTPParseError {
         HTTPParseError(status: 400, code: "bad_request", detail: detail)

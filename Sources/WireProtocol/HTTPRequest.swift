@@ -21,6 +21,7 @@ public struct HTTPRequest: Sendable {
     /// Whether the request carried `Expect: 100-continue`.
     public var expectsContinue: Bool
 
+    /// Creates a request, e.g. in tests of the routes.
     public init(method: HTTPMethod, target: String, path: String, rawQuery: Substring = "",
                 query: [(String, String)] = [], version: (major: Int, minor: Int) = (1, 1),
                 keepAlive: Bool = true, headers: [(name: String, value: String)] = [], body: [UInt8] = [],

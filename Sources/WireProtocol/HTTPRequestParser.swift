@@ -47,6 +47,7 @@ public struct HTTPRequestParser: Sendable {
     private var chunkLineBytes = 0
     private var trailerBytes = 0
 
+    /// Creates an idle parser enforcing `limits`.
     public init(limits: HTTPLimits) {
         self.limits = limits
     }

@@ -29,27 +29,38 @@ struct JSONScanner {
 
     /// Decodes the string at the position (which is at its opening quote).
     mutating func parseString() throws(Failure) -> [UInt8] {
+        var out: [UInt8] = []
+        try scanString(into: &out, store: true)
+        return out
+    }
+
+    /// Checks the string at the position without building its value (skipped keys and values).
+    mutating func skipString() throws(Failure) {
+        var none: [UInt8] = []
+        try scanString(into: &none, store: false)
+    }
+
+    private mutating func scanString(into out: inout [UInt8], store: Bool) throws(Failure) {
         precondition(peek() == ASCII.quote)
         position += 1
-        var out: [UInt8] = []
         while true {
             guard position < bytes.count else { throw Failure("unterminated string") }
             let b = bytes[position]
             position += 1
             switch b {
             case ASCII.quote:
-                return out
+                return
             case ASCII.backslash:
                 guard position < bytes.count else { throw Failure("unterminated string") }
                 let e = bytes[position]
                 position += 1
                 switch e {
-                case ASCII.quote, ASCII.backslash, ASCII.slash: out.append(e)
-                case 0x62: out.append(0x08)  // b
-                case 0x66: out.append(0x0C)  // f
-                case 0x6E: out.append(0x0A)  // n
-                case 0x72: out.append(0x0D)  // r
-                case 0x74: out.append(0x09)  // t
+                case ASCII.quote, ASCII.backslash, ASCII.slash: if store { out.append(e) }
+                case 0x62: if store { out.append(0x08) }  // b
+                case 0x66: if store { out.append(0x0C) }  // f
+                case 0x6E: if store { out.append(0x0A) }  // n
+                case 0x72: if store { out.append(0x0D) }  // r
+                case 0x74: if store { out.append(0x09) }  // t
                 case 0x75:  // u
                     var scalar = try parseHex4()
                     if scalar >= 0xD800 && scalar <= 0xDBFF {
@@ -62,14 +73,14 @@ struct JSONScanner {
                     } else if scalar >= 0xDC00 && scalar <= 0xDFFF {
                         throw Failure("lone surrogate in \\u escape")
                     }
-                    appendUTF8(scalar, to: &out)
+                    if store { appendUTF8(scalar, to: &out) }
                 default:
                     throw Failure("invalid escape in string")
                 }
             case 0x00..<0x20:
                 throw Failure("control character in string")
             default:
-                out.append(b)
+                if store { out.append(b) }
             }
         }
     }
@@ -109,7 +120,7 @@ struct JSONScanner {
     mutating func skipValue(depth: Int) throws(Failure) {
         switch peek() {
         case ASCII.quote:
-            _ = try parseString()
+            try skipString()
         case 0x7B, 0x5B:  // { [
             try skipContainer(depth: depth + 1)
         case 0x74: try expectLiteral("true")
@@ -137,7 +148,7 @@ struct JSONScanner {
             skipWhitespace()
             if isObject {
                 guard peek() == ASCII.quote else { throw Failure("expected a key string") }
-                _ = try parseString()
+                try skipString()
                 skipWhitespace()
                 guard peek() == ASCII.colon else { throw Failure("expected ':' after a key") }
                 position += 1

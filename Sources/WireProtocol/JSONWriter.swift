@@ -8,6 +8,7 @@ public struct JSONWriter: Sendable {
     /// The JSON text written so far.
     public var bytes: [UInt8]
 
+    /// Creates an empty writer; `capacity` reserves bytes up front to avoid regrowth.
     public init(capacity: Int = 0) {
         bytes = []
         bytes.reserveCapacity(capacity)
@@ -104,7 +105,11 @@ public struct JSONWriter: Sendable {
     @discardableResult
     public static func writeString(_ raw: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer,
                                    at offset: Int) -> Int {
-        precondition(offset >= 0 && offset + escapedLength(raw) <= out.count, "JSON string does not fit")
+        // Each byte escapes to at most 6 (`\u00XX`): that bound usually proves the fit in O(1).
+        precondition(offset >= 0, "negative offset")
+        if offset + 2 + 6 * raw.count > out.count {
+            precondition(offset + escapedLength(raw) <= out.count, "JSON string does not fit")
+        }
         let hex: StaticString = "0123456789abcdef"
         var o = offset
         out[o] = ASCII.quote

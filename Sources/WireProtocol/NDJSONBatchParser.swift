@@ -69,11 +69,11 @@ public enum NDJSONBatchParser {
                     scanner.position += 1
                     scanner.skipWhitespace()
                     switch key {
-                    case Array("slot".utf8):
+                    case _ where key.elementsEqual("slot".utf8):
                         guard slot == nil else { throw JSONScanner.Failure("duplicate key \"slot\"") }
                         guard scanner.peek() == ASCII.quote else { throw JSONScanner.Failure("\"slot\" must be a string") }
                         slot = try scanner.parseString()
-                    case Array("type".utf8):
+                    case _ where key.elementsEqual("type".utf8):
                         guard type == nil else { throw JSONScanner.Failure("duplicate key \"type\"") }
                         if scanner.peek() == ASCII.quote {
                             type = .some(try scanner.parseString())
@@ -83,7 +83,7 @@ public enum NDJSONBatchParser {
                         } else {
                             throw JSONScanner.Failure("\"type\" must be a string")
                         }
-                    case Array("data".utf8):
+                    case _ where key.elementsEqual("data".utf8):
                         guard data == nil else { throw JSONScanner.Failure("duplicate key \"data\"") }
                         if scanner.peek() == ASCII.quote {
                             data = try scanner.parseString()

@@ -44,8 +44,13 @@ public enum SSEEncoder {
     public static func encodeEvent(id: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer,
                                    data: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer,
                                    at offset: Int) -> Int {
-        let total = encodedLength(id: id.count, type: type.count, data: data)
-        precondition(offset >= 0 && offset + total <= out.count, "SSE event does not fit")
+        // The O(1) worst-case bound usually proves the fit; only a tight buffer pays for an
+        // exact count, which is a second pass over the data.
+        precondition(offset >= 0, "negative offset")
+        if offset + maxEncodedLength(idBytes: id.count, typeBytes: type.count, dataBytes: data.count) > out.count {
+            precondition(offset + encodedLength(id: id.count, type: type.count, data: data) <= out.count,
+                         "SSE event does not fit")
+        }
         var o = offset
         if id.count > 0 {
             o += copy("id: ", into: out, at: o)
@@ -67,8 +72,7 @@ public enum SSEEncoder {
             out[o] = ASCII.lf; o += 1
         }
         out[o] = ASCII.lf; o += 1
-        assert(o - offset == total)
-        return total
+        return o - offset
     }
 
     /// Appends one event to `out`.

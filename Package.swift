@@ -42,7 +42,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ringgate",
-            dependencies: ["Supervisor", "Worker", "Ingest", "RingLog", "WireProtocol", "CRinggateSys",
+            dependencies: ["Supervisor", "Worker", "Ingest", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),

@@ -1,8 +1,8 @@
+import StreamPolicy
+
 /// The settings every role shares, resolved once by the CLI from flags and `RINGGATE_*`
 /// variables and handed to each child process as the same flags.
 public struct GatewayConfig: Sendable, Equatable {
-    public enum LagPolicy: String, Sendable { case resync, disconnect }
-
     public var listenHost = "0.0.0.0"
     public var listenPort = 8080
     public var publishHost = "127.0.0.1"

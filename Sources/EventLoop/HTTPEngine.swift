@@ -288,6 +288,11 @@ public final class HTTPEngine {
             offset += consumed
             switch result {
             case .needMore:
+                if c.pointee.parser!.awaitingContinue {
+                    // curl and others wait for this before sending a body over 1 KiB.
+                    c.pointee.parser!.markContinueSent()
+                    respond(slot, HTTPResponseWriter.continueResponse)
+                }
                 return
             case .error(let error):
                 respondError(slot, status: error.status, error: error.code, detail: error.detail, close: true)

@@ -74,6 +74,16 @@ struct MetricsRenderer {
         out += "ringgate_send_buffer_exhausted_total \(sum(.sendBufferExhausted))\n"
         family("recv_buffers_exhausted_total", "counter", "Receives that found no provided buffer free.")
         out += "ringgate_recv_buffers_exhausted_total \(sum(.recvBuffersExhausted))\n"
+        family("subscriber_lag_events", "histogram", "How far (in log events) a subscriber fell behind the live fan-out, once per catch-up.")
+        var cumulative: UInt64 = 0
+        for (bound, counter) in LogCounter.lagBuckets {
+            cumulative &+= sum(counter)
+            out += "ringgate_subscriber_lag_events_bucket{le=\"\(bound)\"} \(cumulative)\n"
+        }
+        out += "ringgate_subscriber_lag_events_sum \(sum(.lagSum))\n"
+        out += "ringgate_subscriber_lag_events_count \(sum(.lagCount))\n"
+        family("slot_subscriber_limit_total", "counter", "Streams refused by --max-subscribers-per-slot.")
+        out += "ringgate_slot_subscriber_limit_total \(sum(.overCapacitySlot))\n"
         return Array(out.utf8)
     }
 }

@@ -10,6 +10,9 @@ struct Subscriber {
     var cursorSeq: UInt64 = 0            // last seq delivered (or skipped)
     var cursorOrdinal: UInt64 = 0        // that event's ordinal in its slot, 0 when unknown
     var catchingUp = false
+    var closing = false                  // a close event was written; deliver nothing more
+    var deadlineNanoseconds: UInt64 = .max
+    var maxLag: UInt64 = 0               // largest lag of the current catch-up episode
     var acceptGap = false                // a reset was sent: the next window may start later
     var pendingReset = PendingReset.none
     var lastWriteNanoseconds: UInt64 = 0

@@ -284,11 +284,20 @@ public final class Worker: HTTPEngineDelegate {
                                                                contentLength: 0, keepAlive: request.keepAlive, extraHeaders: []))
             return
         }
+        let slotName = Array(slot.utf8)
+        let perSlot = config.maxSubscribersPerSlotPerWorker
+        if perSlot > 0, let id = slots.byName[slotName], slots.slots[Int(id)]!.subscribers >= perSlot {
+            counters.add(.overCapacitySlot)
+            engine.respondError(connection, status: 503, error: "over_capacity",
+                                detail: "slot \(slot) has its maximum of subscribers (--max-subscribers-per-slot)",
+                                extraHeaders: [("Retry-After", "5")])
+            return
+        }
         engine.startStream(connection, gauge: .connectionsSSE)
         let head = HTTPResponseWriter.head(status: 200, contentType: "text/event-stream", contentLength: nil,
                                            keepAlive: false,
                                            extraHeaders: [("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")])
-        let retryMilliseconds = 1000 + Int(random.next() % 1001)
+        let retryMilliseconds = Jitter.retryMilliseconds(random: random.next())
         var prelude = head
         prelude += Array("retry: \(retryMilliseconds)\n\n".utf8)
         guard prelude.withUnsafeBytes({ engine.streamAppend(connection, $0) }) else {
@@ -298,8 +307,11 @@ public final class Worker: HTTPEngineDelegate {
         let s = subscribers + Int(connection)
         s.pointee = Subscriber()
         s.pointee.active = true
-        s.pointee.localSlot = slots.acquire(name: Array(slot.utf8))
+        s.pointee.localSlot = slots.acquire(name: slotName)
         s.pointee.lastWriteNanoseconds = engine.nowNanoseconds
+        s.pointee.deadlineNanoseconds = Jitter.lifetimeDeadline(
+            startNanoseconds: engine.nowNanoseconds, lifetimeNanoseconds: config.maxLifetimeNanoseconds,
+            random: random.next())
         if let resume {
             if resume.epoch != reader.epoch || resume.seq > reader.headSeqAcquire() {
                 s.pointee.pendingReset = .epoch
@@ -418,24 +430,26 @@ public final class Worker: HTTPEngineDelegate {
     /// of its slot, then puts it back in the live fan-out. Stops whenever its buffer is full.
     func catchUp(_ connection: Int32) {
         let s = subscribers + Int(connection)
-        guard s.pointee.active, s.pointee.liveIndex < 0, engine.isOpenStream(connection) else { return }
+        guard s.pointee.active, !s.pointee.closing, s.pointee.liveIndex < 0, engine.isOpenStream(connection) else { return }
         guard let name = slots.slots[Int(s.pointee.localSlot)]?.name else { return }
         while true {
-            var space = engine.streamSpace(connection)
-            if space < 512 { return }
+            if engine.streamSpace(connection) < 512 { return }
+            s.pointee.maxLag = max(s.pointee.maxLag, fanoutSeq &- s.pointee.cursorSeq)
             let window = name.withUnsafeBytes { nameBytes in
                 reader.window(slot: nameBytes, after: s.pointee.cursorSeq,
                               afterOrdinal: s.pointee.cursorOrdinal == 0 ? nil : s.pointee.cursorOrdinal,
                               limit: catchUpBatch, maxSeq: fanoutSeq, scratch: recordScratch)
             }
-            if s.pointee.pendingReset == .epoch || (window.reset && !s.pointee.acceptGap) {
-                let reason = s.pointee.pendingReset == .epoch ? "epoch" : "lapped"
-                if config.lagPolicy == .disconnect && reason == "lapped" {
-                    writeControl(connection, event: "close", json: #"{"reason":"slow_consumer"}"#)
-                    engine.closeAfterFlush(connection, reason: .slowConsumer)
-                    return
-                }
-                var body = #"{"reason":""# + reason + #"","oldest":"#
+            switch config.lagPolicy.action(windowReset: window.reset, gapAccepted: s.pointee.acceptGap,
+                                 unknownID: s.pointee.pendingReset == .epoch) {
+            case .deliver:
+                break
+            case .disconnect:
+                writeControl(connection, event: "close", json: #"{"reason":"slow_consumer"}"#)
+                engine.closeAfterFlush(connection, reason: .slowConsumer)
+                return
+            case .reset(let reason):
+                var body = #"{"reason":""# + reason.rawValue + #"","oldest":"#
                 body += window.slotOldestSeq == 0 ? "null" : "\"\(EventID(epoch: reader.epoch, seq: window.slotOldestSeq))\""
                 body += #","head":"#
                 body += window.slotHeadSeq == 0 ? "null" : "\"\(EventID(epoch: reader.epoch, seq: window.slotHeadSeq))\""
@@ -443,10 +457,9 @@ public final class Worker: HTTPEngineDelegate {
                 body += window.dropped.map { "\($0)" } ?? "null"
                 body += "}"
                 guard writeControl(connection, event: "reset", json: body) else { return }
-                counters.add(reason == "epoch" ? .resetsEpoch : .resetsLapped)
+                counters.add(reason == .epoch ? .resetsEpoch : .resetsLapped)
                 s.pointee.pendingReset = .none
                 s.pointee.acceptGap = true
-                space = engine.streamSpace(connection)
             }
             var delivered = 0
             for position in window.positions {
@@ -470,6 +483,8 @@ public final class Worker: HTTPEngineDelegate {
                 // Caught up with everything this worker has fanned out: rejoin the fan-out.
                 if s.pointee.cursorSeq < fanoutSeq { s.pointee.cursorSeq = fanoutSeq }
                 s.pointee.acceptGap = false
+                counters.observeLag(events: s.pointee.maxLag)
+                s.pointee.maxLag = 0
                 joinLive(connection)
                 return
             }
@@ -491,11 +506,22 @@ public final class Worker: HTTPEngineDelegate {
         return ok
     }
 
+    /// Heartbeats after `--heartbeat` of silence (they also make a vanished peer visible to
+    /// the send-progress check), and the end of streams past their lifetime.
     func sendHeartbeats(now: UInt64) {
         let interval = config.heartbeatNanoseconds
         engine.forEachStream { connection in
             let s = subscribers + Int(connection)
-            guard s.pointee.active, now &- s.pointee.lastWriteNanoseconds >= interval else { return }
+            guard s.pointee.active else { return }
+            if now >= s.pointee.deadlineNanoseconds {
+                if s.pointee.liveIndex >= 0 { leaveLive(connection) }
+                s.pointee.deadlineNanoseconds = .max
+                s.pointee.closing = true
+                writeControl(connection, event: "close", json: #"{"reason":"max_lifetime"}"#)
+                engine.closeAfterFlush(connection, reason: .maxLifetime)
+                return
+            }
+            guard now &- s.pointee.lastWriteNanoseconds >= interval else { return }
             if heartbeatFrame.withUnsafeBytes({ engine.streamAppend(connection, $0) }) {
                 s.pointee.lastWriteNanoseconds = now
             }
@@ -510,6 +536,9 @@ public final class Worker: HTTPEngineDelegate {
         logger.info("worker \(index) shutting down", metadata: ["streams": "\(engine.connectionCount)"])
         engine.stopAccepting()
         engine.forEachStream { connection in
+            let s = subscribers + Int(connection)
+            if s.pointee.liveIndex >= 0 { leaveLive(connection) }
+            s.pointee.closing = true
             writeControl(connection, event: "close", json: #"{"reason":"shutdown"}"#)
             engine.closeAfterFlush(connection, reason: .shutdown)
         }

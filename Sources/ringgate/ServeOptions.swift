@@ -1,5 +1,6 @@
 import ArgumentParser
 import EventLoop
+import StreamPolicy
 import Glibc
 import WireProtocol
 
@@ -89,7 +90,7 @@ struct ServeOptions: ParsableArguments {
         if let n = try duration(pick(maxLifetime, "MAX_LIFETIME"), "max-lifetime") { c.maxLifetimeNanoseconds = n }
         if let n = try int(pick(maxConnections, "MAX_CONNECTIONS"), "max-connections", 1...10_000_000) { c.maxConnections = n }
         if let v = pick(lagPolicy, "LAG_POLICY") {
-            guard let p = GatewayConfig.LagPolicy(rawValue: v) else { throw fail("lag-policy", v, "expected resync or disconnect") }
+            guard let p = LagPolicy(rawValue: v) else { throw fail("lag-policy", v, "expected resync or disconnect") }
             c.lagPolicy = p
         }
         c.publishToken = pick(publishToken, "PUBLISH_TOKEN")

@@ -140,4 +140,23 @@ import Testing
         #expect(reader.seqs(lost.positions, scratch: log.scratch) == Array(retained.prefix(2)))
         #expect(worst < 200)
     }
+
+    @Test func recordPublishedInDirectoryButNotYetInTailIsLeftOut() throws {
+        let log = HeapLog(capacityBytes: 1 << 16)
+        var writer = LogWriter(region: log.region)
+        let reader = log.reader
+        for _ in 0..<5 { try writer.append("a", "x") }
+        let tail = reader.tailAcquire()
+        try writer.append("a", "y")
+        // Freeze the moment between the slot directory update and the `tail` store.
+        log.region.storeRelease(LogDescriptor.tailOffset, tail)
+        let (newest, _) = reader.window("a", limit: 3)
+        #expect(reader.seqs(newest.positions, scratch: log.scratch) == [3, 4, 5])
+        #expect(!newest.reset)
+        let (after, _) = reader.window("a", after: 4, limit: 3)
+        #expect(reader.seqs(after.positions, scratch: log.scratch) == [5])
+        #expect(!after.reset)
+        #expect(reader.window("a", after: 5, limit: 3).0.positions.isEmpty)
+        #expect(reader.position(ofSeq: 6) == nil)
+    }
 }

@@ -72,6 +72,10 @@ func parseOptions() -> Options {
     }
     guard options.readers >= 1, options.readers < LogRegion.maxProcesses - 1 else { fail("--readers must be 1...126") }
     guard options.records >= 1 else { fail("--records must be >= 1") }
+    let recordBytesMax = LogWriter.recordLength(slotBytes: 6, typeBytes: 1, dataBytes: bodyBytesMax + 8)
+    guard options.capacityBytes / 4 >= recordBytesMax else {
+        fail("--capacity must be at least 16384 so a \(recordBytesMax)-byte record fits (records <= capacity / 4)")
+    }
     return options
 }
 

@@ -155,7 +155,10 @@ public struct LogReader: @unchecked Sendable {
     func readHeader(
         _ position: UInt64, slot: (index: UInt32, generation: UInt32, ordinal: UInt64)? = nil
     ) -> Header? {
-        guard position != R.noPosition, position & 7 == 0, position < tailAcquire(), isIntact(position),
+        // No check against `tail`: index entries, directory entries and links are all published
+        // after the bytes they point to, so a validated header is complete even if `tail` has
+        // not moved past it yet.
+        guard position != R.noPosition, position & 7 == 0, isIntact(position),
               region.capacity - (position & region.mask) >= UInt64(R.headerLength)
         else { return nil }
         return withUnsafeTemporaryAllocation(byteCount: R.headerLength, alignment: 8) { buffer -> Header? in
@@ -226,7 +229,7 @@ public struct LogReader: @unchecked Sendable {
     public func position(ofSeq seq: UInt64) -> UInt64? {
         guard seq != 0, seq <= headSeqAcquire() else { return nil }
         let position = rg_load_acquire_u64(region.indexPointer(seq))
-        guard let header = readHeader(position), header.seq == seq else { return nil }
+        guard position < tailAcquire(), let header = readHeader(position), header.seq == seq else { return nil }
         return position
     }
 

@@ -47,11 +47,14 @@ extension LogReader {
         hops: inout Int
     ) -> Window {
         precondition(limit >= 0, "limit must not be negative")
+        // Records at or past `tail` are not visible to copyRecord yet (the directory is
+        // published before `tail`): the window stops before them.
+        let tail = tailAcquire()
         guard let info = findSlot(slot) else { return Window() }
         var result = Window()
         for _ in 0..<Self.windowAttemptsMax {
             if let window = attemptWindow(info: info, after: after, afterOrdinal: afterOrdinal, limit: limit,
-                                          maxSeq: maxSeq, hops: &hops) {
+                                          maxSeq: maxSeq, tail: tail, hops: &hops) {
                 return window
             }
             result.reset = after != nil
@@ -61,7 +64,8 @@ extension LogReader {
 
     /// One try; nil when a record needed to finish vanished under the writer.
     private func attemptWindow(
-        info: SlotInfo, after: UInt64?, afterOrdinal: UInt64?, limit: Int, maxSeq: UInt64, hops: inout Int
+        info: SlotInfo, after: UInt64?, afterOrdinal: UInt64?, limit: Int, maxSeq: UInt64, tail: UInt64,
+        hops: inout Int
     ) -> Window? {
         var window = Window()
         hops += 1
@@ -95,11 +99,13 @@ extension LogReader {
         }
         guard limit > 0 else { return window }
 
-        // Last record: the newest with ordinal <= lastOrdinal and seq <= maxSeq.
+        // Last record: the newest with ordinal <= lastOrdinal, seq <= maxSeq, before `tail`.
         let lastOrdinal = start.map { $0.ordinal + UInt64(limit) - 1 } ?? .max
         var end = newest
-        if newest.ordinal > lastOrdinal || newest.seq > maxSeq {
-            let beyond = descend(from: newest, hops: &hops) { $0.ordinal > lastOrdinal || $0.seq > maxSeq }
+        if newest.ordinal > lastOrdinal || newest.seq > maxSeq || newest.position >= tail {
+            let beyond = descend(from: newest, hops: &hops) {
+                $0.ordinal > lastOrdinal || $0.seq > maxSeq || $0.position >= tail
+            }
             if beyond.olderGone { return window }
             hops += 1
             guard let previous = readPrevious(beyond.header) else {

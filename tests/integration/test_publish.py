@@ -75,9 +75,12 @@ def test_bad_line_rejects_whole_batch(shared, where, bad):
 
 
 def test_batch_over_max_batch_bytes(gateway):
-    gw = gateway("--max-batch-bytes", "1KiB", workers=1)
+    gw = gateway("--max-event-bytes", "1KiB", "--max-batch-bytes", "4KiB", workers=1)
     probe = gw.publish("probe", "before")
-    r = gw.publish_batch([{"slot": "b1", "data": "z" * 100}] * 20)    # ~2.4 KB
+    ok = gw.publish_batch([{"slot": "b1", "data": "z" * 100}] * 20)   # ~2.5 KB: fits
+    assert ok.status_code == 201, ok.text
+    probe = gw.publish("probe", "before")
+    r = gw.publish_batch([{"slot": "b1", "data": "z" * 100}] * 50)    # ~6 KB: over the limit
     check_error(r.status_code, r.content, 413, "payload_too_large")
     assert seq_of(gw.publish("probe", "after")) == seq_of(probe) + 1
 
@@ -113,3 +116,12 @@ def test_data_round_trips_exactly(gateway):
         s.first_retry()
         got = s.read_events(len(samples), timeout=5)
     assert [(e.id, e.data) for e in got] == list(zip(ids, samples))
+
+
+def test_batch_limit_below_event_limit(gateway):
+    """--max-batch-bytes is its own limit, even when it is below --max-event-bytes (default 64KiB)."""
+    gw = gateway("--max-batch-bytes", "16KiB", workers=1)
+    probe = gw.publish("probe", "before")
+    r = gw.publish_batch([{"slot": "b1", "data": "z" * 1000}] * 20)   # ~20 KB
+    check_error(r.status_code, r.content, 413, "payload_too_large")
+    assert seq_of(gw.publish("probe", "after")) == seq_of(probe) + 1

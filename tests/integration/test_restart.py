@@ -58,6 +58,7 @@ def test_restart_same_data_dir_then_wiped(gateway, tmp_path):
         info = reset.json()
         assert info["reason"] == "epoch"
         assert info["oldest"] == fresh[0] and info["head"] == fresh[-1]
-        assert isinstance(info["dropped"], int) and info["dropped"] >= 0
+        # how many were dropped is unknowable across logs: a count or null
+        assert "dropped" in info and (info["dropped"] is None or info["dropped"] >= 0), info
         got = [e.id for e in s.read_events(12, timeout=5)]
         assert got == fresh, "after the reset the stream goes on from the oldest retained event"

@@ -1,0 +1,60 @@
+"""Fixtures for Ringgate's real-binary tests. The helpers themselves live in rgtest.py."""
+from __future__ import annotations
+
+import pytest
+
+import rgtest
+from rgtest import Gateway
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_setup(item):
+    rgtest.TEST_GATEWAYS.clear()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, attach the tail of every involved gateway's stderr to the report."""
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.failed:
+        return
+    gws = list(dict.fromkeys(list(rgtest.TEST_GATEWAYS) + sorted(rgtest.LIVE_GATEWAYS, key=lambda g: g.name)))
+    for gw in gws:
+        rep.sections.append((f"ringgate stderr tail [{gw.name}] {gw.stderr_path}", gw.stderr_tail()))
+
+
+@pytest.fixture(scope="session")
+def ringgate_bin():
+    path = rgtest.binary_path()
+    if not path.is_file():
+        pytest.skip(f"no ringgate binary at {path} (build it, or set RINGGATE_BIN)")
+    return path
+
+
+@pytest.fixture
+def gateway(ringgate_bin, tmp_path, request):
+    """Factory: gateway("--heartbeat", "1s", workers=2, data_dir=None) -> a started Gateway.
+
+    Ephemeral log unless data_dir is given. Every gateway is torn down after the test
+    (SIGTERM, 10 s, then SIGKILL of its process group), whatever the outcome.
+    """
+    started: list[Gateway] = []
+
+    def start(*flags: str, workers: int = 2, data_dir=None, name: str | None = None) -> Gateway:
+        gw = Gateway(flags, workers=workers, data_dir=data_dir, log_dir=tmp_path,
+                     name=name or f"{request.node.name[:40]}-{len(started)}", binary=ringgate_bin)
+        started.append(gw)
+        rgtest.TEST_GATEWAYS.append(gw)
+        return gw.start()
+
+    yield start
+    for gw in started:
+        gw.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Safety net: nothing started by this suite outlives it."""
+    for gw in list(rgtest.LIVE_GATEWAYS):
+        gw.close()

@@ -180,6 +180,10 @@ public final class Ingest: HTTPEngineDelegate {
     }
 
     func publishBatch(_ connection: Int32, _ request: HTTPRequest) {
+        guard request.body.count <= config.maxBatchBytes else {
+            return reject(connection, status: 413, error: "payload_too_large",
+                          detail: "the batch is \(request.body.count) bytes; the limit is \(config.maxBatchBytes) (--max-batch-bytes)")
+        }
         let parsed = request.body.withUnsafeBytes { NDJSONBatchParser.parse($0, maxEvents: 1_000_000) }
         let items: [BatchItem]
         switch parsed {

@@ -48,6 +48,9 @@ let package = Package(
         ),
         // Multi-process stress of the ring log: one writer process, N reader processes.
         .executableTarget(name: "ringlog-stress", dependencies: ["RingLog", "CRinggateSys"]),
+        // Load generator for `make bench`: many SSE subscribers on one io_uring loop.
+        .executableTarget(name: "ringgate-bench", dependencies: ["EventLoop", "CRinggateSys", "WireProtocol"],
+                          path: "bench/loadgen"),
         .testTarget(name: "RingLogTests", dependencies: ["RingLog", "CRinggateSys"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
         .testTarget(name: "StreamPolicyTests", dependencies: ["StreamPolicy", "RingLog"]),

@@ -1,0 +1,1 @@
+print("ringgate-bench: not written yet")

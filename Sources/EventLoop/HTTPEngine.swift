@@ -20,6 +20,13 @@ public protocol HTTPEngineDelegate: AnyObject {
     func engineTick(_ engine: HTTPEngine, nowNanoseconds: UInt64)
     /// Called once per loop turn, after all completions of the turn were handled.
     func engineTurnEnd(_ engine: HTTPEngine)
+    /// Whether one more connection may be admitted (a host-wide limit); the table's own
+    /// capacity is checked by the engine.
+    func engineAdmits(_ engine: HTTPEngine) -> Bool
+}
+
+extension HTTPEngineDelegate {
+    public func engineAdmits(_ engine: HTTPEngine) -> Bool { true }
 }
 
 /// A single-threaded io_uring HTTP/1.1 server loop: multishot accept on one listener,
@@ -103,8 +110,11 @@ public final class HTTPEngine {
     let logger: Logger
     public weak var delegate: HTTPEngineDelegate?
 
+    /// Entries below `initializedCount` are initialized; fresh ones are initialized on first
+    /// use, so a large table costs memory only as far as it was ever filled.
     var table: UnsafeMutablePointer<Connection>
-    var freeSlots: [Int32]
+    var initializedCount = 0
+    var freeSlots: [Int32] = []
     var dirtyList: [Int32] = []
     var bufferWaiters: [Int32] = []
     var liveCount = 0
@@ -128,12 +138,10 @@ public final class HTTPEngine {
                                           bufferBytes: configuration.recvBufferBytes)
         sendPool = SendBufferPool(capacity: configuration.sendBufferCount, bufferBytes: configuration.sendBufferBytes)
         table = .allocate(capacity: configuration.maxConnections)
-        table.initialize(repeating: Connection(), count: configuration.maxConnections)
-        freeSlots = (0..<Int32(configuration.maxConnections)).reversed().map { $0 }
     }
 
     deinit {
-        table.deinitialize(count: configuration.maxConnections)
+        table.deinitialize(count: initializedCount)
         table.deallocate()
         wakeScratch.deallocate()
     }
@@ -199,7 +207,7 @@ public final class HTTPEngine {
             return
         }
         let fd = cqe.res
-        guard !stopping, let slot = freeSlots.popLast() else {
+        guard !stopping, delegate?.engineAdmits(self) ?? true, let slot = takeSlot() else {
             rejectOverCapacity(fd)
             return
         }
@@ -218,6 +226,14 @@ public final class HTTPEngine {
         highWater = max(highWater, slot + 1)
         counters.add(.connectionsHTTP)
         armRecv(slot)
+    }
+
+    func takeSlot() -> Int32? {
+        if let slot = freeSlots.popLast() { return slot }
+        guard initializedCount < configuration.maxConnections else { return nil }
+        (table + initializedCount).initialize(to: Connection())
+        initializedCount += 1
+        return Int32(initializedCount - 1)
     }
 
     func rejectOverCapacity(_ fd: Int32) {

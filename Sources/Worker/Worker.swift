@@ -64,12 +64,15 @@ public final class Worker: HTTPEngineDelegate {
         var sendBufferBytes = 64 << 10
         while sendBufferBytes < maxFrame + 1024 { sendBufferBytes <<= 1 }
         let limits = HTTPLimits(maxBodyBytes: 0)
+        // The limit is host-wide (checked against every worker's gauges on accept); a worker's
+        // table may hold more than its share, since SO_REUSEPORT spreads connections unevenly.
+        let tableCapacity = min(config.maxConnections, 2 * config.maxConnectionsPerWorker + 64)
         var engineConfig = HTTPEngine.Configuration(
-            maxConnections: config.maxConnectionsPerWorker,
+            maxConnections: tableCapacity,
             headerTimeoutNanoseconds: config.headerTimeoutNanoseconds,
             limits: limits,
             sendBufferBytes: sendBufferBytes,
-            sendBufferCount: min(config.maxConnectionsPerWorker, 4096))
+            sendBufferCount: min(tableCapacity, 4096))
         engineConfig.userTimeoutMilliseconds = config.tcpUserTimeoutMilliseconds
         engineConfig.sendTimeoutNanoseconds = config.sendTimeoutNanoseconds
         if config.tcpKeepaliveNanoseconds > 0 {
@@ -79,8 +82,8 @@ public final class Worker: HTTPEngineDelegate {
         }
         engine = try HTTPEngine(configuration: engineConfig, listenFD: descriptors.listen, wakeFD: descriptors.wake,
                                 counters: counters, logger: logger)
-        subscribers = .allocate(capacity: config.maxConnectionsPerWorker)
-        subscribers.initialize(repeating: Subscriber(), count: config.maxConnectionsPerWorker)
+        subscribers = .allocate(capacity: tableCapacity)
+        subscribers.initialize(repeating: Subscriber(), count: tableCapacity)
         slots = SlotTable(cacheLimit: 2 * region.geometry.maxSlots)
         readPosition = reader.tailAcquire()
         fanoutSeq = reader.headSeqAcquire()
@@ -98,6 +101,18 @@ public final class Worker: HTTPEngineDelegate {
     // MARK: - Engine events
 
     public func engineWake(_ engine: HTTPEngine) { pump() }
+
+    /// Host-wide admission: every worker's open connections, from the shared counters.
+    public func engineAdmits(_ engine: HTTPEngine) -> Bool {
+        var total: UInt64 = 0
+        for w in 0..<config.workers {
+            let block = ProcessBlock.worker(w)
+            for gauge in [LogCounter.connectionsSSE, .connectionsHTTP, .connectionsWS] {
+                total &+= rg_load_relaxed_u64(region.counterPointer(process: block, counter: gauge.rawValue))
+            }
+        }
+        return Int64(bitPattern: total) < Int64(config.maxConnections)
+    }
 
     public func engineTurnEnd(_ engine: HTTPEngine) {
         if !catchUpList.isEmpty {

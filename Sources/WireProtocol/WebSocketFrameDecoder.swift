@@ -153,6 +153,8 @@ public struct WebSocketFrameDecoder: Sendable {
                 guard messageOpcode == nil else {
                     return fail(WebSocketCloseCode.protocolError, "new data frame inside a fragmented message")
                 }
+                messageOpcode = op
+                utf8.reset()
             }
         case 1:
             guard b & 0x80 != 0 else { return fail(WebSocketCloseCode.protocolError, "unmasked client frame") }
@@ -217,7 +219,7 @@ public struct WebSocketFrameDecoder: Sendable {
             }
             return nil
         }
-        let isText = (opcode == .continuation ? messageOpcode : opcode) == .text
+        let isText = messageOpcode == .text
         messageBytes += piece.count
         if keepsDataPayloads {
             let start = message.count
@@ -288,10 +290,6 @@ public struct WebSocketFrameDecoder: Sendable {
         case .pong: return .pong(takeControl())
         case .close: return closeFrame(takeControl())
         case .text, .binary, .continuation:
-            if op != .continuation {
-                messageOpcode = op
-                utf8.reset()
-            }
             guard last else { return nil }
             let kind = messageOpcode
             if kind == .text && !utf8.isComplete {

@@ -12,6 +12,8 @@ public protocol HTTPEngineDelegate: AnyObject {
     func engine(_ engine: HTTPEngine, request: HTTPRequest, connection: Int32)
     /// A stream connection's send buffer has room again (a send completed or a buffer freed).
     func engine(_ engine: HTTPEngine, streamWritable connection: Int32)
+    /// Bytes a stream connection that asked for its input (`startStream(wantsInput:)`) received.
+    func engine(_ engine: HTTPEngine, streamInput bytes: UnsafeRawBufferPointer, connection: Int32)
     /// A stream connection is gone; its table entry is about to be reused.
     func engine(_ engine: HTTPEngine, streamClosed connection: Int32)
     /// The wake descriptor fired: the log has new records.
@@ -27,6 +29,7 @@ public protocol HTTPEngineDelegate: AnyObject {
 
 extension HTTPEngineDelegate {
     public func engineAdmits(_ engine: HTTPEngine) -> Bool { true }
+    public func engine(_ engine: HTTPEngine, streamInput bytes: UnsafeRawBufferPointer, connection: Int32) {}
 }
 
 /// A single-threaded io_uring HTTP/1.1 server loop: multishot accept on one listener,
@@ -79,6 +82,7 @@ public final class HTTPEngine {
         var closeAfterFlush = false
         var dirty = false
         var waitingForBuffer = false
+        var wantsInput = false
         var gauge: LogCounter = .connectionsHTTP
         var closeReason: DisconnectReason = .completed
         var parser: HTTPRequestParser? = nil
@@ -289,9 +293,14 @@ public final class HTTPEngine {
         }
         c.pointee.lastActivityNanoseconds = nowNanoseconds
         if !c.pointee.recvArmed && c.pointee.phase != .closing { armRecv(slot) }
-        guard let bufferID, c.pointee.phase == .http else { return }   // streams and lingering discard input
+        guard let bufferID else { return }
         let bytes = UnsafeRawBufferPointer(start: recvBuffers.buffer(bufferID), count: Int(cqe.res))
-        feed(slot, bytes)
+        if c.pointee.phase == .http {
+            feed(slot, bytes)
+        } else if c.pointee.phase == .stream && c.pointee.wantsInput {
+            delegate?.engine(self, streamInput: bytes, connection: slot)
+        }
+        // Otherwise (SSE streams, lingering) input is read and dropped: never buffered.
     }
 
     func feed(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) {
@@ -364,10 +373,11 @@ public final class HTTPEngine {
 
     /// Turns an HTTP connection into a stream: later requests are not parsed, input is read
     /// and discarded, and output goes through `streamWrite`. `head` is the response head.
-    public func startStream(_ slot: Int32, gauge: LogCounter) {
+    public func startStream(_ slot: Int32, gauge: LogCounter, wantsInput: Bool = false) {
         let c = table + Int(slot)
         precondition(c.pointee.phase == .http)
         c.pointee.phase = .stream
+        c.pointee.wantsInput = wantsInput
         c.pointee.parser = nil
         c.pointee.closeAfterFlush = false
         counters.subtract(c.pointee.gauge)

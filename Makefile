@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/ringgate
 STRESS_RECORDS ?= 10000000
 
-.PHONY: all build release run test unit stress integration clean
+.PHONY: all build release run test unit stress integration conformance fuzz bench clean
 
 all: release
 
@@ -36,6 +36,18 @@ stress: release
 integration: release
 	@scripts/ensure-deps.sh test
 	RINGGATE_BIN=$(abspath $(RELEASE_BIN)) .venv/bin/python -m pytest tests/integration -q
+
+# Autobahn WebSocket conformance (cases 1-11) against ringgate-wsecho, a test-only echo
+# server built on the gateway's frame codec; prints the summary, fails on any FAILED case.
+conformance:
+	@scripts/ensure-deps.sh build
+	conformance/run.sh
+
+# libFuzzer on the WebSocket frame decoder and the HTTP request parser, FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 120
+fuzz:
+	@scripts/ensure-deps.sh build
+	Fuzz/run.sh $(FUZZ_SECONDS)
 
 clean:
 	rm -rf .build .venv

@@ -28,8 +28,8 @@ if [ ! -x "$VENV/bin/wstest" ]; then
 fi
 
 echo "== building ringgate-wsecho (release)"
-swift build -c release --scratch-path "$ROOT/.build-ws" --product ringgate-wsecho
-BIN="$(swift build -c release --scratch-path "$ROOT/.build-ws" --show-bin-path)/ringgate-wsecho"
+swift build -c release --product ringgate-wsecho
+BIN="$(swift build -c release --show-bin-path)/ringgate-wsecho"
 
 "$BIN" --port "$PORT" > "$WORK/wsecho.log" 2>&1 &
 ECHO_PID=$!

@@ -17,7 +17,7 @@ modes: fanout | latency | idle-memory | stopped-readers | history | publish
   --subs N             SSE subscribers (1000)
   --pub-conns K        publisher keep-alive connections (1, pipelined, so events keep their order; publish mode 4)
   --depth D            pipelined requests per publisher connection (publish mode, 32)
-  --window W           fanout: events in flight, published but not yet received by every reader (512)
+  --window W           fanout: events in flight, published but not yet received by every reader (500000/N, 16…512)
   --duration S         seconds of publishing (fanout 5, latency 8, publish 3)
   --events M           most events to publish (fanout default from N, bounded memory)
   --rate R             latency / stopped-readers: offered deliveries per second (50000)
@@ -109,6 +109,8 @@ func need(_ k: String) -> HTTPURL {
     return HTTPURL(u).with(slot: slot)
 }
 
+nonisolated(unsafe) var toStop: [Int] = []
+
 /// Opens the subscribers in chunks, each chunk waiting for its response heads.
 func openSubscribers(_ eng: Engine, _ url: HTTPURL, count: Int, stopped: Int, stoppedRcvbuf: Int32) {
     let t0 = nowNs()
@@ -118,7 +120,7 @@ func openSubscribers(_ eng: Engine, _ url: HTTPURL, count: Int, stopped: Int, st
         for k in 0..<chunk {
             let isStopped = opened + k < stopped
             let idx = eng.addSubscriber(url, rcvbuf: isStopped ? stoppedRcvbuf : 0)
-            if isStopped { eng.subs[idx].stopped = true }  // reads its head and warm-up, then stops
+            if isStopped { toStop.append(idx) }  // reads its head and warm-up, then stops
         }
         opened += chunk
         let ok = eng.run(until: nowNs() + 20_000_000_000) {
@@ -208,7 +210,7 @@ func streamMode() {
     let pssBefore = pids.pssBytes()
     openSubscribers(eng, subURL, count: n, stopped: stopped, stoppedRcvbuf: Int32(i("stopped-rcvbuf", 4096)))
     warmUp(eng, pub)
-    for j in 0..<eng.subCount where eng.subs[j].stopped { eng.stopReading(j) }
+    for j in toStop { eng.stopReading(j) }
     eng.run(until: nowNs() + 100_000_000) { false }
     let readers = activeReaders(eng)
     out["subscribers"] = n
@@ -230,7 +232,7 @@ func streamMode() {
     var floorMoved = t0
     var stalls = 0
     var lastPss = t0
-    let window = i("window", 512)
+    let window = i("window", min(512, max(16, 500_000 / max(readers, 1))))
     let interval = isLatency ? 1e9 / evRate : 0
     while true {
         let now = nowNs()
@@ -441,8 +443,8 @@ func historyMode() {
             if q % 2 == 0 {
                 path = hurl.path + "?limit=1000"
             } else {
-                let span = max(1, size - 1000)
-                let seq = firstSeq + Int.random(in: 0..<span, using: &rng)
+                let span = max(1, size - 1000 + 1)
+                let seq = firstSeq - 1 + Int.random(in: 0..<span, using: &rng)
                 path = hurl.path + "?after=\(epoch)-\(seq)&limit=1000"
             }
             let t = nowNs()

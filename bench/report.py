@@ -159,7 +159,7 @@ def main():
         if unit == "B":
             return f"{v / 2**20:.1f} MiB" if abs(v) >= 2**20 else f"{v:.0f} B"
         if unit == "µs":
-            return f"{v:.1f} µs" if v < 10 else f"{v:.0f} µs"
+            return f"{v:.3f} µs" if v < 1 else (f"{v:.1f} µs" if v < 10 else f"{v:.0f} µs")
         if unit == "/s":
             return f"{v / 1e6:.2f} M/s" if v >= 1e6 else f"{v / 1e3:.1f} k/s"
         return f"{v:.3g}"

@@ -90,8 +90,8 @@ start_ringgate() {
   RG_PUB=$(sed -n 's/.* publish=\([^ ]*\).*/\1/p' <<<"$line")
   local kids=""
   for s in /proc/[0-9]*/stat; do
-    read -r pid _ <"$s" 2>/dev/null || continue
-    ppid=$(sed 's/.*) //' "$s" 2>/dev/null | cut -d' ' -f2) || continue
+    { read -r pid _ <"$s"; } 2>/dev/null || continue
+    ppid=$( { sed 's/.*) //' "$s" | cut -d' ' -f2; } 2>/dev/null) || continue
     [ "$ppid" = "$RG_PID" ] && kids="$kids $pid"
   done
   log "ringgate pid $RG_PID children:$kids subscribe=$RG_SUB publish=$RG_PUB"

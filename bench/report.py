@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Medians of the raw ringgate-bench results, Ringgate/nchan ratios, goals; JSON, Markdown, PNG."""
+import argparse, glob, json, os, statistics, subprocess, sys, time
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except Exception as e:  # noqa: BLE001
+        return {"error": str(e)}
+
+
+def one_line(d):
+    if "error" in d:
+        return "ERROR " + d["error"][:200]
+    m = d.get("mode")
+    if m in ("fanout", "latency", "stopped-readers"):
+        lat = d["latency"]
+        return (f"{d['deliveries_per_s']:.0f} deliveries/s, p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us, "
+                f"lost {d['lost']} dup {d['duplicated']} ooo {d['out_of_order']}, server cpu {d['server_cpu_util']:.2f}, "
+                f"client cpu {d['client_cpu_util']:.2f}, machine busy {d.get('machine_cpu_busy', 0):.2f}, "
+                f"pss growth {d['server_pss_growth'] / 2**20:.1f} MiB")
+    if m == "idle-memory":
+        return f"{d['server_pss_per_connection']:.0f} B/connection"
+    if m == "publish":
+        if d.get("events_per_s") is None:
+            return d.get("note", "n/a")
+        return f"{d['events_per_s']:.0f} events/s ({d['requests_non2xx']} non-2xx), client cpu {d['client_cpu_util']:.2f}"
+    if m == "history":
+        if "sizes" not in d:
+            return d.get("note", "n/a")
+        return "; ".join(f"{s['slot_events']}: newest p50/p99 {s['newest_1000']['p50_us']:.0f}/{s['newest_1000']['p99_us']:.0f} us, "
+                         f"after p50/p99 {s['after_limit_1000']['p50_us']:.0f}/{s['after_limit_1000']['p99_us']:.0f} us"
+                         for s in d["sizes"])
+    return json.dumps(d)[:200]
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--one")
+    ap.add_argument("--results")
+    ap.add_argument("--machine", default="")
+    ap.add_argument("--elapsed", default="")
+    ap.add_argument("--quick", default="0")
+    a = ap.parse_args()
+    if a.one:
+        print(one_line(load(a.one)))
+        return
+    raw = {}
+    for p in sorted(glob.glob(os.path.join(a.results, "raw", "*.json"))):
+        scen, server, rep, _ = os.path.basename(p).rsplit(".", 3)
+        raw.setdefault((scen, server), []).append(load(p))
+
+    def vals(scen, server, f):
+        out = []
+        for d in raw.get((scen, server), []):
+            if "error" in d:
+                continue
+            try:
+                out.append(f(d))
+            except (KeyError, TypeError):
+                pass
+        return out
+
+    def m(scen, server, f):
+        return med(vals(scen, server, f))
+
+    rows = []  # figure, ringgate, nchan, ratio, goal text, met
+
+    def row(fig, rg, nc, goal, ok, unit=""):
+        ratio = (rg / nc) if (rg is not None and nc not in (None, 0)) else None
+        rows.append({"figure": fig, "ringgate": rg, "nchan": nc, "ratio": ratio, "unit": unit, "goal": goal,
+                     "met": ok(rg, nc, ratio) if rg is not None else None})
+
+    sizes = sorted({int(k[0].split("-")[1]) for k in raw if k[0].startswith("fanout-")})
+    for n in sizes:
+        f = lambda d: d["deliveries_per_s"]
+        row(f"fan-out deliveries/s, {n} subscribers", m(f"fanout-{n}", "ringgate", f), m(f"fanout-{n}", "nchan", f),
+            "≥ 4× nchan", lambda r, c, x: x is not None and x >= 4, "/s")
+    for n in sizes:
+        for q in ("p50", "p99"):
+            f = lambda d, q=q: d["latency"][f"{q}_us"]
+            row(f"latency {q} at 50k deliveries/s, {n} subscribers", m(f"latency-{n}", "ringgate", f),
+                m(f"latency-{n}", "nchan", f), "p99 ≤ 1/5 of nchan" if q == "p99" else "(p50: report)",
+                (lambda r, c, x: x is not None and x <= 0.2) if q == "p99" else (lambda r, c, x: None), "µs")
+    f = lambda d: d["server_pss_per_connection"]
+    row("server memory per idle SSE connection", m("idle-memory", "ringgate", f), m("idle-memory", "nchan", f),
+        "≤ 1/4 of nchan", lambda r, c, x: x is not None and x <= 0.25, "B")
+    # stopped readers
+    for server in ("ringgate", "nchan"):
+        pass
+    g = lambda d: d["server_pss_growth"]
+    p = lambda d: d["latency"]["p99_us"]
+    rg_growth, nc_growth = m("stopped-10pct", "ringgate", g), m("stopped-10pct", "nchan", g)
+    row("10% stopped readers: server Pss growth", rg_growth, nc_growth,
+        "bounded by config (≤ 64 MiB here)", lambda r, c, x: r is not None and r <= 64 * 2**20, "B")
+    for server in ("ringgate", "nchan"):
+        b, s = m("stopped-baseline", server, p), m("stopped-10pct", server, p)
+        rows.append({"figure": f"10% stopped readers: fast p99 / baseline p99 ({server})", "ringgate": s if server == "ringgate" else None,
+                     "nchan": s if server == "nchan" else None, "ratio": (s / b) if (s and b) else None, "unit": "µs",
+                     "goal": "unchanged (≤ 1.25× its baseline)" if server == "ringgate" else "(peer)",
+                     "met": ((s / b) <= 1.25 if (s and b) else None) if server == "ringgate" else None,
+                     "baseline": b})
+    # history
+    hist = {}
+    for d in raw.get(("history", "ringgate"), []):
+        for s in d.get("sizes", []):
+            hist.setdefault(s["slot_events"], {"newest": [], "after": [], "newest99": [], "after99": []})
+            h = hist[s["slot_events"]]
+            h["newest"].append(s["newest_1000"]["p50_us"]); h["newest99"].append(s["newest_1000"]["p99_us"])
+            h["after"].append(s["after_limit_1000"]["p50_us"]); h["after99"].append(s["after_limit_1000"]["p99_us"])
+    base = None
+    for size in sorted(hist):
+        h = hist[size]
+        for kind in ("newest", "after"):
+            p50, p99 = med(h[kind]), med(h[kind + "99"])
+            if base is None:
+                base = {}
+            base.setdefault(kind, p50)
+            flat = p50 is not None and base[kind] and p50 <= 1.5 * base[kind]
+            rows.append({"figure": f"history {'last 1000' if kind == 'newest' else 'after=X&limit=1000'}, slot of {size} events (p50 / p99 µs, client-timed)",
+                         "ringgate": p50, "nchan": None, "ratio": None, "unit": "µs", "p99": p99,
+                         "goal": "flat, ≤ 1 ms", "met": bool(flat and p99 is not None and p99 <= 1000)})
+    f = lambda d: d["events_per_s"]
+    row("publish, single POSTs (4 keep-alive conns × 32 pipelined)", m("publish-single", "ringgate", f),
+        m("publish-single", "nchan", f), "≥ 4× nchan", lambda r, c, x: x is not None and x >= 4, "/s")
+    rows.append({"figure": "publish, NDJSON batches of 1000", "ringgate": m("publish-batch", "ringgate", f), "nchan": None,
+                 "ratio": None, "unit": "/s", "goal": "≥ 1M events/s (nchan: n/a)",
+                 "met": (m("publish-batch", "ringgate", f) or 0) >= 1e6})
+    for n in sizes:
+        f = lambda d: d["server_cpu_us_per_delivery"]
+        row(f"server CPU per delivery (fan-out, {n} subscribers)", m(f"fanout-{n}", "ringgate", f),
+            m(f"fanout-{n}", "nchan", f), "≤ 1/4 of nchan", lambda r, c, x: x is not None and x <= 0.25, "µs")
+
+    # correctness and load generator load
+    notes = []
+    for (scen, server), ds in sorted(raw.items()):
+        for d in ds:
+            if "error" in d:
+                notes.append(f"{scen}/{server}: ERROR {d['error'][:300]}")
+                continue
+            for k in ("lost", "duplicated", "out_of_order", "resets", "readers_closed_by_server", "publish_non2xx", "requests_non2xx"):
+                if d.get(k):
+                    notes.append(f"{d.get('label')}: {k} = {d[k]}" + (f" (examples {d.get('lost_examples')})" if k == "lost" else ""))
+            if d.get("client_cpu_util", 0) > 0.85:
+                notes.append(f"{d.get('label')}: load generator CPU {d['client_cpu_util']:.2f} of a core (it may be the bottleneck)")
+    busy = [d.get("machine_cpu_busy") for ds in raw.values() for d in ds if d.get("machine_cpu_busy") is not None]
+    loads = [float(d["loadavg"]) for ds in raw.values() for d in ds if d.get("loadavg")]
+
+    def fmt(v, unit):
+        if v is None:
+            return "n/a"
+        if unit == "B":
+            return f"{v / 2**20:.1f} MiB" if abs(v) >= 2**20 else f"{v:.0f} B"
+        if unit == "µs":
+            return f"{v:.3f} µs" if v < 1 else (f"{v:.1f} µs" if v < 10 else f"{v:.0f} µs")
+        if unit == "/s":
+            return f"{v / 1e6:.2f} M/s" if v >= 1e6 else f"{v / 1e3:.1f} k/s"
+        return f"{v:.3g}"
+
+    lines = [f"Run {time.strftime('%Y-%m-%d %H:%M %Z')}; {a.machine}; wall time {a.elapsed} s;"
+             f" {'quick (1 run each)' if a.quick == '1' else 'median of 3 repetitions'}.",
+             f"Machine CPU busy during runs: median {med(busy) or 0:.2f} (1.0 = both cores), load average median {med(loads) or 0:.1f}.", "",
+             "| figure | Ringgate | nchan | Ringgate/nchan | goal | met |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        rg = fmt(r["ringgate"], r["unit"])
+        if "p99" in r:
+            rg += f" / {fmt(r['p99'], r['unit'])}"
+        nc = fmt(r["nchan"], r["unit"])
+        if "baseline" in r:
+            b = fmt(r["baseline"], r["unit"])
+            if r["ringgate"] is not None:
+                rg += f" (baseline {b})"
+            else:
+                nc += f" (baseline {b})"
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "–"
+        met = {True: "yes", False: "**no**", None: "–"}[r["met"]]
+        lines.append(f"| {r['figure']} | {rg} | {nc} | {ratio} | {r['goal']} | {met} |")
+    if notes:
+        lines += ["", "Notes (correctness, load generator):", ""] + [f"- {n}" for n in notes[:40]]
+    table = "\n".join(lines)
+    print(table)
+    with open(os.path.join(a.results, "table.md"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(a.results, "summary.json"), "w") as f:
+        json.dump({"rows": rows, "notes": notes, "machine": a.machine, "elapsed_s": a.elapsed,
+                   "raw": {f"{k[0]}/{k[1]}": v for k, v in raw.items()}}, f, indent=1, default=str)
+
+    # chart: log-scale bars of the ratio per figure (goal lines as text)
+    dat = os.path.join(a.results, "chart.dat")
+    with open(dat, "w") as f:
+        k = 0
+        for r in rows:
+            if r["ratio"] is None or r["ratio"] <= 0:
+                continue
+            label = r["figure"].replace('"', "'")[:48]
+            f.write(f'{k} {r["ratio"]:.6g} "{label}"\n')
+            k += 1
+    gp = f"""set terminal pngcairo size 1400,800 font ',9'
+set output '{os.path.join(a.results, 'chart.png')}'
+set title 'Ringgate / nchan per figure (log scale; >1 = Ringgate higher)'
+set logscale y
+set style fill solid 0.6
+set boxwidth 0.7
+set xtics rotate by -35 left
+set grid ytics
+set bmargin 14
+set rmargin 20
+plot '{dat}' using 1:2:xtic(3) with boxes notitle, 1 with lines lt 0 notitle
+"""
+    try:
+        subprocess.run(["gnuplot"], input=gp.encode(), check=True, timeout=30)
+    except Exception as e:  # noqa: BLE001
+        print(f"chart: gnuplot failed: {e}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

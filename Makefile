@@ -49,5 +49,11 @@ fuzz:
 	@scripts/ensure-deps.sh build
 	Fuzz/run.sh $(FUZZ_SECONDS)
 
+# Ringgate side by side with nginx + nchan (installed from Debian when missing): every
+# scenario, alternating, 3 repetitions; table on stdout, raw JSON + chart in bench/results/.
+# ARGS=--quick runs each once with smaller N.
+bench:
+	bench/run.sh $(ARGS)
+
 clean:
 	rm -rf .build .venv

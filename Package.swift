@@ -10,6 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
     ],
     targets: [
         // C shim: liburing's inline helpers, atomics on raw shared memory, syscalls Glibc lacks.
@@ -19,7 +20,7 @@ let package = Package(
             linkerSettings: [.linkedLibrary("uring")]
         ),
         .target(name: "RingLog", dependencies: ["CRinggateSys"]),
-        .target(name: "WireProtocol"),
+        .target(name: "WireProtocol", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "StreamPolicy", dependencies: ["RingLog"]),
         .target(
             name: "EventLoop",
@@ -51,6 +52,8 @@ let package = Package(
         // Load generator for `make bench`: many SSE subscribers on one io_uring loop.
         .executableTarget(name: "ringgate-bench", dependencies: ["EventLoop", "CRinggateSys", "WireProtocol"],
                           path: "bench/loadgen"),
+        // Test-only WebSocket echo server for the Autobahn conformance suite; not a gateway route.
+        .executableTarget(name: "ringgate-wsecho", dependencies: ["WireProtocol"]),
         .testTarget(name: "RingLogTests", dependencies: ["RingLog", "CRinggateSys"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
         .testTarget(name: "StreamPolicyTests", dependencies: ["StreamPolicy", "RingLog"]),

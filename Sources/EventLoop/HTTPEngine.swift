@@ -12,6 +12,8 @@ public protocol HTTPEngineDelegate: AnyObject {
     func engine(_ engine: HTTPEngine, request: HTTPRequest, connection: Int32)
     /// A stream connection's send buffer has room again (a send completed or a buffer freed).
     func engine(_ engine: HTTPEngine, streamWritable connection: Int32)
+    /// Bytes a stream connection that asked for its input (`startStream(wantsInput:)`) received.
+    func engine(_ engine: HTTPEngine, streamInput bytes: UnsafeRawBufferPointer, connection: Int32)
     /// A stream connection is gone; its table entry is about to be reused.
     func engine(_ engine: HTTPEngine, streamClosed connection: Int32)
     /// The wake descriptor fired: the log has new records.
@@ -20,6 +22,14 @@ public protocol HTTPEngineDelegate: AnyObject {
     func engineTick(_ engine: HTTPEngine, nowNanoseconds: UInt64)
     /// Called once per loop turn, after all completions of the turn were handled.
     func engineTurnEnd(_ engine: HTTPEngine)
+    /// Whether one more connection may be admitted (a host-wide limit); the table's own
+    /// capacity is checked by the engine.
+    func engineAdmits(_ engine: HTTPEngine) -> Bool
+}
+
+extension HTTPEngineDelegate {
+    public func engineAdmits(_ engine: HTTPEngine) -> Bool { true }
+    public func engine(_ engine: HTTPEngine, streamInput bytes: UnsafeRawBufferPointer, connection: Int32) {}
 }
 
 /// A single-threaded io_uring HTTP/1.1 server loop: multishot accept on one listener,
@@ -72,6 +82,7 @@ public final class HTTPEngine {
         var closeAfterFlush = false
         var dirty = false
         var waitingForBuffer = false
+        var wantsInput = false
         var gauge: LogCounter = .connectionsHTTP
         var closeReason: DisconnectReason = .completed
         var parser: HTTPRequestParser? = nil
@@ -103,8 +114,11 @@ public final class HTTPEngine {
     let logger: Logger
     public weak var delegate: HTTPEngineDelegate?
 
+    /// Entries below `initializedCount` are initialized; fresh ones are initialized on first
+    /// use, so a large table costs memory only as far as it was ever filled.
     var table: UnsafeMutablePointer<Connection>
-    var freeSlots: [Int32]
+    var initializedCount = 0
+    var freeSlots: [Int32] = []
     var dirtyList: [Int32] = []
     var bufferWaiters: [Int32] = []
     var liveCount = 0
@@ -128,12 +142,10 @@ public final class HTTPEngine {
                                           bufferBytes: configuration.recvBufferBytes)
         sendPool = SendBufferPool(capacity: configuration.sendBufferCount, bufferBytes: configuration.sendBufferBytes)
         table = .allocate(capacity: configuration.maxConnections)
-        table.initialize(repeating: Connection(), count: configuration.maxConnections)
-        freeSlots = (0..<Int32(configuration.maxConnections)).reversed().map { $0 }
     }
 
     deinit {
-        table.deinitialize(count: configuration.maxConnections)
+        table.deinitialize(count: initializedCount)
         table.deallocate()
         wakeScratch.deallocate()
     }
@@ -199,7 +211,7 @@ public final class HTTPEngine {
             return
         }
         let fd = cqe.res
-        guard !stopping, let slot = freeSlots.popLast() else {
+        guard !stopping, delegate?.engineAdmits(self) ?? true, let slot = takeSlot() else {
             rejectOverCapacity(fd)
             return
         }
@@ -218,6 +230,14 @@ public final class HTTPEngine {
         highWater = max(highWater, slot + 1)
         counters.add(.connectionsHTTP)
         armRecv(slot)
+    }
+
+    func takeSlot() -> Int32? {
+        if let slot = freeSlots.popLast() { return slot }
+        guard initializedCount < configuration.maxConnections else { return nil }
+        (table + initializedCount).initialize(to: Connection())
+        initializedCount += 1
+        return Int32(initializedCount - 1)
     }
 
     func rejectOverCapacity(_ fd: Int32) {
@@ -273,9 +293,14 @@ public final class HTTPEngine {
         }
         c.pointee.lastActivityNanoseconds = nowNanoseconds
         if !c.pointee.recvArmed && c.pointee.phase != .closing { armRecv(slot) }
-        guard let bufferID, c.pointee.phase == .http else { return }   // streams and lingering discard input
+        guard let bufferID else { return }
         let bytes = UnsafeRawBufferPointer(start: recvBuffers.buffer(bufferID), count: Int(cqe.res))
-        feed(slot, bytes)
+        if c.pointee.phase == .http {
+            feed(slot, bytes)
+        } else if c.pointee.phase == .stream && c.pointee.wantsInput {
+            delegate?.engine(self, streamInput: bytes, connection: slot)
+        }
+        // Otherwise (SSE streams, lingering) input is read and dropped: never buffered.
     }
 
     func feed(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) {
@@ -348,10 +373,11 @@ public final class HTTPEngine {
 
     /// Turns an HTTP connection into a stream: later requests are not parsed, input is read
     /// and discarded, and output goes through `streamWrite`. `head` is the response head.
-    public func startStream(_ slot: Int32, gauge: LogCounter) {
+    public func startStream(_ slot: Int32, gauge: LogCounter, wantsInput: Bool = false) {
         let c = table + Int(slot)
         precondition(c.pointee.phase == .http)
         c.pointee.phase = .stream
+        c.pointee.wantsInput = wantsInput
         c.pointee.parser = nil
         c.pointee.closeAfterFlush = false
         counters.subtract(c.pointee.gauge)

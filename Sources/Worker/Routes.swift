@@ -4,6 +4,7 @@ import WireProtocol
 enum WorkerRoute: Equatable {
     case history(slot: String)
     case stream(slot: String)
+    case webSocket(slot: String)
     case health
     case ready
     case metrics
@@ -24,9 +25,19 @@ enum WorkerRoute: Equatable {
         guard let slash = rest.lastIndex(of: "/") else { return .notFound }
         let slot = String(rest[..<slash])
         let leaf = rest[rest.index(after: slash)...]
-        guard leaf == "events" || leaf == "stream" else { return .notFound }
-        guard method == .get || method == .head else { return .methodNotAllowed(allow: "GET, HEAD") }
+        switch leaf {
+        case "events", "stream":
+            guard method == .get || method == .head else { return .methodNotAllowed(allow: "GET, HEAD") }
+        case "ws":
+            guard method == .get else { return .methodNotAllowed(allow: "GET") }
+        default:
+            return .notFound
+        }
         guard SlotName.isValid(slot) else { return .badSlot(slot) }
-        return leaf == "events" ? .history(slot: slot) : .stream(slot: slot)
+        switch leaf {
+        case "events": return .history(slot: slot)
+        case "stream": return .stream(slot: slot)
+        default: return .webSocket(slot: slot)
+        }
     }
 }

@@ -1,10 +1,14 @@
+import WireProtocol
+
 /// One worker's subscribers, grouped by slot. A subscriber is a cursor, never a queue: it is
 /// either *live* (in its slot's fan-out list, cursor equal to the fan-out position) or catching
 /// up from its cursor through windowed reads of the log.
 struct Subscriber {
     enum PendingReset: UInt8 { case none, epoch }
+    enum Transport: UInt8 { case sse, webSocket }
 
     var active = false
+    var transport = Transport.sse
     var localSlot: Int32 = -1
     var liveIndex: Int32 = -1            // index in its slot's `live`, -1 when catching up
     var cursorSeq: UInt64 = 0            // last seq delivered (or skipped)
@@ -16,7 +20,11 @@ struct Subscriber {
     var acceptGap = false                // a reset was sent: the next window may start later
     var pendingReset = PendingReset.none
     var lastWriteNanoseconds: UInt64 = 0
-    var deliveredSinceWrite = 0
+    // WebSocket only: the client's frames are decoded (and data messages dropped) without
+    // buffering them; pings go out on the heartbeat and must be answered within two.
+    var decoder: WebSocketFrameDecoder? = nil
+    var lastPingNanoseconds: UInt64 = 0
+    var lastPongNanoseconds: UInt64 = 0
 }
 
 struct LocalSlot {

@@ -1,0 +1,404 @@
+import CRinggateSys
+import EventLoop
+import Glibc
+import RingLog
+import StreamPolicy
+import WireProtocol
+
+/// Subscribing, the live fan-out and catch-up, for both transports (SSE and WebSocket).
+extension Worker {
+    func subscribe(_ connection: Int32, _ request: HTTPRequest, slot: String, transport: Subscriber.Transport) {
+        let resumeRaw = request.header("Last-Event-ID") ?? request.queryValue("after") ?? request.queryValue("lastEventId")
+        var resume: EventID? = nil
+        if let resumeRaw, !resumeRaw.isEmpty {
+            guard let id = EventID(parsing: resumeRaw) else {
+                engine.respondError(connection, status: 400, error: "bad_id",
+                                    detail: "Last-Event-ID / after / lastEventId must be an event id like 5f3a9c01-42")
+                return
+            }
+            resume = id
+        }
+        if request.method == .head && transport == .sse {
+            engine.respond(connection, HTTPResponseWriter.head(status: 200, contentType: "text/event-stream",
+                                                               contentLength: 0, keepAlive: request.keepAlive, extraHeaders: []))
+            return
+        }
+        let slotName = Array(slot.utf8)
+        let perSlot = config.maxSubscribersPerSlotPerWorker
+        if perSlot > 0, let id = slots.byName[slotName], slots.slots[Int(id)]!.subscribers >= perSlot {
+            counters.add(.overCapacitySlot)
+            engine.respondError(connection, status: 503, error: "over_capacity",
+                                detail: "slot \(slot) has its maximum of subscribers (--max-subscribers-per-slot)",
+                                extraHeaders: [("Retry-After", "5")])
+            return
+        }
+        var prelude: [UInt8]
+        switch transport {
+        case .sse:
+            prelude = HTTPResponseWriter.head(status: 200, contentType: "text/event-stream", contentLength: nil,
+                                              keepAlive: false,
+                                              extraHeaders: [("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")])
+            prelude += SSEEncoder.retry(milliseconds: UInt64(Jitter.retryMilliseconds(random: random.next())))
+            engine.startStream(connection, gauge: .connectionsSSE)
+        case .webSocket:
+            switch WebSocketHandshake.accept(request) {
+            case .failure(let error):
+                engine.respondError(connection, status: error.status, error: error.code, detail: error.detail,
+                                    extraHeaders: error.extraHeaders)
+                return
+            case .success(let response):
+                prelude = response
+            }
+            engine.startStream(connection, gauge: .connectionsWS, wantsInput: true)
+        }
+        guard prelude.withUnsafeBytes({ engine.streamAppend(connection, $0) }) else {
+            engine.beginClose(connection, reason: .overCapacity)
+            return
+        }
+        let now = engine.nowNanoseconds
+        let s = subscribers + Int(connection)
+        s.pointee = Subscriber()
+        s.pointee.active = true
+        s.pointee.transport = transport
+        s.pointee.localSlot = slots.acquire(name: slotName)
+        s.pointee.lastWriteNanoseconds = now
+        s.pointee.deadlineNanoseconds = Jitter.lifetimeDeadline(
+            startNanoseconds: now, lifetimeNanoseconds: config.maxLifetimeNanoseconds, random: random.next())
+        if transport == .webSocket {
+            // Subscribers do not publish: data messages are validated and dropped, never kept.
+            s.pointee.decoder = WebSocketFrameDecoder(maxMessageBytes: 64 << 10, keepsDataPayloads: false)
+            s.pointee.lastPingNanoseconds = now
+            s.pointee.lastPongNanoseconds = now
+        }
+        if let resume {
+            if resume.epoch != reader.epoch || resume.seq > reader.headSeqAcquire() {
+                s.pointee.pendingReset = .epoch
+                s.pointee.cursorSeq = 0
+            } else {
+                s.pointee.cursorSeq = resume.seq
+            }
+            markCatchingUp(connection)
+            catchUp(connection)
+        } else {
+            s.pointee.cursorSeq = fanoutSeq
+            joinLive(connection)
+        }
+    }
+
+    func joinLive(_ connection: Int32) {
+        let s = subscribers + Int(connection)
+        if s.pointee.catchingUp {
+            s.pointee.catchingUp = false
+            counters.subtract(.connectionsCatchingUp)
+        }
+        s.pointee.liveIndex = slots.addLive(s.pointee.localSlot, connection: connection)
+    }
+
+    func markCatchingUp(_ connection: Int32) {
+        let s = subscribers + Int(connection)
+        if !s.pointee.catchingUp {
+            s.pointee.catchingUp = true
+            counters.add(.connectionsCatchingUp)
+        }
+    }
+
+    func leaveLive(_ connection: Int32) {
+        let s = subscribers + Int(connection)
+        if let moved = slots.removeLive(s.pointee.localSlot, at: s.pointee.liveIndex) {
+            subscribers[Int(moved)].liveIndex = s.pointee.liveIndex
+        }
+        s.pointee.liveIndex = -1
+    }
+
+    /// Reads new records from the log, once each, and fans them out to live subscribers.
+    func pump() {
+        while true {
+            switch reader.copyRecord(at: readPosition, into: recordScratch) {
+            case .record(let view):
+                readPosition = view.nextPosition
+                guard view.seq > fanoutSeq else { continue }
+                fanoutSeq = view.seq
+                fanOut(view)
+            case .padding(let next):
+                readPosition = next
+            case .notYetWritten:
+                return
+            case .lapped:
+                // This worker fell a whole ring behind: live subscribers lost events too, so
+                // they all catch up from their cursors, which reports the gap as a reset.
+                readPosition = max(readPosition, reader.oldestPositionAcquire())
+                demoteAllLive()
+            }
+        }
+    }
+
+    /// Encodes the record once per transport in use and copies the frame into each live
+    /// subscriber's send buffer; a subscriber whose buffer is full leaves the fan-out.
+    func fanOut(_ view: LogReader.RecordView) {
+        let scratch = UnsafeRawBufferPointer(recordScratch)
+        let key = UInt64(view.slotIndex) << 32 | UInt64(view.slotGeneration)
+        let local = slots.resolve(logKey: key, name: UnsafeRawBufferPointer(rebasing: scratch[view.name]))
+        guard local >= 0, let slot = slots.slots[Int(local)], !slot.live.isEmpty else { return }
+        var sseFrame: UnsafeRawBufferPointer? = nil
+        var wsFrame: UnsafeRawBufferPointer? = nil
+        var deliveredSSE: UInt64 = 0
+        var deliveredWS: UInt64 = 0
+        for connection in slot.live {
+            let s = subscribers + Int(connection)
+            let frame: UnsafeRawBufferPointer
+            switch s.pointee.transport {
+            case .sse:
+                if sseFrame == nil {
+                    let n = encodeFrame(view, transport: .sse, into: frameScratch)
+                    sseFrame = UnsafeRawBufferPointer(start: frameScratch.baseAddress, count: n)
+                }
+                frame = sseFrame!
+            case .webSocket:
+                if wsFrame == nil {
+                    let n = encodeFrame(view, transport: .webSocket, into: wsFrameScratch)
+                    wsFrame = UnsafeRawBufferPointer(start: wsFrameScratch.baseAddress, count: n)
+                }
+                frame = wsFrame!
+            }
+            if engine.streamAppend(connection, frame) {
+                s.pointee.cursorSeq = view.seq
+                s.pointee.cursorOrdinal = view.slotOrdinal
+                s.pointee.lastWriteNanoseconds = engine.nowNanoseconds
+                if s.pointee.transport == .sse { deliveredSSE += 1 } else { deliveredWS += 1 }
+            } else {
+                demoted.append(connection)
+            }
+        }
+        if deliveredSSE > 0 { counters.add(.eventsDeliveredSSE, deliveredSSE) }
+        if deliveredWS > 0 { counters.add(.eventsDeliveredWS, deliveredWS) }
+        for connection in demoted {
+            leaveLive(connection)
+            markCatchingUp(connection)
+            // The next send completion (or a freed buffer) resumes it from its cursor.
+        }
+        demoted.removeAll(keepingCapacity: true)
+    }
+
+    func encodeFrame(_ view: LogReader.RecordView, transport: Subscriber.Transport,
+                     into out: UnsafeMutableRawBufferPointer) -> Int {
+        let scratch = UnsafeRawBufferPointer(recordScratch)
+        let id = EventID(epoch: reader.epoch, seq: view.seq)
+        let type = UnsafeRawBufferPointer(rebasing: scratch[view.type])
+        let data = UnsafeRawBufferPointer(rebasing: scratch[view.data])
+        switch transport {
+        case .webSocket:
+            return WebSocketMessageEncoder.writeEvent(id: id, type: type, data: data,
+                                                      timeMilliseconds: Int64(view.timeMilliseconds), into: out, at: 0)
+        case .sse:
+            var idBytes: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+            return withUnsafeMutableBytes(of: &idBytes) { idBuffer in
+                let idLength = id.write(into: idBuffer, at: 0)
+                return SSEEncoder.encodeEvent(id: UnsafeRawBufferPointer(rebasing: idBuffer[0..<idLength]),
+                                              type: type, data: data, into: out, at: 0)
+            }
+        }
+    }
+
+    func encodedLength(_ view: LogReader.RecordView, transport: Subscriber.Transport) -> Int {
+        let scratch = UnsafeRawBufferPointer(recordScratch)
+        let id = EventID(epoch: reader.epoch, seq: view.seq)
+        let data = UnsafeRawBufferPointer(rebasing: scratch[view.data])
+        switch transport {
+        case .webSocket:
+            return WebSocketMessageEncoder.eventFrameLength(id: id, type: UnsafeRawBufferPointer(rebasing: scratch[view.type]),
+                                                            data: data, timeMilliseconds: Int64(view.timeMilliseconds))
+        case .sse:
+            return SSEEncoder.encodedLength(id: id.length, type: view.type.count, data: data)
+        }
+    }
+
+    func demoteAllLive() {
+        for id in slots.slots.indices {
+            guard let slot = slots.slots[id] else { continue }
+            for connection in slot.live {
+                subscribers[Int(connection)].liveIndex = -1
+                markCatchingUp(connection)
+                catchUpList.append(connection)
+            }
+            slots.slots[id]!.live.removeAll()
+        }
+    }
+
+    /// Brings a subscriber from its cursor up to the fan-out position through windowed reads
+    /// of its slot, then puts it back in the live fan-out. Stops whenever its buffer is full.
+    func catchUp(_ connection: Int32) {
+        let s = subscribers + Int(connection)
+        guard s.pointee.active, !s.pointee.closing, s.pointee.liveIndex < 0, engine.isOpenStream(connection) else { return }
+        guard let name = slots.slots[Int(s.pointee.localSlot)]?.name else { return }
+        let transport = s.pointee.transport
+        while true {
+            if engine.streamSpace(connection) < 512 { return }
+            s.pointee.maxLag = max(s.pointee.maxLag, fanoutSeq &- s.pointee.cursorSeq)
+            let window = name.withUnsafeBytes { nameBytes in
+                reader.window(slot: nameBytes, after: s.pointee.cursorSeq,
+                              afterOrdinal: s.pointee.cursorOrdinal == 0 ? nil : s.pointee.cursorOrdinal,
+                              limit: catchUpBatch, maxSeq: fanoutSeq, scratch: recordScratch)
+            }
+            switch config.lagPolicy.action(windowReset: window.reset, gapAccepted: s.pointee.acceptGap,
+                                           unknownID: s.pointee.pendingReset == .epoch) {
+            case .deliver:
+                break
+            case .disconnect:
+                closeStream(connection, reason: .slowConsumer)
+                return
+            case .reset(let reason):
+                var json = JSONWriter()
+                json.appendRaw(#"{"reason":"#)
+                json.appendString(reason.rawValue)
+                json.appendRaw(#","oldest":"#)
+                json.appendID(window.slotOldestSeq == 0 ? nil : EventID(epoch: reader.epoch, seq: window.slotOldestSeq))
+                json.appendRaw(#","head":"#)
+                json.appendID(window.slotHeadSeq == 0 ? nil : EventID(epoch: reader.epoch, seq: window.slotHeadSeq))
+                json.appendRaw(#","dropped":"#)
+                if let dropped = window.dropped { json.appendInt(dropped) } else { json.appendNull() }
+                json.appendRaw("}")
+                guard writeControl(connection, event: "reset", json: json.bytes) else { return }
+                counters.add(reason == .epoch ? .resetsEpoch : .resetsLapped)
+                s.pointee.pendingReset = .none
+                s.pointee.acceptGap = true
+            }
+            var delivered: UInt64 = 0
+            defer {
+                counters.add(transport == .sse ? .eventsDeliveredSSE : .eventsDeliveredWS, delivered)
+            }
+            for position in window.positions {
+                guard case .record(let view) = reader.copyRecord(at: position, into: recordScratch) else {
+                    break   // overwritten meanwhile: the next window reports the gap
+                }
+                if encodedLength(view, transport: transport) > engine.streamSpace(connection) {
+                    return   // wait for the socket to drain
+                }
+                _ = engine.streamWrite(connection) { out in encodeFrame(view, transport: transport, into: out) }
+                s.pointee.cursorSeq = view.seq
+                s.pointee.cursorOrdinal = view.slotOrdinal
+                s.pointee.acceptGap = false
+                s.pointee.lastWriteNanoseconds = engine.nowNanoseconds
+                delivered += 1
+            }
+            if Int(delivered) == window.positions.count && window.positions.count < catchUpBatch {
+                // Caught up with everything this worker has fanned out: rejoin the fan-out.
+                if s.pointee.cursorSeq < fanoutSeq { s.pointee.cursorSeq = fanoutSeq }
+                s.pointee.acceptGap = false
+                counters.observeLag(events: s.pointee.maxLag)
+                s.pointee.maxLag = 0
+                joinLive(connection)
+                return
+            }
+        }
+    }
+
+    /// Writes a control message: `event: NAME` with JSON data on SSE, a JSON text message with
+    /// an `"event":NAME` member on WebSocket. False when the send buffer has no room.
+    @discardableResult
+    func writeControl(_ connection: Int32, event: String, json: [UInt8]) -> Bool {
+        let s = subscribers + Int(connection)
+        var frame: [UInt8]
+        switch s.pointee.transport {
+        case .sse:
+            frame = Array("event: \(event)\ndata: ".utf8) + json + Array("\n\n".utf8)
+        case .webSocket:
+            var payload = Array("{\"event\":\"\(event)\"".utf8)
+            if json.count > 2 { payload += [UInt8(ascii: ",")] + json[1...] } else { payload += [UInt8(ascii: "}")] }
+            frame = WebSocketFrameEncoder.frame(opcode: .text, payload: payload)
+        }
+        let ok = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
+        if ok { s.pointee.lastWriteNanoseconds = engine.nowNanoseconds }
+        return ok
+    }
+
+    /// Ends a stream from the server's side: a close notice (`event: close` / a JSON close
+    /// message and a close frame), then a bounded flush and close. Nothing is delivered after.
+    func closeStream(_ connection: Int32, reason: DisconnectReason) {
+        let s = subscribers + Int(connection)
+        guard s.pointee.active, !s.pointee.closing else { return }
+        if s.pointee.liveIndex >= 0 { leaveLive(connection) }
+        s.pointee.closing = true
+        writeControl(connection, event: "close", json: Array(#"{"reason":""#.utf8) + Array(reason.rawValue.utf8) + Array(#""}"#.utf8))
+        if s.pointee.transport == .webSocket {
+            let code: UInt16 = reason == .slowConsumer ? WebSocketCloseCode.policyViolation : WebSocketCloseCode.goingAway
+            let frame = WebSocketFrameEncoder.closeFrame(code: code, reason: reason.rawValue)
+            _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
+        }
+        engine.closeAfterFlush(connection, reason: reason)
+    }
+
+    /// Heartbeats after `--heartbeat` of silence (SSE comments; WebSocket pings, which must be
+    /// answered within two heartbeats), and the end of streams past their lifetime.
+    func sendHeartbeats(now: UInt64) {
+        let interval = config.heartbeatNanoseconds
+        engine.forEachStream { connection in
+            let s = subscribers + Int(connection)
+            guard s.pointee.active, !s.pointee.closing else { return }
+            if now >= s.pointee.deadlineNanoseconds {
+                closeStream(connection, reason: .maxLifetime)
+                return
+            }
+            switch s.pointee.transport {
+            case .sse:
+                guard now &- s.pointee.lastWriteNanoseconds >= interval else { return }
+                if heartbeatFrame.withUnsafeBytes({ engine.streamAppend(connection, $0) }) {
+                    s.pointee.lastWriteNanoseconds = now
+                }
+            case .webSocket:
+                if s.pointee.lastPongNanoseconds < s.pointee.lastPingNanoseconds
+                    && now &- s.pointee.lastPingNanoseconds >= 2 * interval {
+                    engine.beginClose(connection, reason: .halfOpen)
+                    return
+                }
+                guard now &- s.pointee.lastPingNanoseconds >= interval else { return }
+                if pingFrame.withUnsafeBytes({ engine.streamAppend(connection, $0) }) {
+                    if s.pointee.lastPongNanoseconds >= s.pointee.lastPingNanoseconds {
+                        s.pointee.lastPingNanoseconds = now   // the oldest unanswered ping counts
+                    }
+                    s.pointee.lastWriteNanoseconds = now
+                }
+            }
+        }
+    }
+
+    /// The client's WebSocket frames: pings answered, pongs noted, data dropped, the closing
+    /// handshake completed, protocol errors closed with their code.
+    func webSocketInput(_ connection: Int32, _ bytes: UnsafeRawBufferPointer) {
+        let s = subscribers + Int(connection)
+        guard s.pointee.active, s.pointee.decoder != nil else { return }
+        var offset = 0
+        while offset < bytes.count {
+            let (consumed, event) = s.pointee.decoder!.decode(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+            offset += consumed
+            guard let event else {
+                if consumed == 0 { return }   // closed: the rest is dropped
+                continue
+            }
+            switch event {
+            case .text, .binary:
+                break   // subscribers do not publish
+            case .ping(let payload):
+                let frame = WebSocketFrameEncoder.frame(opcode: .pong, payload: payload)
+                _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
+            case .pong:
+                s.pointee.lastPongNanoseconds = engine.nowNanoseconds
+            case .close(let code, _):
+                if s.pointee.liveIndex >= 0 { leaveLive(connection) }
+                if !s.pointee.closing {
+                    s.pointee.closing = true
+                    let frame = WebSocketFrameEncoder.closeFrame(code: code ?? WebSocketCloseCode.normal)
+                    _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
+                }
+                engine.closeAfterFlush(connection, reason: .peerClosed)
+                return
+            case .protocolError(let closeCode, let reason):
+                if s.pointee.liveIndex >= 0 { leaveLive(connection) }
+                s.pointee.closing = true
+                let frame = WebSocketFrameEncoder.closeFrame(code: closeCode, reason: String(reason.prefix(100)))
+                _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
+                engine.closeAfterFlush(connection, reason: .protocolError)
+                return
+            }
+        }
+    }
+}

@@ -58,3 +58,29 @@ def pytest_sessionfinish(session, exitstatus):
     """Safety net: nothing started by this suite outlives it."""
     for gw in list(rgtest.LIVE_GATEWAYS):
         gw.close()
+
+
+# =============================================================================
+# Slow, stalled, half-open and hostile clients (fixtures for test_slow_*.py).
+# Additions only: nothing above this line depends on anything below it.
+# =============================================================================
+
+@pytest.fixture
+def netns_peer():
+    """A network namespace + veth pair with a private /30 (10.213.7.1 host, 10.213.7.2 inside).
+
+    Fails (does not skip) when namespaces cannot be created: these tests run as root.
+    Always removed afterwards, whatever the outcome.
+    """
+    peer = rgtest.NetnsPeer()
+    try:
+        peer.setup()
+    except (OSError, FileNotFoundError) as e:
+        peer.close()
+        pytest.fail(f"cannot create a network namespace + veth pair ({e}); this test needs root with "
+                    f"CAP_SYS_ADMIN (ip netns add) and CAP_NET_ADMIN (veth, addresses, link state), "
+                    f"and the `ip` tool from iproute2", pytrace=False)
+    try:
+        yield peer
+    finally:
+        peer.close()

@@ -1034,3 +1034,387 @@ def describe_mismatch(got: list, expected: list) -> str:
     return (f"got {len(got)}, expected {len(expected)}; first difference at {i}: "
             f"got {got[i:i + 3]} expected {expected[i:i + 3]}; missing {len(missing)} {missing[:5]}; "
             f"duplicates {len(dups)} {dups[:5]}")
+
+
+# =============================================================================
+# Slow, stalled, half-open and hostile clients (helpers for test_slow_*.py).
+# Additions only: nothing above this line depends on anything below it.
+# =============================================================================
+
+import selectors as _selectors
+import struct as _struct
+import subprocess as _subprocess
+
+SIOCINQ = 0x541B            # FIONREAD: bytes waiting in a socket's receive queue
+
+
+def small_rcvbuf_connection(port: int, rcvbuf: int, host: str = "127.0.0.1", timeout: float = 5.0) -> RawConnection:
+    """A RawConnection whose SO_RCVBUF is set *before* connect, so the advertised window stays small."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(timeout)
+    sock.connect((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    conn = RawConnection.__new__(RawConnection)
+    conn.sock, conn.local_port, conn.timeout = sock, sock.getsockname()[1], timeout
+    conn.buf, conn.eof = bytearray(), False
+    return conn
+
+
+class RcvbufSSEStream(SSEStream):
+    """SSEStream over a socket with a small SO_RCVBUF (set before connect).
+
+    Only the response head is read by the constructor (one recv of at most `head_recv` bytes
+    may also pull a little body, kept in the buffer), so a test can then stop reading.
+    """
+
+    def __init__(self, port: int, path: str, rcvbuf: int = 4096, headers: dict[str, str] | None = None,
+                 timeout: float = 5.0, host: str = "127.0.0.1"):
+        self.conn = small_rcvbuf_connection(port, rcvbuf, host, timeout)
+        self.local_port = self.conn.local_port
+        self.path = path
+        hdrs = {"Accept": "text/event-stream"}
+        hdrs.update(headers or {})
+        self.conn.send(request_bytes("GET", path, hdrs))
+        deadline = time.monotonic() + timeout
+        self.status, self.reason, self.headers = self.conn.read_head(deadline)
+        self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
+        self.content_length = int(self.headers["content-length"]) if "content-length" in self.headers else None
+        self.parser = SSEParser()
+        self.pending = []
+        self.closed = False
+        self.raw = bytearray()
+        self._chunk_left = 0
+        self._need_crlf = False
+        if self.status != 200:
+            self.body = self._read_error_body(deadline)
+
+    def rcvbuf(self) -> int:
+        return self.conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
+def socket_inq(sock: socket.socket) -> int:
+    """Bytes sitting unread in a socket's receive queue."""
+    import fcntl
+    return _struct.unpack("i", fcntl.ioctl(sock.fileno(), SIOCINQ, b"\0\0\0\0"))[0]
+
+
+def tcp_queues(local_port: int, remote_port: int) -> tuple[int, int, str] | None:
+    """(tx_queue, rx_queue, state hex) of the socket local_port <-> remote_port, from /proc/net/tcp*."""
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(path).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            f = line.split()
+            if len(f) < 10:
+                continue
+            if int(f[1].rsplit(":", 1)[1], 16) == local_port and int(f[2].rsplit(":", 1)[1], 16) == remote_port:
+                tx, rx = f[4].split(":")
+                return int(tx, 16), int(rx, 16), f[3]
+    return None
+
+
+TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+              "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN",
+              "0B": "CLOSING"}
+
+
+def fetch_metrics(port: int, timeout: float = 5.0) -> Metrics:
+    """GET /metrics on a fresh connection with `Connection: close` (holds no keep-alive slot)."""
+    r = raw_request(port, request_bytes("GET", "/metrics", {"Connection": "close"}), timeout=timeout)
+    assert r.status == 200, f"/metrics answered {r.status}: {r.body[:300]!r}"
+    return Metrics(r.body.decode())
+
+
+DISCONNECT_REASONS = ("slow_consumer", "send_timeout", "half_open", "header_timeout", "max_lifetime",
+                      "peer_closed", "shutdown", "over_capacity", "protocol_error")
+
+
+def disconnects(m: Metrics) -> dict[str, int]:
+    """{reason: count} of ringgate_disconnects_total (every reason present in the exposition)."""
+    out: dict[str, int] = {}
+    for n, ls, v in m.samples:
+        if n == "ringgate_disconnects_total" and "reason" in ls:
+            out[ls["reason"]] = out.get(ls["reason"], 0) + int(v)
+    return out
+
+
+def disconnects_delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """Non-zero per-reason differences."""
+    keys = set(after) | set(before)
+    return {k: after.get(k, 0) - before.get(k, 0) for k in sorted(keys) if after.get(k, 0) != before.get(k, 0)}
+
+
+def wait_sse_zero(port: int, timeout: float = 5.0, transports: tuple[str, ...] = ("sse",)) -> Metrics:
+    """Poll (fresh connections) until ringgate_connections{transport} is 0 for each of `transports`."""
+    def ok():
+        m = fetch_metrics(port)
+        return m if all((m.get("ringgate_connections", transport=t) or 0) == 0 for t in transports) else None
+    try:
+        return wait_until(ok, timeout, interval=0.1, what=f"ringgate_connections{{transport in {transports}}} == 0")
+    except AssertionError as e:
+        m = fetch_metrics(port)
+        got = {t: m.get("ringgate_connections", transport=t) for t in transports}
+        raise AssertionError(f"{e}; connections now {got}; disconnects {disconnects(m)}") from None
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    k = min(len(v) - 1, max(0, int(round(p / 100.0 * (len(v) - 1)))))
+    return v[k]
+
+
+# ----------------------------------------------------------------------------- memory
+
+def _smaps_pss_kib(pid: int, exclude: tuple[str, ...]) -> tuple[int, int]:
+    """(Pss kB of mappings not named like any of `exclude`, Pss kB of the excluded ones)."""
+    kept = skipped = 0
+    skipping = False
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            first = line.split(None, 1)[0]
+            if "-" in first and ":" not in first:          # a mapping header: ADDR-ADDR perms off dev inode [name]
+                parts = line.split(None, 5)
+                name = parts[5].strip() if len(parts) > 5 else ""
+                skipping = any(x in name for x in exclude)
+            elif first == "Pss:":
+                kb = int(line.split()[1])
+                if skipping:
+                    skipped += kb
+                else:
+                    kept += kb
+    return kept, skipped
+
+
+def server_memory(gw: "Gateway", exclude: tuple[str, ...] = ("ring.log", "memfd:")) -> dict:
+    """Pss of the supervisor and every child, without the ring-log mapping.
+
+    {"total_kib": N, "excluded_kib": M, "per_pid": {pid: (role, kib)}}
+    """
+    pids = [(gw.pid, "serve")] + [(c.pid, c.role + (f"#{c.index}" if c.index is not None else ""))
+                                  for c in gw.children()]
+    per_pid, total, excl = {}, 0, 0
+    for pid, role in pids:
+        try:
+            kept, skipped = _smaps_pss_kib(pid, exclude)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        per_pid[pid] = (role, kept)
+        total += kept
+        excl += skipped
+    return {"total_kib": total, "excluded_kib": excl, "per_pid": per_pid}
+
+
+# ----------------------------------------------------------------------------- many readers, one thread
+
+class StreamSet(threading.Thread):
+    """Reads many SSEStreams from one thread with a selector (cheap enough for 100+ clients).
+
+    Per stream index: `events[i]` = [(recv monotonic time, SSEEvent)], `eof[i]` = time of EOF or None.
+    Only identity-encoded (non-chunked) stream bodies are supported.
+    """
+
+    def __init__(self, streams: list[SSEStream]):
+        super().__init__(daemon=True)
+        self.streams = list(streams)
+        self.events: list[list[tuple[float, SSEEvent]]] = [[] for _ in self.streams]
+        self.eof: list[float | None] = [None] * len(self.streams)
+        self.errors: list[str] = []
+        self.halt = threading.Event()
+        self.lock = threading.Lock()
+        for s in self.streams:
+            assert not s.chunked, "StreamSet reads identity-encoded SSE bodies only"
+
+    def _feed(self, i: int, data: bytes, eof: bool = False) -> None:
+        s = self.streams[i]
+        now = time.monotonic()
+        items = s.pending + s.parser.feed(data, eof=eof)
+        s.pending = []
+        with self.lock:
+            for it in items:
+                if isinstance(it, SSEEvent):
+                    self.events[i].append((now, it))
+            if eof:
+                self.eof[i] = now
+
+    def run(self) -> None:
+        sel = _selectors.DefaultSelector()
+        try:
+            for i, s in enumerate(self.streams):
+                left = bytes(s.conn.buf)
+                s.conn.buf.clear()
+                self._feed(i, left)
+                if s.conn.eof:
+                    self._feed(i, b"", eof=True)
+                    continue
+                s.conn.sock.setblocking(False)
+                sel.register(s.conn.sock, _selectors.EVENT_READ, i)
+            while not self.halt.is_set() and sel.get_map():
+                for key, _ in sel.select(0.1):
+                    i = key.data
+                    try:
+                        data = key.fileobj.recv(1 << 18)
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except (ConnectionResetError, OSError) as e:
+                        self.errors.append(f"stream {i}: {e!r}")
+                        data = b""
+                    if data:
+                        self._feed(i, data)
+                    else:
+                        sel.unregister(key.fileobj)
+                        self._feed(i, b"", eof=True)
+        finally:
+            sel.close()
+
+    def ids(self, i: int, event: str = "message") -> list[str]:
+        with self.lock:
+            return [e.id for _, e in self.events[i] if e.event == event]
+
+    def count(self, i: int) -> int:
+        with self.lock:
+            return len(self.events[i])
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(10)
+
+    def close(self) -> None:
+        self.stop()
+        for s in self.streams:
+            s.close()
+
+
+class SizedPublisher(threading.Thread):
+    """Publishes events of `size` bytes to one slot every `interval` s; keeps (id, t_sent, t_acked).
+
+    The data starts with `<index>:<monotonic_ns at send>` so receivers can compute latency.
+    """
+
+    def __init__(self, gw: "Gateway", slot: str, size: int = 2048, interval: float = 0.01,
+                 limit: int | None = None):
+        super().__init__(daemon=True)
+        self.url, self.slot, self.size, self.interval, self.limit = gw.pub_url, slot, size, interval, limit
+        self.ids: list[str] = []
+        self.sent: dict[str, int] = {}
+        self.errors: list[str] = []
+        self.halt = threading.Event()
+        self.lock = threading.Lock()
+
+    def payload(self, i: int) -> bytes:
+        head = f"{i}:{time.monotonic_ns()}:".encode()
+        return head + b"x" * max(0, self.size - len(head))
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=5.0, trust_env=False) as c:
+            i = 0
+            nxt = time.monotonic()
+            while not self.halt.is_set() and (self.limit is None or i < self.limit):
+                body = self.payload(i)
+                t0 = int(body.split(b":", 2)[1])
+                try:
+                    r = c.post(f"/v1/slots/{self.slot}/events", content=body)
+                    if r.status_code == 201:
+                        with self.lock:
+                            eid = r.json()["id"]
+                            self.ids.append(eid)
+                            self.sent[eid] = t0
+                    else:
+                        self.errors.append(f"{r.status_code} {r.text[:200]}")
+                except httpx.HTTPError as e:
+                    self.errors.append(repr(e))
+                i += 1
+                nxt += self.interval
+                delay = nxt - time.monotonic()
+                if delay > 0:
+                    self.halt.wait(delay)
+                else:
+                    nxt = time.monotonic()
+
+    def snapshot(self) -> list[str]:
+        with self.lock:
+            return list(self.ids)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.join(10)
+
+
+def event_sent_ns(data: str) -> int:
+    """The monotonic_ns a SizedPublisher put into an event's data."""
+    return int(data.split(":", 2)[1])
+
+
+# ----------------------------------------------------------------------------- network namespace
+
+class NetnsPeer:
+    """A network namespace joined to the host by a veth pair, with a private /30 of the test's own.
+
+    host side `host_if` = `host_ip`, namespace side `ns_if` = `ns_ip`. `close()` removes both
+    (safe to call twice, and after a partial setup). Needs root (CAP_NET_ADMIN + CAP_SYS_ADMIN).
+    """
+
+    def __init__(self, tag: str | None = None, host_ip: str = "10.213.7.1", ns_ip: str = "10.213.7.2",
+                 prefix: int = 30):
+        tag = tag or str(os.getpid())
+        self.ns = f"rg-{tag}"
+        self.host_if = f"rgh{tag}"[:15]
+        self.ns_if = f"rgn{tag}"[:15]
+        self.host_ip, self.ns_ip, self.prefix = host_ip, ns_ip, prefix
+        self.created_ns = self.created_link = False
+
+    @staticmethod
+    def run(*argv: str, check: bool = True, timeout: float = 10.0) -> _subprocess.CompletedProcess:
+        p = _subprocess.run(list(argv), stdin=_subprocess.DEVNULL, stdout=_subprocess.PIPE,
+                            stderr=_subprocess.PIPE, timeout=timeout, text=True)
+        if check and p.returncode != 0:
+            raise OSError(f"`{' '.join(argv)}` exited {p.returncode}: {p.stderr.strip() or p.stdout.strip()}")
+        return p
+
+    def setup(self) -> "NetnsPeer":
+        self.close()           # leftovers of an earlier run with the same tag
+        self.run("ip", "netns", "add", self.ns)
+        self.created_ns = True
+        self.run("ip", "link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+        self.created_link = True
+        self.run("ip", "link", "set", self.ns_if, "netns", self.ns)
+        self.run("ip", "addr", "add", f"{self.host_ip}/{self.prefix}", "dev", self.host_if)
+        self.run("ip", "link", "set", self.host_if, "up")
+        self.in_ns("ip", "addr", "add", f"{self.ns_ip}/{self.prefix}", "dev", self.ns_if)
+        self.in_ns("ip", "link", "set", self.ns_if, "up")
+        self.in_ns("ip", "link", "set", "lo", "up")
+        return self
+
+    def in_ns(self, *argv: str, check: bool = True) -> _subprocess.CompletedProcess:
+        return self.run("ip", "netns", "exec", self.ns, *argv, check=check)
+
+    def popen(self, argv: list[str], **kw) -> _subprocess.Popen:
+        """Start a process inside the namespace (`ip netns exec` execs it: the pid is the process's)."""
+        return _subprocess.Popen(["ip", "netns", "exec", self.ns] + list(argv), **kw)
+
+    def route_to_ns_dev(self) -> str:
+        """`ip route get <ns_ip>` on the host (must name `host_if`, never a default route)."""
+        return self.run("ip", "route", "get", self.ns_ip).stdout.strip()
+
+    def close(self) -> None:
+        self.run("ip", "link", "del", self.host_if, check=False)
+        self.run("ip", "netns", "del", self.ns, check=False)
+        self.created_ns = self.created_link = False
+
+
+def ss_tcp_info(local_port: int, remote_port: int) -> dict[str, int] | None:
+    """Kernel TCP_INFO counters of the established socket local_port <-> remote_port, via `ss -tin`.
+
+    Returns the integer `name:value` fields ss prints (bytes_acked, bytes_sent, snd_wnd, unacked, …),
+    or None when there is no such socket.
+    """
+    out = _subprocess.run(["ss", "-tinH", "state", "established",
+                           f"( sport = :{local_port} and dport = :{remote_port} )"],
+                          stdin=_subprocess.DEVNULL, capture_output=True, text=True, timeout=5).stdout
+    if not out.strip():
+        return None
+    return {k: int(v) for k, v in re.findall(r"\b([a-z_]+):(\d+)\b", out)}

@@ -27,6 +27,11 @@ public struct GatewayConfig: Sendable, Equatable {
     public var maxSubscribersPerSlot = 0
     /// TCP keepalive idle time on accepted sockets; 0 turns keepalive off.
     public var tcpKeepaliveNanoseconds: UInt64 = 60_000_000_000
+    /// TCP_USER_TIMEOUT on accepted sockets; 0 leaves the kernel's default. Off by default:
+    /// Linux does not restart this timer while a receiver reopens a shut window a little at a
+    /// time, so it aborts slow clients that are alive. The send-progress check (kernel
+    /// counters, `sendTimeoutNanoseconds`) is what reaps stalled and vanished peers.
+    public var tcpUserTimeoutNanoseconds: UInt64 = 0
 
     public init() {}
 
@@ -35,12 +40,6 @@ public struct GatewayConfig: Sendable, Equatable {
 
     public var maxSubscribersPerSlotPerWorker: Int {
         maxSubscribersPerSlot == 0 ? 0 : max(1, (maxSubscribersPerSlot + workers - 1) / workers)
-    }
-
-    /// TCP_USER_TIMEOUT on accepted sockets: a backstop a little after the send timeout, so
-    /// the server's own check (which tells a stopped reader from a vanished peer) acts first.
-    public var tcpUserTimeoutMilliseconds: UInt32 {
-        UInt32(min((sendTimeoutNanoseconds + 5_000_000_000) / 1_000_000, UInt64(UInt32.max)))
     }
 
     public var logPath: String { dataDir.hasSuffix("/") ? dataDir + "ring.log" : dataDir + "/ring.log" }

@@ -285,6 +285,8 @@ public final class HTTPEngine {
                 finishCloseIfIdle(slot)
             } else if c.pointee.phase == .lingering {
                 beginClose(slot, reason: c.pointee.closeReason)
+            } else if cqe.res == -ETIMEDOUT {
+                beginClose(slot, reason: .halfOpen)   // keepalive or TCP_USER_TIMEOUT gave up
             } else {
                 beginClose(slot, reason: cqe.res == 0 && c.pointee.phase == .http && c.pointee.parser?.isIdle == true
                     ? .completed : .peerClosed)

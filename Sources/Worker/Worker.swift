@@ -79,7 +79,7 @@ public final class Worker: HTTPEngineDelegate {
             limits: limits,
             sendBufferBytes: sendBufferBytes,
             sendBufferCount: min(tableCapacity, 4096))
-        engineConfig.userTimeoutMilliseconds = config.tcpUserTimeoutMilliseconds
+        engineConfig.userTimeoutMilliseconds = UInt32(min(config.tcpUserTimeoutNanoseconds / 1_000_000, UInt64(UInt32.max)))
         engineConfig.sendTimeoutNanoseconds = config.sendTimeoutNanoseconds
         if config.tcpKeepaliveNanoseconds > 0 {
             engineConfig.keepaliveIdleSeconds = Int32(max(1, min(config.tcpKeepaliveNanoseconds / 1_000_000_000, 32767)))

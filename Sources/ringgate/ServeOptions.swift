@@ -27,6 +27,7 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("max-batch-bytes"), help: "Largest NDJSON batch body (default 16MiB).") var maxBatchBytes: String?
     @Option(name: .customLong("max-subscribers-per-slot"), help: "Streams per slot per host, 0 = no limit (default 0).") var maxSubscribersPerSlot: String?
     @Option(name: .customLong("tcp-keepalive"), help: "TCP keepalive idle time, 0 = off (default 60s).") var tcpKeepalive: String?
+    @Option(name: .customLong("tcp-user-timeout"), help: "TCP_USER_TIMEOUT on accepted sockets, 0 = kernel default (default 0).") var tcpUserTimeout: String?
 
     static func env(_ name: String) -> String? {
         guard let v = getenv("RINGGATE_" + name) else { return nil }
@@ -106,6 +107,9 @@ struct ServeOptions: ParsableArguments {
         if let v = pick(tcpKeepalive, "TCP_KEEPALIVE") {
             if v == "0" { c.tcpKeepaliveNanoseconds = 0 } else { c.tcpKeepaliveNanoseconds = try duration(v, "tcp-keepalive") ?? 0 }
         }
+        if let v = pick(tcpUserTimeout, "TCP_USER_TIMEOUT") {
+            if v == "0" { c.tcpUserTimeoutNanoseconds = 0 } else { c.tcpUserTimeoutNanoseconds = try duration(v, "tcp-user-timeout") ?? 0 }
+        }
         if c.maxEventBytes + 512 > c.logCapacityBytes / 4 {
             throw ValidationError("--max-event-bytes \(c.maxEventBytes) does not fit --log-capacity \(c.logCapacityBytes): an event may take at most a quarter of the ring")
         }
@@ -136,6 +140,7 @@ struct ServeOptions: ParsableArguments {
             "--max-batch-bytes", "\(c.maxBatchBytes)",
             "--max-subscribers-per-slot", "\(c.maxSubscribersPerSlot)",
             "--tcp-keepalive", c.tcpKeepaliveNanoseconds == 0 ? "0" : "\(c.tcpKeepaliveNanoseconds / 1_000_000)ms",
+            "--tcp-user-timeout", c.tcpUserTimeoutNanoseconds == 0 ? "0" : "\(c.tcpUserTimeoutNanoseconds / 1_000_000)ms",
         ]
         if c.ephemeral { a.append("--ephemeral") }
         return a

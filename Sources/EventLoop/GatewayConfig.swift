@@ -38,9 +38,8 @@ public struct GatewayConfig: Sendable, Equatable {
     /// Connections one worker admits: `--max-connections` split across workers.
     public var maxConnectionsPerWorker: Int { max(1, (maxConnections + workers - 1) / workers) }
 
-    public var maxSubscribersPerSlotPerWorker: Int {
-        maxSubscribersPerSlot == 0 ? 0 : max(1, (maxSubscribersPerSlot + workers - 1) / workers)
-    }
+    /// Entries of the shared per-slot admission table: distinct slot names with streams.
+    public var admissionTableEntries: Int { min(1 << 20, max(1024, 2 * maxSlots)) }
 
     public var logPath: String { dataDir.hasSuffix("/") ? dataDir + "ring.log" : dataDir + "/ring.log" }
 }

@@ -42,6 +42,8 @@ public final class Supervisor {
     var workerListenFDs: [Int32] = []
     var publishFD: Int32 = -1
     var wakeFDs: [Int32] = []
+    var admission: SlotAdmissionTable? = nil
+    var admissionFD: Int32 = -1
     var children: [Child] = []
     var subscribePort = 0
     var publishPort = 0
@@ -65,6 +67,14 @@ public final class Supervisor {
             guard fd >= 0 else { throw StartError("eventfd failed: \(String(cString: strerror(errno)))") }
             _ = rg_clear_cloexec(fd)
             wakeFDs.append(fd)
+        }
+        if config.maxSubscribersPerSlot > 0 {
+            guard let (fd, table) = SlotAdmissionTable.create(entries: config.admissionTableEntries, workers: config.workers) else {
+                throw StartError("cannot create the slot admission table: \(String(cString: strerror(errno)))")
+            }
+            _ = rg_clear_cloexec(fd)
+            admissionFD = fd
+            admission = table
         }
         _ = rg_install_signal_flags(1)
         children.append(Child(role: .ingest))
@@ -154,6 +164,7 @@ public final class Supervisor {
         case .worker(let i):
             return [executable, "worker", "--index", "\(i)"] + childArguments + [
                 "--log-fd", "\(logFD)", "--listen-fd", "\(workerListenFDs[i])", "--wake-fd", "\(wakeFDs[i])",
+                "--admission-fd", "\(admissionFD)",
             ]
         }
     }
@@ -239,7 +250,8 @@ public final class Supervisor {
             children[i].restartAtNanoseconds = now + children[i].backoffNanoseconds
             logger.error("\(children[i].role.name) exited (\(how)); restarting in \(children[i].backoffNanoseconds / 1_000_000) ms")
             children[i].backoffNanoseconds = min(children[i].backoffNanoseconds * 2, 5_000_000_000)
-            // A crashed child's gauges would otherwise stay at their last values.
+            // A crashed child's gauges and admission counts would otherwise stay as they were.
+            if case .worker(let w) = children[i].role { admission?.clear(worker: w) }
             for gauge in [LogCounter.connectionsSSE, .connectionsHTTP, .connectionsWS, .sendBuffersInUse,
                           .connectionsCatchingUp, .pendingSendBytes, .heartbeatNanoseconds] {
                 rg_store_relaxed_u64(region.counterPointer(process: block(of: children[i].role), counter: gauge.rawValue), 0)

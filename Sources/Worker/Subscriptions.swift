@@ -10,6 +10,7 @@ struct Subscriber {
     var active = false
     var transport = Transport.sse
     var localSlot: Int32 = -1
+    var admissionEntry: Int32 = -1       // its slot's entry in the shared admission table
     var liveIndex: Int32 = -1            // index in its slot's `live`, -1 when catching up
     var cursorSeq: UInt64 = 0            // last seq delivered (or skipped)
     var cursorOrdinal: UInt64 = 0        // that event's ordinal in its slot, 0 when unknown

@@ -12,14 +12,20 @@ import WireProtocol
 /// buffer of every live subscriber of its slot. A subscriber whose buffer is full leaves the
 /// fan-out and catches up later from its cursor; nothing is queued per subscriber.
 public final class Worker: HTTPEngineDelegate {
+    public struct StartError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
     public struct Descriptors: Sendable {
         public var log: Int32
         public var listen: Int32
         public var wake: Int32
-        public init(log: Int32, listen: Int32, wake: Int32) {
+        public var admission: Int32
+        public init(log: Int32, listen: Int32, wake: Int32, admission: Int32 = -1) {
             self.log = log
             self.listen = listen
             self.wake = wake
+            self.admission = admission
         }
     }
 
@@ -31,6 +37,7 @@ public final class Worker: HTTPEngineDelegate {
     let logger: Logger
     let engine: HTTPEngine
     let metrics: MetricsRenderer
+    let admission: SlotAdmissionTable?
 
     var subscribers: UnsafeMutablePointer<Subscriber>
     var slots: SlotTable
@@ -59,6 +66,15 @@ public final class Worker: HTTPEngineDelegate {
         counters = CounterBlock(region: region, process: ProcessBlock.worker(index))
         counters.set(.pid, UInt64(getpid()))
         metrics = MetricsRenderer(region: region, workers: config.workers)
+        if config.maxSubscribersPerSlot > 0 {
+            guard descriptors.admission >= 0, let table = SlotAdmissionTable.map(
+                fd: descriptors.admission, entries: config.admissionTableEntries, workers: config.workers) else {
+                throw StartError(description: "cannot map the slot admission table (--admission-fd \(descriptors.admission))")
+            }
+            admission = table
+        } else {
+            admission = nil
+        }
         let maxRecord = reader.maxRecordBytes
         recordScratch = .allocate(byteCount: maxRecord, alignment: 8)
         let maxSSE = SSEEncoder.maxEncodedLength(idBytes: EventID.maxLength, typeBytes: 64,
@@ -151,6 +167,7 @@ public final class Worker: HTTPEngineDelegate {
         guard s.pointee.active else { return }
         if s.pointee.liveIndex >= 0 { leaveLive(connection) }
         if s.pointee.catchingUp { counters.subtract(.connectionsCatchingUp) }
+        if s.pointee.admissionEntry >= 0 { admission?.add(worker: index, entry: Int(s.pointee.admissionEntry), -1) }
         slots.release(s.pointee.localSlot)
         s.pointee = Subscriber()
     }

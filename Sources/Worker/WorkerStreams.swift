@@ -24,13 +24,23 @@ extension Worker {
             return
         }
         let slotName = Array(slot.utf8)
-        let perSlot = config.maxSubscribersPerSlotPerWorker
-        if perSlot > 0, let id = slots.byName[slotName], slots.slots[Int(id)]!.subscribers >= perSlot {
-            counters.add(.overCapacitySlot)
-            engine.respondError(connection, status: 503, error: "over_capacity",
-                                detail: "slot \(slot) has its maximum of subscribers (--max-subscribers-per-slot)",
-                                extraHeaders: [("Retry-After", "5")])
-            return
+        var admissionEntry: Int32 = -1
+        if let admission {
+            guard let entry = admission.entryIndex(for: slotName) else {
+                counters.add(.overCapacitySlot)
+                engine.respondError(connection, status: 503, error: "over_capacity",
+                                    detail: "too many slots have streams (the admission table holds \(admission.entries))",
+                                    extraHeaders: [("Retry-After", "5")])
+                return
+            }
+            guard admission.total(entry: entry) < config.maxSubscribersPerSlot else {
+                counters.add(.overCapacitySlot)
+                engine.respondError(connection, status: 503, error: "over_capacity",
+                                    detail: "slot \(slot) has its maximum of \(config.maxSubscribersPerSlot) subscribers (--max-subscribers-per-slot)",
+                                    extraHeaders: [("Retry-After", "5")])
+                return
+            }
+            admissionEntry = Int32(entry)
         }
         var prelude: [UInt8]
         switch transport {
@@ -61,6 +71,10 @@ extension Worker {
         s.pointee.active = true
         s.pointee.transport = transport
         s.pointee.localSlot = slots.acquire(name: slotName)
+        if admissionEntry >= 0 {
+            s.pointee.admissionEntry = admissionEntry
+            admission?.add(worker: index, entry: Int(admissionEntry), 1)
+        }
         s.pointee.lastWriteNanoseconds = now
         s.pointee.deadlineNanoseconds = Jitter.lifetimeDeadline(
             startNanoseconds: now, lifetimeNanoseconds: config.maxLifetimeNanoseconds, random: random.next())

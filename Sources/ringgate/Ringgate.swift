@@ -92,6 +92,7 @@ struct WorkerRole: ParsableCommand {
     @Option(name: .customLong("log-fd")) var logFD: Int32
     @Option(name: .customLong("listen-fd")) var listenFD: Int32
     @Option(name: .customLong("wake-fd")) var wakeFD: Int32
+    @Option(name: .customLong("admission-fd")) var admissionFD: Int32 = -1
 
     func run() throws {
         becomeChild(name: "ringgate-w\(index)")
@@ -99,7 +100,7 @@ struct WorkerRole: ParsableCommand {
         let logger = makeLogger("ringgate.worker")
         do {
             let worker = try Worker(config: config, index: index,
-                                    descriptors: .init(log: logFD, listen: listenFD, wake: wakeFD), logger: logger)
+                                    descriptors: .init(log: logFD, listen: listenFD, wake: wakeFD, admission: admissionFD), logger: logger)
             worker.run()
         } catch {
             logger.critical("worker \(index) cannot start: \(error)")

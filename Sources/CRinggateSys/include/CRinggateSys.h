@@ -17,6 +17,10 @@ void rg_store_relaxed_u64(void *p, uint64_t v);
 uint32_t rg_load_acquire_u32(const void *p);
 void rg_store_release_u32(void *p, uint32_t v);
 uint64_t rg_fetch_add_relaxed_u64(void *p, uint64_t v);
+// Compare-and-swap (acq_rel on success, acquire on failure); returns 1 when it swapped.
+int rg_cas_u32(void *p, uint32_t expected, uint32_t desired);
+uint32_t rg_load_relaxed_u32(const void *p);
+void rg_store_relaxed_u32(void *p, uint32_t v);
 void rg_fence_acquire(void);
 void rg_fence_release(void);
 void rg_fence_seq_cst(void);

@@ -164,8 +164,7 @@ public final class Supervisor {
         case .worker(let i):
             return [executable, "worker", "--index", "\(i)"] + childArguments + [
                 "--log-fd", "\(logFD)", "--listen-fd", "\(workerListenFDs[i])", "--wake-fd", "\(wakeFDs[i])",
-                "--admission-fd", "\(admissionFD)",
-            ]
+            ] + (admissionFD >= 0 ? ["--admission-fd", "\(admissionFD)"] : [])
         }
     }
 

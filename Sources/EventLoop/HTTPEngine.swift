@@ -46,8 +46,10 @@ public final class HTTPEngine {
         public var lingerNanoseconds: UInt64 = 2_000_000_000
         public var tickNanoseconds: UInt64 = 100_000_000
         public var limits: HTTPLimits
-        public var recvBufferCount: Int = 1024
-        public var recvBufferBytes: Int = 16384
+        /// The provided-buffer ring. The kernel takes its buffers in ring order, so every one
+        /// gets touched sooner or later: keep it small (a page each) where connections are many.
+        public var recvBufferCount: Int = 256
+        public var recvBufferBytes: Int = 4096
         public var sendBufferBytes: Int
         public var sendBufferCount: Int
         public var maxQueuedResponseBytes: Int = 128 << 20
@@ -127,6 +129,8 @@ public final class HTTPEngine {
     var acceptArmed = false
     var stopping = false
     var lastProgressCheck: UInt64 = 0
+    var lastTrim: UInt64 = 0
+    var rearmList: [Int32] = []
     public private(set) var nowNanoseconds: UInt64 = rg_monotonic_ns()
 
     public init(configuration: Configuration, listenFD: Int32, wakeFD: Int32, counters: CounterBlock,
@@ -163,6 +167,7 @@ public final class HTTPEngine {
             for i in 0..<n { handle(ring.completions[i]) }
             delegate?.engineTurnEnd(self)
             flushDirty()
+            if !rearmList.isEmpty { rearmReceives() }
             if stopping && liveCount == 0 { return }
             if shouldStop() { return }
         }
@@ -190,6 +195,17 @@ public final class HTTPEngine {
             tick()
         case .cancel, .none:
             break
+        }
+    }
+
+    func rearmReceives() {
+        let list = rearmList
+        rearmList.removeAll(keepingCapacity: true)
+        for slot in list {
+            let c = table + Int(slot)
+            guard c.pointee.recvNeedsRearm, !c.pointee.recvArmed,
+                  c.pointee.phase == .http || c.pointee.phase == .stream || c.pointee.phase == .lingering else { continue }
+            armRecv(slot)
         }
     }
 
@@ -276,7 +292,10 @@ public final class HTTPEngine {
 
         if cqe.res == -ENOBUFS {
             counters.add(.recvBuffersExhausted)
-            c.pointee.recvNeedsRearm = true    // re-armed on the next tick
+            if !c.pointee.recvNeedsRearm {
+                c.pointee.recvNeedsRearm = true    // re-armed at the end of this turn, once buffers are back
+                rearmList.append(slot)
+            }
             return
         }
         if cqe.res <= 0 {
@@ -671,6 +690,10 @@ public final class HTTPEngine {
                 break
             }
             i += 1
+        }
+        if now &- lastTrim >= 1_000_000_000 {
+            lastTrim = now
+            sendPool.trim(keep: 32)
         }
         if now &- lastProgressCheck >= configuration.progressCheckNanoseconds {
             lastProgressCheck = now

@@ -10,6 +10,8 @@ public final class SendBufferPool {
     public let capacity: Int
     let base: UnsafeMutableRawPointer
     var freeStack: [Int32]
+    /// Whether a buffer's pages may be resident (it was handed out since it was last trimmed).
+    var touched: [Bool]
     public private(set) var inUse = 0
 
     public init(capacity: Int, bufferBytes: Int) {
@@ -21,6 +23,7 @@ public final class SendBufferPool {
         guard let p, p != MAP_FAILED else { fatalError("send buffer pool: mmap of \(bytes) bytes failed") }
         base = p
         freeStack = (0..<Int32(capacity)).reversed().map { $0 }
+        touched = [Bool](repeating: false, count: capacity)
     }
 
     deinit { munmap(base, capacity * bufferBytes) }
@@ -28,12 +31,32 @@ public final class SendBufferPool {
     @inline(__always) public func take() -> Int32? {
         guard let i = freeStack.popLast() else { return nil }
         inUse += 1
+        touched[Int(i)] = true
         return i
     }
 
     @inline(__always) public func give(_ index: Int32) {
         freeStack.append(index)
         inUse -= 1
+    }
+
+    /// Gives the memory of free buffers back to the kernel, except the `keep` most recently
+    /// freed (the ones `take()` hands out next). A burst of connections touches many buffers
+    /// once; without this their pages would stay resident for good. Returns buffers trimmed.
+    @discardableResult
+    public func trim(keep: Int) -> Int {
+        var trimmed = 0
+        var k = freeStack.count - keep - 1
+        while k >= 0 {
+            let i = Int(freeStack[k])
+            if touched[i] {
+                madvise(base + i * bufferBytes, bufferBytes, MADV_DONTNEED)
+                touched[i] = false
+                trimmed += 1
+            }
+            k -= 1
+        }
+        return trimmed
     }
 
     @inline(__always) public func pointer(_ index: Int32) -> UnsafeMutableRawPointer {

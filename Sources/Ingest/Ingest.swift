@@ -31,9 +31,12 @@ public final class Ingest: HTTPEngineDelegate {
         counters.set(.pid, UInt64(getpid()))
         expectedAuthorization = config.publishToken.map { Array("Bearer \($0)".utf8) }
         let limits = HTTPLimits(maxBodyBytes: max(config.maxEventBytes, config.maxBatchBytes))
-        let engineConfig = HTTPEngine.Configuration(
+        var engineConfig = HTTPEngine.Configuration(
             maxConnections: 4096, headerTimeoutNanoseconds: config.headerTimeoutNanoseconds,
             limits: limits, sendBufferBytes: 64 << 10, sendBufferCount: 64)
+        // Few connections, large bodies (NDJSON batches): larger receive buffers.
+        engineConfig.recvBufferCount = 256
+        engineConfig.recvBufferBytes = 64 << 10
         engine = try HTTPEngine(configuration: engineConfig, listenFD: listenFD, wakeFD: -1,
                                 counters: counters, logger: logger)
         engine.delegate = self

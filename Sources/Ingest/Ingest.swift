@@ -207,8 +207,9 @@ public final class Ingest: HTTPEngineDelegate {
             }
         }
         let now = rg_realtime_ns() / 1_000_000
-        var body = #"{"ids":["#
-        body.reserveCapacity(16 + items.count * 20)
+        var body: [UInt8] = []
+        body.reserveCapacity(16 + items.count * 24)
+        body += Array(#"{"ids":["#.utf8)
         let epoch = region.epoch
         for (i, item) in items.enumerated() {
             let outcome = item.slot.withUnsafeBytes { s in
@@ -218,15 +219,17 @@ public final class Ingest: HTTPEngineDelegate {
             }
             switch outcome {
             case .success(let seq):
-                if i > 0 { body += "," }
-                body += "\"" + EventID(epoch: epoch, seq: seq).description + "\""
+                if i > 0 { body.append(UInt8(ascii: ",")) }
+                body.append(UInt8(ascii: "\""))
+                EventID(epoch: epoch, seq: seq).append(to: &body)
+                body.append(UInt8(ascii: "\""))
             case .failure(let f):
                 return reject(connection, status: f.status, error: f.code,
                               detail: "line \(i + 1): \(f.detail) (the \(i) lines before it were appended)")
             }
         }
-        body += "]}"
-        engine.respond(connection, HTTPResponseWriter.json(status: 201, body: Array(body.utf8),
+        body += Array("]}".utf8)
+        engine.respond(connection, HTTPResponseWriter.json(status: 201, body: body,
                                                            keepAlive: request.keepAlive, extraHeaders: []))
     }
 }

@@ -44,6 +44,16 @@ struct JSONScanner {
         precondition(peek() == ASCII.quote)
         position += 1
         while true {
+            // Fast path: copy a run of plain bytes (no quote, backslash or control) at once.
+            let runStart = position
+            while position < bytes.count {
+                let c = bytes[position]
+                if c == ASCII.quote || c == ASCII.backslash || c < 0x20 { break }
+                position += 1
+            }
+            if store && position > runStart {
+                out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<position]))
+            }
             guard position < bytes.count else { throw Failure("unterminated string") }
             let b = bytes[position]
             position += 1

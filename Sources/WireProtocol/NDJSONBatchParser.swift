@@ -7,6 +7,9 @@
 /// Blank lines (empty or only whitespace, `\n` or `\r\n` ends) are skipped. One bad line
 /// fails the whole batch, so nothing of it is appended.
 public enum NDJSONBatchParser {
+    static let slotKey: [UInt8] = Array("slot".utf8)
+    static let typeKey: [UInt8] = Array("type".utf8)
+    static let dataKey: [UInt8] = Array("data".utf8)
     /// The deepest nesting of arrays and objects, counting the line's own object.
     public static let maxDepth = 64
 
@@ -69,11 +72,11 @@ public enum NDJSONBatchParser {
                     scanner.position += 1
                     scanner.skipWhitespace()
                     switch key {
-                    case _ where key.elementsEqual("slot".utf8):
+                    case _ where key == NDJSONBatchParser.slotKey:
                         guard slot == nil else { throw JSONScanner.Failure("duplicate key \"slot\"") }
                         guard scanner.peek() == ASCII.quote else { throw JSONScanner.Failure("\"slot\" must be a string") }
                         slot = try scanner.parseString()
-                    case _ where key.elementsEqual("type".utf8):
+                    case _ where key == NDJSONBatchParser.typeKey:
                         guard type == nil else { throw JSONScanner.Failure("duplicate key \"type\"") }
                         if scanner.peek() == ASCII.quote {
                             type = .some(try scanner.parseString())
@@ -83,7 +86,7 @@ public enum NDJSONBatchParser {
                         } else {
                             throw JSONScanner.Failure("\"type\" must be a string")
                         }
-                    case _ where key.elementsEqual("data".utf8):
+                    case _ where key == NDJSONBatchParser.dataKey:
                         guard data == nil else { throw JSONScanner.Failure("duplicate key \"data\"") }
                         if scanner.peek() == ASCII.quote {
                             data = try scanner.parseString()

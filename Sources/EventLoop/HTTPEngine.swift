@@ -355,6 +355,23 @@ public final class HTTPEngine {
 
     // MARK: - Responses
 
+    /// Queues a response given as a head and a body, copied once into the send buffer.
+    public func respond(_ slot: Int32, head: [UInt8], body: [UInt8]) {
+        let c = table + Int(slot)
+        guard c.pointee.phase == .http else { return }
+        guard c.pointee.out == nil && c.pointee.queued.isEmpty else {
+            return respond(slot, head + body)
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: head.count + body.count, alignment: 1)
+        head.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: head.count) }
+        body.withUnsafeBytes { b in
+            if b.count > 0 { (buffer.baseAddress! + head.count).copyMemory(from: b.baseAddress!, byteCount: b.count) }
+        }
+        c.pointee.out = buffer
+        c.pointee.outOffset = 0
+        markDirty(slot)
+    }
+
     /// Queues a complete response. `close` ends the connection once it is sent.
     public func respond(_ slot: Int32, _ bytes: [UInt8], close: Bool = false) {
         let c = table + Int(slot)

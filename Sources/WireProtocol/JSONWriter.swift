@@ -16,10 +16,41 @@ public struct JSONWriter: Sendable {
 
     /// Appends `bytes` as a quoted, escaped JSON string.
     public mutating func appendString(_ raw: UnsafeRawBufferPointer) {
-        let start = bytes.count
-        let n = JSONWriter.escapedLength(raw)
-        bytes.append(contentsOf: repeatElement(0, count: n))
-        bytes.withUnsafeMutableBytes { _ = JSONWriter.writeString(raw, into: $0, at: start) }
+        // One pass: runs that need no escaping are copied whole, escapes written between them.
+        bytes.append(ASCII.quote)
+        var runStart = 0
+        var i = 0
+        let n = raw.count
+        while i < n {
+            let b = raw[i]
+            if b >= 0x20 && b != ASCII.quote && b != ASCII.backslash {
+                i += 1
+                continue
+            }
+            if i > runStart { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[runStart..<i])) }
+            appendEscape(b)
+            i += 1
+            runStart = i
+        }
+        if n > runStart { bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[runStart..<n])) }
+        bytes.append(ASCII.quote)
+    }
+
+    private mutating func appendEscape(_ b: UInt8) {
+        let hex: StaticString = "0123456789abcdef"
+        switch b {
+        case ASCII.quote, ASCII.backslash: bytes.append(ASCII.backslash); bytes.append(b)
+        case 0x0A: bytes.append(ASCII.backslash); bytes.append(0x6E)  // n
+        case 0x0D: bytes.append(ASCII.backslash); bytes.append(0x72)  // r
+        case 0x09: bytes.append(ASCII.backslash); bytes.append(0x74)  // t
+        case 0x08: bytes.append(ASCII.backslash); bytes.append(0x62)  // b
+        case 0x0C: bytes.append(ASCII.backslash); bytes.append(0x66)  // f
+        default:
+            bytes.append(ASCII.backslash); bytes.append(0x75)  // u
+            bytes.append(ASCII.zero); bytes.append(ASCII.zero)
+            bytes.append(hex.utf8Start[Int(b >> 4)])
+            bytes.append(hex.utf8Start[Int(b & 0xF)])
+        }
     }
 
     /// Appends `bytes` as a quoted, escaped JSON string.

@@ -45,6 +45,7 @@ public final class Worker: HTTPEngineDelegate {
     let frameScratch: UnsafeMutableRawBufferPointer
     let wsFrameScratch: UnsafeMutableRawBufferPointer
     var demoted: [Int32] = []
+    var historyBuffer: [UInt8] = []
     var readPosition: UInt64
     var fanoutSeq: UInt64
     var catchUpList: [Int32] = []

@@ -35,20 +35,25 @@ extension Worker {
             }
         }
         let name = Array(slot.utf8)
+        // The body is built in a buffer kept across requests, so a large window costs no fresh
+        // allocation (and no page faults) per pull.
         var json = JSONWriter()
+        swap(&json.bytes, &historyBuffer)
         var attempts = 0
         while true {
             attempts += 1
-            json = JSONWriter()
+            json.bytes.removeAll(keepingCapacity: true)
             let complete = name.withUnsafeBytes { nameBytes in
                 writeHistory(&json, slot: nameBytes, after: after, foreignEpoch: foreignEpoch,
                              requestedAfter: request.queryValue("after"), limit: limit)
             }
             if complete || attempts >= 4 { break }
         }
-        let body = json.bytes
-        engine.respond(connection, HTTPResponseWriter.json(status: 200, body: request.method == .head ? [] : body,
-                                                           keepAlive: request.keepAlive, extraHeaders: []))
+        let head = HTTPResponseWriter.head(status: 200, contentType: "application/json", contentLength: json.bytes.count,
+                                           keepAlive: request.keepAlive, extraHeaders: [])
+        engine.respond(connection, head: head, body: request.method == .head ? [] : json.bytes)
+        swap(&json.bytes, &historyBuffer)
+        if historyBuffer.capacity > 4 << 20 { historyBuffer = [] }   // do not keep a rare huge window's memory
     }
 
     /// Writes the history body; false when a record was overwritten while being read (retry).

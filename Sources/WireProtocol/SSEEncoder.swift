@@ -146,8 +146,8 @@ public enum SSEEncoder {
         event(id: nil, type: type, data: json)
     }
 
-    /// The JSON of a reset: `{"reason":…,"oldest":ID|null,"head":ID|null,"dropped":N}`.
-    public static func resetJSON(reason: String, oldest: EventID?, head: EventID?, dropped: UInt64) -> [UInt8] {
+    /// The JSON of a reset: `{"reason":…,"oldest":ID|null,"head":ID|null,"dropped":N|null}`.
+    public static func resetJSON(reason: String, oldest: EventID?, head: EventID?, dropped: UInt64?) -> [UInt8] {
         var w = JSONWriter(capacity: 112)
         w.appendRaw("{\"reason\":")
         w.appendString(reason)
@@ -156,13 +156,13 @@ public enum SSEEncoder {
         w.appendRaw(",\"head\":")
         w.appendID(head)
         w.appendRaw(",\"dropped\":")
-        w.appendInt(dropped)
+        if let dropped { w.appendInt(dropped) } else { w.appendNull() }
         w.appendRaw("}")
         return w.bytes
     }
 
     /// Builds `event: reset` with `resetJSON` as its data.
-    public static func resetEvent(reason: String, oldest: EventID?, head: EventID?, dropped: UInt64) -> [UInt8] {
+    public static func resetEvent(reason: String, oldest: EventID?, head: EventID?, dropped: UInt64?) -> [UInt8] {
         jsonEvent(type: "reset", json: resetJSON(reason: reason, oldest: oldest, head: head, dropped: dropped))
     }
 

@@ -70,8 +70,8 @@ public enum WebSocketMessageEncoder {
         }
     }
 
-    /// The JSON of a reset: `{"event":"reset","reason":…,"oldest":ID|null,"head":ID|null,"dropped":N}`.
-    public static func resetJSON(reason: String, oldest: EventID?, head: EventID?, dropped: UInt64) -> [UInt8] {
+    /// The JSON of a reset: `{"event":"reset","reason":…,"oldest":ID|null,"head":ID|null,"dropped":N|null}`.
+    public static func resetJSON(reason: String, oldest: EventID?, head: EventID?, dropped: UInt64?) -> [UInt8] {
         var w = JSONWriter(capacity: 128)
         w.appendRaw("{\"event\":\"reset\",\"reason\":")
         w.appendString(reason)
@@ -80,14 +80,14 @@ public enum WebSocketMessageEncoder {
         w.appendRaw(",\"head\":")
         w.appendID(head)
         w.appendRaw(",\"dropped\":")
-        w.appendInt(dropped)
+        if let dropped { w.appendInt(dropped) } else { w.appendNull() }
         w.appendRaw("}")
         return w.bytes
     }
 
     /// Builds the reset text frame: the cursor was overwritten (`lapped`) or is from another
     /// log (`epoch`); the stream goes on from the oldest retained event.
-    public static func resetFrame(reason: String, oldest: EventID?, head: EventID?, dropped: UInt64) -> [UInt8] {
+    public static func resetFrame(reason: String, oldest: EventID?, head: EventID?, dropped: UInt64?) -> [UInt8] {
         WebSocketFrameEncoder.frame(opcode: .text,
                                     payload: resetJSON(reason: reason, oldest: oldest, head: head, dropped: dropped))
     }

@@ -261,17 +261,13 @@ extension Worker {
                 closeStream(connection, reason: .slowConsumer)
                 return
             case .reset(let reason):
-                var json = JSONWriter()
-                json.appendRaw(#"{"reason":"#)
-                json.appendString(reason.rawValue)
-                json.appendRaw(#","oldest":"#)
-                json.appendID(window.slotOldestSeq == 0 ? nil : EventID(epoch: reader.epoch, seq: window.slotOldestSeq))
-                json.appendRaw(#","head":"#)
-                json.appendID(window.slotHeadSeq == 0 ? nil : EventID(epoch: reader.epoch, seq: window.slotHeadSeq))
-                json.appendRaw(#","dropped":"#)
-                if let dropped = window.dropped { json.appendInt(dropped) } else { json.appendNull() }
-                json.appendRaw("}")
-                guard writeControl(connection, event: "reset", json: json.bytes) else { return }
+                let oldest = window.slotOldestSeq == 0 ? nil : EventID(epoch: reader.epoch, seq: window.slotOldestSeq)
+                let head = window.slotHeadSeq == 0 ? nil : EventID(epoch: reader.epoch, seq: window.slotHeadSeq)
+                let frame = transport == .sse
+                    ? SSEEncoder.resetEvent(reason: reason.rawValue, oldest: oldest, head: head, dropped: window.dropped)
+                    : WebSocketMessageEncoder.resetFrame(reason: reason.rawValue, oldest: oldest, head: head,
+                                                         dropped: window.dropped)
+                guard writeControl(connection, frame) else { return }
                 counters.add(reason == .epoch ? .resetsEpoch : .resetsLapped)
                 s.pointee.pendingReset = .none
                 s.pointee.acceptGap = true
@@ -306,22 +302,11 @@ extension Worker {
         }
     }
 
-    /// Writes a control message: `event: NAME` with JSON data on SSE, a JSON text message with
-    /// an `"event":NAME` member on WebSocket. False when the send buffer has no room.
+    /// Writes a control message (a reset or close notice) whole; false when it does not fit.
     @discardableResult
-    func writeControl(_ connection: Int32, event: String, json: [UInt8]) -> Bool {
-        let s = subscribers + Int(connection)
-        var frame: [UInt8]
-        switch s.pointee.transport {
-        case .sse:
-            frame = Array("event: \(event)\ndata: ".utf8) + json + Array("\n\n".utf8)
-        case .webSocket:
-            var payload = Array("{\"event\":\"\(event)\"".utf8)
-            if json.count > 2 { payload += [UInt8(ascii: ",")] + json[1...] } else { payload += [UInt8(ascii: "}")] }
-            frame = WebSocketFrameEncoder.frame(opcode: .text, payload: payload)
-        }
+    func writeControl(_ connection: Int32, _ frame: [UInt8]) -> Bool {
         let ok = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
-        if ok { s.pointee.lastWriteNanoseconds = engine.nowNanoseconds }
+        if ok { subscribers[Int(connection)].lastWriteNanoseconds = engine.nowNanoseconds }
         return ok
     }
 
@@ -332,8 +317,10 @@ extension Worker {
         guard s.pointee.active, !s.pointee.closing else { return }
         if s.pointee.liveIndex >= 0 { leaveLive(connection) }
         s.pointee.closing = true
-        writeControl(connection, event: "close", json: Array(#"{"reason":""#.utf8) + Array(reason.rawValue.utf8) + Array(#""}"#.utf8))
-        if s.pointee.transport == .webSocket {
+        if s.pointee.transport == .sse {
+            writeControl(connection, SSEEncoder.closeEvent(reason: reason.rawValue))
+        } else {
+            writeControl(connection, WebSocketMessageEncoder.closeNoticeFrame(reason: reason.rawValue))
             let code: UInt16 = reason == .slowConsumer ? WebSocketCloseCode.policyViolation : WebSocketCloseCode.goingAway
             let frame = WebSocketFrameEncoder.closeFrame(code: code, reason: reason.rawValue)
             _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }

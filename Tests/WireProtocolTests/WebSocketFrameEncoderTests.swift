@@ -98,6 +98,8 @@ import Testing
             == #"{"event":"reset","reason":"lapped","oldest":"5f3a9c01-10","head":"5f3a9c01-99","dropped":7}"#)
         let empty = WebSocketMessageEncoder.resetJSON(reason: "epoch", oldest: nil, head: nil, dropped: 0)
         #expect(empty.text == #"{"event":"reset","reason":"epoch","oldest":null,"head":null,"dropped":0}"#)
+        let unknown = WebSocketMessageEncoder.resetJSON(reason: "epoch", oldest: nil, head: nil, dropped: nil)
+        #expect(unknown.text == #"{"event":"reset","reason":"epoch","oldest":null,"head":null,"dropped":null}"#)
         let close = WebSocketMessageEncoder.closeNoticeFrame(reason: "shutdown")
         #expect(parse(close).opcode == 1)
         #expect(parse(close).payload.text == #"{"event":"close","reason":"shutdown"}"#)

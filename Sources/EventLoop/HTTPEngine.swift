@@ -360,7 +360,15 @@ public final class HTTPEngine {
         let c = table + Int(slot)
         guard c.pointee.phase == .http else { return }
         guard c.pointee.out == nil && c.pointee.queued.isEmpty else {
-            return respond(slot, head + body)
+            // A pipelined response behind one in flight: append both parts to the queue.
+            c.pointee.queued.append(contentsOf: head)
+            c.pointee.queued.append(contentsOf: body)
+            if c.pointee.queued.count > configuration.maxQueuedResponseBytes {
+                beginClose(slot, reason: .protocolError)
+                return
+            }
+            markDirty(slot)
+            return
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: head.count + body.count, alignment: 1)
         head.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: head.count) }

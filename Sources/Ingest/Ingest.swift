@@ -77,9 +77,12 @@ public final class Ingest: HTTPEngineDelegate {
             publishBatch(connection, request)
             return
         }
-        let prefix = "/v1/slots/"
-        if path.hasPrefix(prefix) && path.hasSuffix("/events") && path.count > prefix.count + "/events".count {
-            let slot = String(path.dropFirst(prefix.count).dropLast("/events".count))
+        // Byte-wise: String.count would walk grapheme clusters on every publish.
+        let utf8 = path.utf8
+        let prefix = "/v1/slots/".utf8, suffix = "/events".utf8
+        if utf8.count > prefix.count + suffix.count && utf8.starts(with: prefix)
+            && utf8.reversed().starts(with: suffix.reversed()) {
+            let slot = String(decoding: utf8.dropFirst(prefix.count).dropLast(suffix.count), as: UTF8.self)
             guard request.method == .post else { return methodNotAllowed(connection, request) }
             guard authorized(request) else { return unauthorized(connection) }
             publishOne(connection, request, slot: slot)
@@ -148,16 +151,33 @@ public final class Ingest: HTTPEngineDelegate {
         }
         switch outcome {
         case .success(let seq):
-            var body = #"{"id":""# + EventID(epoch: region.epoch, seq: seq).description + #"","slot":"#
-            var json = JSONWriter()
-            slotBytes.withUnsafeBytes { json.appendString($0) }
-            body += String(decoding: json.bytes, as: UTF8.self) + "}"
-            engine.respond(connection, HTTPResponseWriter.json(status: 201, body: Array(body.utf8),
-                                                               keepAlive: request.keepAlive, extraHeaders: []))
+            var json = JSONWriter(capacity: 64 + slotBytes.count)
+            json.appendRaw(#"{"id":"#)
+            json.appendID(EventID(epoch: region.epoch, seq: seq))
+            json.appendRaw(#","slot":"#)
+            json.appendString(slotBytes)
+            json.appendRaw("}")
+            engine.respond(connection, head: created(contentLength: json.bytes.count, keepAlive: request.keepAlive),
+                           body: json.bytes)
         case .failure(let f):
             reject(connection, status: f.status, error: f.code, detail: f.detail)
         }
     }
+
+    /// The head of a 201 JSON response, without string formatting (it is on every publish).
+    func created(contentLength: Int, keepAlive: Bool) -> [UInt8] {
+        var head = keepAlive ? Ingest.createdKeepAlive : Ingest.createdClose
+        head.reserveCapacity(head.count + 24)
+        var digits: [UInt8] = []
+        var n = contentLength
+        repeat { digits.append(UInt8(ascii: "0") + UInt8(n % 10)); n /= 10 } while n > 0
+        head += digits.reversed()
+        head += Ingest.crlfcrlf
+        return head
+    }
+    static let createdKeepAlive = Array("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nConnection: keep-alive\r\nContent-Length: ".utf8)
+    static let createdClose = Array("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ".utf8)
+    static let crlfcrlf = Array("\r\n\r\n".utf8)
 
     struct PublishFailure: Error {
         let status: Int

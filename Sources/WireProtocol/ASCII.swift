@@ -56,8 +56,21 @@ enum ASCII {
 
     /// Case-insensitive ASCII comparison of two byte sequences.
     static func equalsIgnoringCase<A: Collection<UInt8>, B: Collection<UInt8>>(_ a: A, _ b: B) -> Bool {
+        // Contiguous storage (raw buffers, native strings' UTF-8) compares without iterators.
+        if let fast = a.withContiguousStorageIfAvailable({ pa in
+            b.withContiguousStorageIfAvailable { pb in equalsIgnoringCase(pa, pb) }
+        }), let result = fast {
+            return result
+        }
         guard a.count == b.count else { return false }
         for (x, y) in zip(a, b) where lower(x) != lower(y) { return false }
+        return true
+    }
+
+    @inline(__always)
+    static func equalsIgnoringCase(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        for i in 0..<a.count where a[i] != b[i] && lower(a[i]) != lower(b[i]) { return false }
         return true
     }
 

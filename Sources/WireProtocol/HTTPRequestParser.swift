@@ -261,6 +261,7 @@ public struct HTTPRequestParser: Sendable {
 
         // Headers.
         var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(8)
         var contentLength: Int?
         var transferCodings: [Substring]?
         var connectionClose = false

@@ -387,7 +387,7 @@ public final class HTTPEngine {
         if close { c.pointee.closeAfterFlush = true }
         if c.pointee.out == nil && c.pointee.queued.isEmpty {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
-            buffer.copyMemory(from: UnsafeRawBufferPointer(start: bytes.withUnsafeBytes { $0.baseAddress }, count: bytes.count))
+            bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
             c.pointee.out = buffer
             c.pointee.outOffset = 0
         } else {

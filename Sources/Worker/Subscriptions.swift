@@ -26,6 +26,7 @@ struct Subscriber {
     var decoder: WebSocketFrameDecoder? = nil
     var lastPingNanoseconds: UInt64 = 0
     var lastPongNanoseconds: UInt64 = 0
+    var inputBytesSincePing = 0          // bytes the client sent since the last ping went out
 }
 
 struct LocalSlot {

@@ -56,6 +56,8 @@ public final class Worker: HTTPEngineDelegate {
     let heartbeatFrame: [UInt8] = Array(": hb\n\n".utf8)
     let pingFrame: [UInt8] = WebSocketFrameEncoder.frame(opcode: .ping, payload: [])
     let catchUpBatch = 64
+    /// What a WebSocket subscriber may send between two pings (pongs, pings, stray messages).
+    let webSocketInputBudgetBytes = 1 << 20
 
     public init(config: GatewayConfig, index: Int, descriptors: Descriptors, logger: Logger) throws {
         self.config = config

@@ -353,6 +353,7 @@ extension Worker {
                 }
                 guard now &- s.pointee.lastPingNanoseconds >= interval else { return }
                 if pingFrame.withUnsafeBytes({ engine.streamAppend(connection, $0) }) {
+                    s.pointee.inputBytesSincePing = 0
                     if s.pointee.lastPongNanoseconds >= s.pointee.lastPingNanoseconds {
                         s.pointee.lastPingNanoseconds = now   // the oldest unanswered ping counts
                     }
@@ -367,6 +368,18 @@ extension Worker {
     func webSocketInput(_ connection: Int32, _ bytes: UnsafeRawBufferPointer) {
         let s = subscribers + Int(connection)
         guard s.pointee.active, s.pointee.decoder != nil else { return }
+        // Subscribers do not publish: a client that keeps sending (data or control frames) past
+        // a budget per heartbeat is closed, so its input costs bounded work, not just no memory.
+        s.pointee.inputBytesSincePing += bytes.count
+        if s.pointee.inputBytesSincePing > webSocketInputBudgetBytes && !s.pointee.closing {
+            if s.pointee.liveIndex >= 0 { leaveLive(connection) }
+            s.pointee.closing = true
+            let frame = WebSocketFrameEncoder.closeFrame(code: WebSocketCloseCode.policyViolation,
+                                                         reason: "subscribers do not publish")
+            _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
+            engine.closeAfterFlush(connection, reason: .protocolError)
+            return
+        }
         var offset = 0
         while offset < bytes.count {
             let (consumed, event) = s.pointee.decoder!.decode(UnsafeRawBufferPointer(rebasing: bytes[offset...]))

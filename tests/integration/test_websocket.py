@@ -200,3 +200,43 @@ def test_stopped_websocket_reader_is_reaped(gateway):
     print(f"stopped WebSocket reader reaped {closed_at - first_publish:.2f}s after the first publish")
     assert closed_at - first_publish <= 2 + 2
     wait_until(lambda: gw.metrics().value("ringgate_connections", transport="ws") == 0, 5, what="ws gauge back to 0")
+
+
+def test_client_that_keeps_sending_is_closed(gateway):
+    """Subscribers do not publish: messages are dropped unbuffered, and a client that keeps
+    sending past 1 MiB between two pings is closed with 1008."""
+    gw = gateway("--heartbeat", "30s")
+    s = socket.create_connection(("127.0.0.1", gw.sub_port), timeout=5)
+    s.sendall(b"GET /v1/slots/wsi/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    mask = b"\x0a\x0b\x0c\x0d"
+    payload = bytes(b ^ mask[i % 4] for i, b in enumerate(b"z" * 1000))
+    frame = b"\x81\xfe" + struct.pack(">H", 1000) + mask + payload
+    code = None
+    data = b""
+    try:
+        for _ in range(3000):   # ~3 MB of small text messages
+            s.sendall(frame)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    s.settimeout(5)
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    i = data.find(b"\x88")
+    assert i >= 0, f"no close frame in {data[:200]!r}"
+    code = struct.unpack(">H", data[i + 2:i + 4])[0]
+    assert code == 1008
+    s.close()
+    wait_until(lambda: gw.metrics().value("ringgate_disconnects_total", reason="protocol_error") >= 1, 5,
+               what="protocol_error disconnect")
+    wait_until(lambda: gw.metrics().value("ringgate_connections", transport="ws") == 0, 5, what="ws gauge back to 0")

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// An incremental HTTP/1.1 request parser with pipelining.
 ///
 /// Feed it the bytes as they arrive. Each call consumes at most one request: when the bytes
@@ -185,16 +188,18 @@ public struct HTTPRequestParser: Sendable {
         let limit = min(n, start + allowed)
         let maxLine = limits.maxRequestLineBytes
         while i < limit {
-            let b = bytes[i]
-            if b != ASCII.lf {
-                if lineLength == 0 { lineFirstIsCR = b == ASCII.cr }
-                lineLength += 1
-                previousIsCR = b == ASCII.cr
-                i += 1
+            // Jump to the next LF (memchr), accounting the bytes before it to the current line.
+            let found = memchr(bytes.baseAddress! + i, Int32(ASCII.lf), limit - i)
+            let lf = found.map { bytes.baseAddress!.distance(to: UnsafeRawPointer($0)) } ?? limit
+            if lf > i {
+                if lineLength == 0 { lineFirstIsCR = bytes[i] == ASCII.cr }
+                lineLength += lf - i
+                previousIsCR = bytes[lf - 1] == ASCII.cr
+                i = lf
                 if !requestLineEnded, lineLength > maxLine + 1 || (lineLength == maxLine + 1 && !previousIsCR) {
                     return .failed(.uriTooLong("request line over \(maxLine) bytes"))
                 }
-                continue
+                if i == limit { break }
             }
             if !requestLineEnded {
                 let content = lineLength - (previousIsCR ? 1 : 0)
@@ -571,13 +576,14 @@ private struct LineIterator {
 
     mutating func next() -> Result<Range<Int>, HTTPParseError>? {
         guard position < head.count else { return nil }
-        var i = position
-        while i < head.count, head[i] != ASCII.lf { i += 1 }
+        let base = head.baseAddress!
+        let found = memchr(base + position, Int32(ASCII.lf), head.count - position)
+        let i = found.map { base.distance(to: UnsafeRawPointer($0)) } ?? head.count
         var end = i
         if end > position, head[end - 1] == ASCII.cr { end -= 1 }
         let range = position..<end
         position = i + 1
-        for j in range where head[j] == ASCII.cr {
+        if !range.isEmpty && memchr(base + range.lowerBound, Int32(ASCII.cr), range.count) != nil {
             return .failure(.badRequest("bare CR in request head"))
         }
         return .success(range)

@@ -18,6 +18,7 @@ public final class Ingest: HTTPEngineDelegate {
     let expectedAuthorization: [UInt8]?
     var appendedThisTurn = false
     var shuttingDown = false
+    var shutdownDeadline: UInt64 = 0
     static let defaultType = Array("message".utf8)
 
     public init(config: GatewayConfig, logFD: Int32, listenFD: Int32, wakeFDs: [Int32], logger: Logger) throws {
@@ -44,7 +45,9 @@ public final class Ingest: HTTPEngineDelegate {
 
     public func run() {
         logger.info("ingest serving", metadata: ["pid": "\(getpid())", "head": "\(writer.headSeq)"])
-        engine.run { [unowned self] in shuttingDown }
+        engine.run { [unowned self] in
+            shuttingDown && (engine.connectionCount == 0 || rg_monotonic_ns() > shutdownDeadline)
+        }
         logger.info("ingest stopped")
     }
 
@@ -53,7 +56,12 @@ public final class Ingest: HTTPEngineDelegate {
     public func engine(_ engine: HTTPEngine, streamClosed connection: Int32) {}
 
     public func engineTick(_ engine: HTTPEngine, nowNanoseconds: UInt64) {
-        if rg_signal_take() & Int32(RG_SIG_TERM) != 0 { shuttingDown = true }
+        guard rg_signal_take() & Int32(RG_SIG_TERM) != 0, !shuttingDown else { return }
+        // Stop accepting, answer what is in flight, close idle keep-alive connections.
+        shuttingDown = true
+        shutdownDeadline = nowNanoseconds + 2_000_000_000
+        engine.stopAccepting()
+        engine.closeIdleHTTP()
     }
 
     public func engineTurnEnd(_ engine: HTTPEngine) {

@@ -262,7 +262,8 @@ public final class Supervisor {
     /// after 4.5 s is killed, so the whole shutdown stays within 5 s.
     func shutdownChildren() {
         logger.info("shutting down")
-        // Workers first, so streams get their close event while the ingest still answers.
+        // Every child drains on its own: workers send their close events, the ingest answers
+        // the publishes in flight.
         for child in children where child.pid > 0 { kill(child.pid, SIGTERM) }
         let deadline = rg_monotonic_ns() + 4_500_000_000
         while children.contains(where: { $0.pid > 0 }) && rg_monotonic_ns() < deadline {

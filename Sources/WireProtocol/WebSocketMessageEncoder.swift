@@ -70,19 +70,10 @@ public enum WebSocketMessageEncoder {
         }
     }
 
-    /// The JSON of a reset: `{"event":"reset","reason":…,"oldest":ID|null,"head":ID|null,"dropped":N|null}`.
+    /// The JSON of a reset: `{"event":"reset","reason":…,"oldest":ID|null,"head":ID|null,"dropped":N|null}`,
+    /// SSE's reset data with the `event` member in front.
     public static func resetJSON(reason: String, oldest: EventID?, head: EventID?, dropped: UInt64?) -> [UInt8] {
-        var w = JSONWriter(capacity: 128)
-        w.appendRaw("{\"event\":\"reset\",\"reason\":")
-        w.appendString(reason)
-        w.appendRaw(",\"oldest\":")
-        w.appendID(oldest)
-        w.appendRaw(",\"head\":")
-        w.appendID(head)
-        w.appendRaw(",\"dropped\":")
-        if let dropped { w.appendInt(dropped) } else { w.appendNull() }
-        w.appendRaw("}")
-        return w.bytes
+        withEventMember("reset", SSEEncoder.resetJSON(reason: reason, oldest: oldest, head: head, dropped: dropped))
     }
 
     /// Builds the reset text frame: the cursor was overwritten (`lapped`) or is from another
@@ -94,11 +85,13 @@ public enum WebSocketMessageEncoder {
 
     /// The JSON of a close notice: `{"event":"close","reason":…}`.
     public static func closeJSON(reason: String) -> [UInt8] {
-        var w = JSONWriter(capacity: 40)
-        w.appendRaw("{\"event\":\"close\",\"reason\":")
-        w.appendString(reason)
-        w.appendRaw("}")
-        return w.bytes
+        withEventMember("close", SSEEncoder.closeJSON(reason: reason))
+    }
+
+    /// `{"event":NAME,` followed by the members of `object` (a JSON object's bytes).
+    static func withEventMember(_ name: String, _ object: [UInt8]) -> [UInt8] {
+        precondition(object.first == UInt8(ascii: "{") && object.count > 2)
+        return Array("{\"event\":\"\(name)\",".utf8) + object.dropFirst()
     }
 
     /// Builds the close notice text frame, sent before the close frame of a server-side close

@@ -313,8 +313,8 @@ class SSEStream:
     """
 
     def __init__(self, port: int, path: str, headers: dict[str, str] | None = None,
-                 timeout: float = 5.0, host: str = "127.0.0.1"):
-        self.conn = RawConnection(port, host, timeout)
+                 timeout: float = 5.0, host: str = "127.0.0.1", conn: "RawConnection | None" = None):
+        self.conn = conn if conn is not None else RawConnection(port, host, timeout)
         self.local_port = self.conn.local_port
         self.path = path
         hdrs = {"Accept": "text/event-stream"}
@@ -1070,24 +1070,8 @@ class RcvbufSSEStream(SSEStream):
 
     def __init__(self, port: int, path: str, rcvbuf: int = 4096, headers: dict[str, str] | None = None,
                  timeout: float = 5.0, host: str = "127.0.0.1"):
-        self.conn = small_rcvbuf_connection(port, rcvbuf, host, timeout)
-        self.local_port = self.conn.local_port
-        self.path = path
-        hdrs = {"Accept": "text/event-stream"}
-        hdrs.update(headers or {})
-        self.conn.send(request_bytes("GET", path, hdrs))
-        deadline = time.monotonic() + timeout
-        self.status, self.reason, self.headers = self.conn.read_head(deadline)
-        self.chunked = "chunked" in self.headers.get("transfer-encoding", "").lower()
-        self.content_length = int(self.headers["content-length"]) if "content-length" in self.headers else None
-        self.parser = SSEParser()
-        self.pending = []
-        self.closed = False
-        self.raw = bytearray()
-        self._chunk_left = 0
-        self._need_crlf = False
-        if self.status != 200:
-            self.body = self._read_error_body(deadline)
+        super().__init__(port, path, headers, timeout, host,
+                         conn=small_rcvbuf_connection(port, rcvbuf, host, timeout))
 
     def rcvbuf(self) -> int:
         return self.conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)

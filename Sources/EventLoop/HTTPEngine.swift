@@ -640,9 +640,7 @@ public final class HTTPEngine {
     func beginLinger(_ slot: Int32) {
         let c = table + Int(slot)
         guard c.pointee.phase == .http || c.pointee.phase == .stream else { return }
-        if c.pointee.gauge != .connectionsHTTP || c.pointee.closeReason != .completed {
-            // Streams and errors: the reason is counted now; the socket lingers only for the FIN.
-        }
+        // The close reason is counted when the lingering ends (FIN or deadline) in beginClose.
         c.pointee.phase = .lingering
         c.pointee.parser = nil
         c.pointee.lingerDeadlineNanoseconds = nowNanoseconds + configuration.lingerNanoseconds

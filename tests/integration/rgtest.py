@@ -569,8 +569,9 @@ def describe_child(pid: int) -> Child | None:
     return Child(pid, role, index, argv)
 
 
-def _tcp_table() -> Iterator[tuple[int, int, str, int]]:
-    """(local port, remote port, state hex, inode) for every IPv4 and IPv6 TCP socket."""
+def _tcp_table(with_queues: bool = False) -> Iterator[tuple]:
+    """(local port, remote port, state hex, inode[, tx_queue, rx_queue]) for every IPv4 and IPv6
+    TCP socket, from /proc/net/tcp*."""
     for path in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(path).read_text().splitlines()[1:]
@@ -580,7 +581,11 @@ def _tcp_table() -> Iterator[tuple[int, int, str, int]]:
             f = line.split()
             if len(f) < 10:
                 continue
-            yield (int(f[1].rsplit(":", 1)[1], 16), int(f[2].rsplit(":", 1)[1], 16), f[3], int(f[9]))
+            row = (int(f[1].rsplit(":", 1)[1], 16), int(f[2].rsplit(":", 1)[1], 16), f[3], int(f[9]))
+            if with_queues:
+                tx, rx = f[4].split(":")
+                row += (int(tx, 16), int(rx, 16))
+            yield row
 
 
 def server_socket_inode(server_port: int, client_port: int) -> int | None:
@@ -1085,18 +1090,9 @@ def socket_inq(sock: socket.socket) -> int:
 
 def tcp_queues(local_port: int, remote_port: int) -> tuple[int, int, str] | None:
     """(tx_queue, rx_queue, state hex) of the socket local_port <-> remote_port, from /proc/net/tcp*."""
-    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(path).read_text().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            f = line.split()
-            if len(f) < 10:
-                continue
-            if int(f[1].rsplit(":", 1)[1], 16) == local_port and int(f[2].rsplit(":", 1)[1], 16) == remote_port:
-                tx, rx = f[4].split(":")
-                return int(tx, 16), int(rx, 16), f[3]
+    for lport, rport, state, _inode, tx, rx in _tcp_table(with_queues=True):
+        if lport == local_port and rport == remote_port:
+            return tx, rx, state
     return None
 
 

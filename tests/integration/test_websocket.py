@@ -15,6 +15,28 @@ import websockets
 from rgtest import wait_until, seq_of
 
 
+HANDSHAKE_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="          # RFC 6455's example key
+HANDSHAKE_ACCEPT = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="     # and its accept value
+
+
+def raw_ws(gw, slot: str, rcvbuf: int | None = None, read_head: bool = True) -> socket.socket:
+    """A raw socket that has sent a WebSocket upgrade for `slot` (and read the 101 head)."""
+    s = socket.socket()
+    if rcvbuf is not None:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)   # before connect, so it sticks
+    s.settimeout(5)
+    s.connect(("127.0.0.1", gw.sub_port))
+    s.sendall(b"GET /v1/slots/" + slot.encode() + b"/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: " + HANDSHAKE_KEY + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    if read_head:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        assert HANDSHAKE_ACCEPT in head
+    return s
+
+
 def ws_url(gw, slot: str, query: str = "") -> str:
     return f"ws://127.0.0.1:{gw.sub_port}/v1/slots/{slot}/ws" + (f"?{query}" if query else "")
 
@@ -104,15 +126,7 @@ def test_protocol_errors_close_with_their_codes(gateway):
     gw = gateway()
 
     def handshake() -> socket.socket:
-        s = socket.create_connection(("127.0.0.1", gw.sub_port), timeout=5)
-        s.sendall(b"GET /v1/slots/wse/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += s.recv(4096)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
-        return s
+        return raw_ws(gw, "wse")
 
     def close_code(s: socket.socket) -> int:
         data = b""
@@ -177,11 +191,7 @@ def test_unanswered_pings_close_the_connection(gateway):
 
 def test_stopped_websocket_reader_is_reaped(gateway):
     gw = gateway("--send-timeout", "2s", "--heartbeat", "30s")
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.connect(("127.0.0.1", gw.sub_port))
-    s.sendall(b"GET /v1/slots/wsh/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    s = raw_ws(gw, "wsh", rcvbuf=4096, read_head=False)   # never reads, not even the 101
     time.sleep(0.3)
     data = "y" * 2000
     # The client never reads, so its 4 KiB window is shut by the first few events: from the
@@ -206,13 +216,7 @@ def test_client_that_keeps_sending_is_closed(gateway):
     """Subscribers do not publish: messages are dropped unbuffered, and a client that keeps
     sending past 1 MiB between two pings is closed with 1008."""
     gw = gateway("--heartbeat", "30s")
-    s = socket.create_connection(("127.0.0.1", gw.sub_port), timeout=5)
-    s.sendall(b"GET /v1/slots/wsi/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(4096)
-    assert head.startswith(b"HTTP/1.1 101"), head
+    s = raw_ws(gw, "wsi")
     mask = b"\x0a\x0b\x0c\x0d"
     payload = bytes(b ^ mask[i % 4] for i, b in enumerate(b"z" * 1000))
     frame = b"\x81\xfe" + struct.pack(">H", 1000) + mask + payload

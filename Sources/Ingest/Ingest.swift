@@ -165,27 +165,13 @@ public final class Ingest: HTTPEngineDelegate {
             json.appendRaw(#","slot":"#)
             json.appendString(slotBytes)
             json.appendRaw("}")
-            engine.respond(connection, head: created(contentLength: json.bytes.count, keepAlive: request.keepAlive),
-                           body: json.bytes)
+            engine.respond(connection, head: HTTPResponseWriter.head(
+                status: 201, contentType: "application/json", contentLength: json.bytes.count,
+                keepAlive: request.keepAlive), body: json.bytes)
         case .failure(let f):
             reject(connection, status: f.status, error: f.code, detail: f.detail)
         }
     }
-
-    /// The head of a 201 JSON response, without string formatting (it is on every publish).
-    func created(contentLength: Int, keepAlive: Bool) -> [UInt8] {
-        var head = keepAlive ? Ingest.createdKeepAlive : Ingest.createdClose
-        head.reserveCapacity(head.count + 24)
-        var digits: [UInt8] = []
-        var n = contentLength
-        repeat { digits.append(UInt8(ascii: "0") + UInt8(n % 10)); n /= 10 } while n > 0
-        head += digits.reversed()
-        head += Ingest.crlfcrlf
-        return head
-    }
-    static let createdKeepAlive = Array("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nConnection: keep-alive\r\nContent-Length: ".utf8)
-    static let createdClose = Array("HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ".utf8)
-    static let crlfcrlf = Array("\r\n\r\n".utf8)
 
     struct PublishFailure: Error {
         let status: Int

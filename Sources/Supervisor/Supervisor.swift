@@ -30,6 +30,7 @@ public final class Supervisor {
         var startedNanoseconds: UInt64 = 0
         var backoffNanoseconds: UInt64 = 100_000_000
         var restartAtNanoseconds: UInt64 = 0   // 0 = running or not scheduled
+        var lastExit = ""                      // how it last ended, for messages
     }
 
     let config: GatewayConfig
@@ -196,6 +197,12 @@ public final class Supervisor {
         let deadline = rg_monotonic_ns() + 15_000_000_000
         while rg_monotonic_ns() < deadline {
             reap(shuttingDown: false)
+            // A child that dies before it ever served cannot be fixed by restarting it (no
+            // io_uring, a bad descriptor): fail now, with the child's own message above.
+            if let dead = children.first(where: { $0.pid == 0 }) {
+                shutdownChildren()
+                throw StartError("\(dead.role.name) exited during start-up (\(dead.lastExit)); its message is above")
+            }
             let up = children.allSatisfy { child in
                 rg_load_relaxed_u64(region.counterPointer(process: block(of: child.role),
                                                           counter: LogCounter.heartbeatNanoseconds.rawValue)) != 0
@@ -242,6 +249,7 @@ public final class Supervisor {
             guard let i = children.firstIndex(where: { $0.pid == pid }) else { continue }
             let how = rg_wifsignaled(status) != 0 ? "signal \(rg_wtermsig(status))" : "status \(rg_wexitstatus(status))"
             children[i].pid = 0
+            children[i].lastExit = how
             guard !shuttingDown else { continue }
             let now = rg_monotonic_ns()
             let lived = now &- children[i].startedNanoseconds

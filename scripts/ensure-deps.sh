@@ -11,6 +11,7 @@ dpkg -s liburing-dev >/dev/null 2>&1 || missing+=(liburing-dev)
 if [ "$want" = test ]; then
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   command -v strace >/dev/null 2>&1 || missing+=(strace)   # injects io_uring failures in a test
+  command -v ss >/dev/null 2>&1 || missing+=(iproute2)     # ss, ip netns for the socket tests
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 fi
 

@@ -244,3 +244,22 @@ def test_client_that_keeps_sending_is_closed(gateway):
     wait_until(lambda: gw.metrics().value("ringgate_disconnects_total", reason="protocol_error") >= 1, 5,
                what="protocol_error disconnect")
     wait_until(lambda: gw.metrics().value("ringgate_connections", transport="ws") == 0, 5, what="ws gauge back to 0")
+
+
+def test_lapped_under_disconnect_policy_closes_with_1008(gateway):
+    gw = gateway("--log-capacity", "64KiB", "--max-event-bytes", "4KiB", "--lag-policy", "disconnect")
+    first = gw.publish("wsj", "first")
+    for _ in range(60):   # ~180 KB into a 64 KiB ring: `first` is overwritten
+        gw.publish("wsj", "x" * 3000)
+
+    async def scenario():
+        async with websockets.connect(ws_url(gw, "wsj", f"after={first}")) as ws:
+            notice = await recv_json(ws)
+            assert notice == {"event": "close", "reason": "slow_consumer"}
+            with pytest.raises(websockets.ConnectionClosed) as info:
+                await asyncio.wait_for(ws.recv(), 5)
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+
+    asyncio.run(scenario())
+    wait_until(lambda: gw.metrics().value("ringgate_disconnects_total", reason="slow_consumer") >= 1, 5,
+               what="a slow_consumer disconnect")

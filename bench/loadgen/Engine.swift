@@ -319,9 +319,13 @@ final class Engine {
     // MARK: the loop
 
     /// Runs one wait + its completions. `wait` in ns (0 = don't block long).
+    /// Requests enqueued since the last step are handed to the kernel first, so the wait never
+    /// holds back a timestamped request (that added up to the wait, ~2 ms, to every latency).
+    /// The receive clock is read per completion, not per batch: a batch of thousands of
+    /// completions takes long enough to parse that one clock read per batch under-reports.
     func step(wait: UInt64) {
+        flush()
         let n = ring.submitAndWait(timeoutNanoseconds: max(wait, 20_000))
-        clock = nowNs()
         let cq = ring.completions
         for k in 0..<n {
             let e = cq[k]
@@ -329,6 +333,7 @@ final class Engine {
             let idx = Int(e.user_data & 0xffff_ffff)
             switch kind {
             case Kind.subRecv.rawValue:
+                clock = nowNs()
                 if e.res > 0 && e.flags & RG_CQE_F_BUFFER != 0 {
                     let bid = UInt16(e.flags >> RG_CQE_BUFFER_SHIFT)
                     if !subs[idx].stopped || subs[idx].phase == 0 {

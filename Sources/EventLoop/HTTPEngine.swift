@@ -543,10 +543,17 @@ public final class HTTPEngine {
     func submitSend(_ slot: Int32) {
         let c = table + Int(slot)
         guard !c.pointee.sendInFlight, c.pointee.phase == .http || c.pointee.phase == .stream else { return }
-        if c.pointee.out == nil && !c.pointee.queued.isEmpty {
+        if !c.pointee.queued.isEmpty {
+            // Pipelined responses answered in the same turn go out in one send: what is left
+            // of `out` (nothing is in flight) and everything queued behind it, in order.
+            let rest = c.pointee.out.map { $0.count - c.pointee.outOffset } ?? 0
             let q = c.pointee.queued
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: q.count, alignment: 1)
-            q.withUnsafeBytes { buffer.copyMemory(from: $0) }
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: rest + q.count, alignment: 1)
+            if let old = c.pointee.out {
+                if rest > 0 { buffer.baseAddress!.copyMemory(from: old.baseAddress! + c.pointee.outOffset, byteCount: rest) }
+                old.deallocate()
+            }
+            q.withUnsafeBytes { (buffer.baseAddress! + rest).copyMemory(from: $0.baseAddress!, byteCount: q.count) }
             c.pointee.out = buffer
             c.pointee.outOffset = 0
             c.pointee.queued.removeAll()

@@ -85,18 +85,31 @@ public final class Ingest: HTTPEngineDelegate {
             publishBatch(connection, request)
             return
         }
-        // Byte-wise: String.count would walk grapheme clusters on every publish.
-        let utf8 = path.utf8
-        let prefix = "/v1/slots/".utf8, suffix = "/events".utf8
-        if utf8.count > prefix.count + suffix.count && utf8.starts(with: prefix)
-            && utf8.reversed().starts(with: suffix.reversed()) {
-            let slot = String(decoding: utf8.dropFirst(prefix.count).dropLast(suffix.count), as: UTF8.self)
-            guard request.method == .post else { return methodNotAllowed(connection, request) }
-            guard authorized(request) else { return unauthorized(connection) }
+        // Byte-wise, on the path's own storage: no String or Array is made per publish.
+        var pathBytes = path
+        let routed: Bool = pathBytes.withUTF8 { p in
+            let raw = UnsafeRawBufferPointer(p)
+            guard let slot = Ingest.slotOfEventsPath(raw) else { return false }
+            guard request.method == .post else { methodNotAllowed(connection, request); return true }
+            guard authorized(request) else { unauthorized(connection); return true }
             publishOne(connection, request, slot: slot)
-            return
+            return true
         }
-        engine.respondError(connection, status: 404, error: "not_found", detail: "no route for \(path)")
+        if !routed {
+            engine.respondError(connection, status: 404, error: "not_found", detail: "no route for \(path)")
+        }
+    }
+
+    static let slotsPrefix = Array("/v1/slots/".utf8)
+    static let eventsSuffix = Array("/events".utf8)
+
+    /// The slot of `/v1/slots/{slot}/events`, as a slice of `path`; nil for any other path.
+    static func slotOfEventsPath(_ path: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
+        let p = slotsPrefix.count, q = eventsSuffix.count
+        guard path.count > p + q, path.starts(with: slotsPrefix), path.suffix(q).elementsEqual(eventsSuffix) else {
+            return nil
+        }
+        return UnsafeRawBufferPointer(rebasing: path[p..<(path.count - q)])
     }
 
     func methodNotAllowed(_ connection: Int32, _ request: HTTPRequest) {
@@ -143,31 +156,35 @@ public final class Ingest: HTTPEngineDelegate {
         return nil
     }
 
-    func publishOne(_ connection: Int32, _ request: HTTPRequest, slot: String) {
+    /// The 201 answer to a single publish is built in these, reused for every request.
+    var responseHead: [UInt8] = []
+    var responseBody = JSONWriter(capacity: 256)
+    static let created = HTTPResponseWriter.HeadTemplate(status: 201, contentType: "application/json", keepAlive: true)
+    static let createdClose = HTTPResponseWriter.HeadTemplate(status: 201, contentType: "application/json", keepAlive: false)
+
+    func publishOne(_ connection: Int32, _ request: HTTPRequest, slot: UnsafeRawBufferPointer) {
         let type = request.queryValue("type").map { Array($0.utf8) } ?? Ingest.defaultType
-        let slotBytes = Array(slot.utf8)
         let now = rg_realtime_ns() / 1_000_000
-        let outcome: Result<UInt64, PublishFailure> = slotBytes.withUnsafeBytes { s in
-            type.withUnsafeBytes { t in
-                request.body.withUnsafeBytes { d in
-                    if let (status, code, detail) = validate(slot: s, type: t, data: d) {
-                        return .failure(PublishFailure(status: status, code: code, detail: detail))
-                    }
-                    return append(slot: s, type: t, data: d, timeMilliseconds: now)
+        let outcome: Result<UInt64, PublishFailure> = type.withUnsafeBytes { t in
+            request.body.withUnsafeBytes { d in
+                if let (status, code, detail) = validate(slot: slot, type: t, data: d) {
+                    return .failure(PublishFailure(status: status, code: code, detail: detail))
                 }
+                return append(slot: slot, type: t, data: d, timeMilliseconds: now)
             }
         }
         switch outcome {
         case .success(let seq):
-            var json = JSONWriter(capacity: 64 + slotBytes.count)
-            json.appendRaw(#"{"id":"#)
-            json.appendID(EventID(epoch: region.epoch, seq: seq))
-            json.appendRaw(#","slot":"#)
-            json.appendString(slotBytes)
-            json.appendRaw("}")
-            engine.respond(connection, head: HTTPResponseWriter.head(
-                status: 201, contentType: "application/json", contentLength: json.bytes.count,
-                keepAlive: request.keepAlive), body: json.bytes)
+            responseBody.reset()
+            responseBody.appendRaw(#"{"id":"#)
+            responseBody.appendID(EventID(epoch: region.epoch, seq: seq))
+            responseBody.appendRaw(#","slot":"#)
+            responseBody.appendString(slot)
+            responseBody.appendRaw("}")
+            responseHead.removeAll(keepingCapacity: true)
+            (request.keepAlive ? Ingest.created : Ingest.createdClose)
+                .append(contentLength: responseBody.bytes.count, to: &responseHead)
+            engine.respond(connection, head: responseHead, body: responseBody.bytes)
         case .failure(let f):
             reject(connection, status: f.status, error: f.code, detail: f.detail)
         }

@@ -116,6 +116,9 @@ enum ASCII {
 
     /// Appends the UTF-8 bytes of `s`.
     static func append(_ s: String, to out: inout [UInt8]) {
-        out.append(contentsOf: s.utf8)
+        // Literals and native strings are contiguous: one copy, no per-byte iteration.
+        if s.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil {
+            out.append(contentsOf: s.utf8)
+        }
     }
 }

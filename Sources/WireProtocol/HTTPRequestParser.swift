@@ -106,6 +106,12 @@ public struct HTTPRequestParser: Sendable {
                     return (offset, .request(finish(request)))
                 case .length(let n):
                     if n == 0 { return (offset, .request(finish(request))) }
+                    if bytes.count - offset >= n {
+                        // The whole body is here (the usual case): no trip through `pending`.
+                        var r = request
+                        r.body = Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]))
+                        return (offset + n, .request(finish(r)))
+                    }
                     var r = request
                     r.body.reserveCapacity(n)
                     pending = r
@@ -305,22 +311,24 @@ public struct HTTPRequestParser: Sendable {
             let value = String(decoding: valueBytes, as: UTF8.self)
             headers.append((name, value))
 
-            if ASCII.equalsIgnoringCase(nameBytes, "content-length".utf8) {
+            // Only names of the right length are compared: most headers match none of these.
+            let nameLength = nameBytes.count
+            if nameLength == 14 && ASCII.equalsIgnoringCase(nameBytes, "content-length".utf8) {
                 guard let n = parseContentLength(valueBytes), contentLength == nil || contentLength == n else {
                     return .failure(.badRequest("invalid or conflicting Content-Length"))
                 }
                 contentLength = n
-            } else if ASCII.equalsIgnoringCase(nameBytes, "transfer-encoding".utf8) {
+            } else if nameLength == 17 && ASCII.equalsIgnoringCase(nameBytes, "transfer-encoding".utf8) {
                 let codings = value.split(separator: ",").map(trimOWS).filter { !$0.isEmpty }
                 transferCodings = (transferCodings ?? []) + codings
-            } else if ASCII.equalsIgnoringCase(nameBytes, "connection".utf8) {
+            } else if nameLength == 10 && ASCII.equalsIgnoringCase(nameBytes, "connection".utf8) {
                 for token in value.split(separator: ",").map(trimOWS) {
                     if ASCII.equalsIgnoringCase(token.utf8, "close".utf8) { connectionClose = true }
                     if ASCII.equalsIgnoringCase(token.utf8, "keep-alive".utf8) { connectionKeepAlive = true }
                 }
-            } else if ASCII.equalsIgnoringCase(nameBytes, "expect".utf8) {
+            } else if nameLength == 6 && ASCII.equalsIgnoringCase(nameBytes, "expect".utf8) {
                 if ASCII.equalsIgnoringCase(valueBytes, "100-continue".utf8) { expectsContinue = true }
-            } else if ASCII.equalsIgnoringCase(nameBytes, "host".utf8) {
+            } else if nameLength == 4 && ASCII.equalsIgnoringCase(nameBytes, "host".utf8) {
                 hostCount += 1
                 if hostCount > 1 { return .failure(.badRequest("more than one Host header")) }
             }
@@ -358,7 +366,7 @@ public struct HTTPRequestParser: Sendable {
 
         // Target: origin-form, absolute-form, or `*`.
         let target = String(decoding: targetBytes, as: UTF8.self)
-        let tb = Array(targetBytes)
+        let tb = targetBytes   // no copy: the request line is parsed in place
         var pathStart = 0
         if tb[0] == ASCII.slash {
             pathStart = 0
@@ -376,9 +384,17 @@ public struct HTTPRequestParser: Sendable {
         var query: [(String, String)] = []
         if pathStart >= 0 {
             var pathEnd = pathStart
-            while pathEnd < tb.count, tb[pathEnd] != ASCII.question, tb[pathEnd] != ASCII.hash { pathEnd += 1 }
+            var escaped = false
+            while pathEnd < tb.count, tb[pathEnd] != ASCII.question, tb[pathEnd] != ASCII.hash {
+                if tb[pathEnd] == ASCII.percent { escaped = true }
+                pathEnd += 1
+            }
             if pathEnd == pathStart {
                 path = "/"
+            } else if !escaped {
+                // The common case: nothing to decode, and the bytes are printable ASCII
+                // (checked above), so they are valid UTF-8 as they stand.
+                path = String(decoding: UnsafeRawBufferPointer(rebasing: tb[pathStart..<pathEnd]), as: UTF8.self)
             } else {
                 guard let decoded = PercentDecoding.decode(tb[pathStart..<pathEnd]) else {
                     return .failure(.badRequest("invalid percent-encoding in path"))
@@ -422,6 +438,18 @@ public struct HTTPRequestParser: Sendable {
     ///
     /// Too many digits saturate to `Int.max`, which then fails the body limit (413).
     private func parseContentLength(_ value: UnsafeRawBufferPointer) -> Int? {
+        guard let base = value.baseAddress, !value.isEmpty else { return nil }
+        if memchr(base, Int32(ASCII.comma), value.count) == nil {
+            // One value, the common case: digits only (OWS was trimmed with the field value).
+            var n = 0
+            for b in value {
+                guard ASCII.isDigit(b) else { return nil }
+                let (m, o1) = n.multipliedReportingOverflow(by: 10)
+                let (a, o2) = m.addingReportingOverflow(Int(b &- ASCII.zero))
+                n = (o1 || o2) ? Int.max : a
+            }
+            return n
+        }
         var result: Int?
         for element in value.split(separator: ASCII.comma, omittingEmptySubsequences: false) {
             var s = element.startIndex
@@ -444,7 +472,7 @@ public struct HTTPRequestParser: Sendable {
     }
 
     /// For `http://…` / `https://…`, the index just after `://`.
-    private func absoluteFormAuthorityStart(_ t: [UInt8]) -> Int? {
+    private func absoluteFormAuthorityStart(_ t: UnsafeRawBufferPointer) -> Int? {
         for scheme in ["http://", "https://"] {
             let s = Array(scheme.utf8)
             if t.count >= s.count, ASCII.equalsIgnoringCase(t[0..<s.count], s) { return s.count }

@@ -13,6 +13,15 @@ public enum HTTPResponseWriter {
                             extraHeaders: [(String, String)] = []) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(128 + extraHeaders.count * 32)
+        appendHead(status: status, contentType: contentType, contentLength: contentLength, keepAlive: keepAlive,
+                   extraHeaders: extraHeaders, to: &out)
+        return out
+    }
+
+    /// Appends the same head as `head(…)` to `out`: a caller that answers many requests keeps
+    /// one array and reuses its capacity instead of allocating a head per response.
+    public static func appendHead(status: Int, contentType: String?, contentLength: Int?, keepAlive: Bool,
+                                  extraHeaders: [(String, String)] = [], to out: inout [UInt8]) {
         ASCII.append("HTTP/1.1 ", to: &out)
         ASCII.appendDecimal(UInt64(status), to: &out)
         out.append(ASCII.space)
@@ -39,7 +48,6 @@ public enum HTTPResponseWriter {
             ASCII.append("\r\n", to: &out)
         }
         ASCII.append("\r\n", to: &out)
-        return out
     }
 
     /// Builds a complete `application/json` response: head plus `body`.
@@ -61,5 +69,32 @@ public enum HTTPResponseWriter {
     /// Builds the response for a parse error; the connection is always closed after it.
     public static func error(_ e: HTTPParseError) -> [UInt8] {
         error(status: e.status, code: e.code, detail: e.detail, keepAlive: false)
+    }
+
+    /// A response head fixed but for its `Content-Length`, split once around the length so a
+    /// server answering many requests alike (the ingest's 201s) writes each head with two
+    /// copies and the digits. The bytes are exactly those of `head(…)` with that length.
+    public struct HeadTemplate: Sendable {
+        let prefix: [UInt8]
+        let suffix: [UInt8]
+
+        public init(status: Int, contentType: String?, keepAlive: Bool, extraHeaders: [(String, String)] = []) {
+            let sample = HTTPResponseWriter.head(status: status, contentType: contentType, contentLength: 0,
+                                                 keepAlive: keepAlive, extraHeaders: extraHeaders)
+            let marker = Array("\r\nContent-Length: 0\r\n".utf8)
+            var at = 0
+            while !sample[at..<(at + marker.count)].elementsEqual(marker) { at += 1 }
+            let digit = at + marker.count - 3   // the "0"
+            prefix = Array(sample[..<digit])
+            suffix = Array(sample[(digit + 1)...])
+        }
+
+        /// Appends the head with `contentLength` to `out`.
+        public func append(contentLength: Int, to out: inout [UInt8]) {
+            precondition(contentLength >= 0, "negative Content-Length")
+            out.append(contentsOf: prefix)
+            ASCII.appendDecimal(UInt64(contentLength), to: &out)
+            out.append(contentsOf: suffix)
+        }
     }
 }

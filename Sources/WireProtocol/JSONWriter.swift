@@ -14,6 +14,11 @@ public struct JSONWriter: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Empties the writer, keeping its capacity for the next document.
+    public mutating func reset() {
+        bytes.removeAll(keepingCapacity: true)
+    }
+
     /// Appends `bytes` as a quoted, escaped JSON string.
     public mutating func appendString(_ raw: UnsafeRawBufferPointer) {
         // One pass: runs that need no escaping are copied whole, escapes written between them.

@@ -10,6 +10,21 @@ import Testing
         #expect(c.text == "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
     }
 
+    @Test(arguments: [0, 7, 10, 99, 1234567])
+    func headTemplateWritesTheSameBytesAsHead(length: Int) {
+        for keepAlive in [true, false] {
+            for extra in [[], [("Retry-After", "5")]] {
+                let template = HTTPResponseWriter.HeadTemplate(status: 201, contentType: "application/json",
+                                                               keepAlive: keepAlive, extraHeaders: extra)
+                var out = Array("left over".utf8)
+                out.removeAll(keepingCapacity: true)
+                template.append(contentLength: length, to: &out)
+                #expect(out == HTTPResponseWriter.head(status: 201, contentType: "application/json",
+                                                       contentLength: length, keepAlive: keepAlive, extraHeaders: extra))
+            }
+        }
+    }
+
     @Test func jsonAndErrors() {
         let r = HTTPResponseWriter.json(status: 201, body: Array("{\"id\":\"x\"}".utf8), keepAlive: true)
         #expect(r.text == "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 10\r\nConnection: keep-alive\r\n\r\n{\"id\":\"x\"}")

@@ -67,7 +67,13 @@ public final class Ingest: HTTPEngineDelegate {
     public func engineTurnEnd(_ engine: HTTPEngine) {
         guard appendedThisTurn else { return }
         appendedThisTurn = false
-        for fd in wakeFDs { _ = rg_eventfd_signal(fd) }
+        // Only workers with subscribers are signalled; the fence orders this turn's appends
+        // before the reads of their flags (see Worker.setWakeWanted).
+        rg_fence_seq_cst()
+        for (i, fd) in wakeFDs.enumerated()
+        where rg_load_relaxed_u64(region.counterPointer(process: ProcessBlock.worker(i), counter: LogCounter.wakeWanted.rawValue)) != 0 {
+            _ = rg_eventfd_signal(fd)
+        }
     }
 
     // MARK: - Requests

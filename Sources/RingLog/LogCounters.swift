@@ -42,6 +42,9 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case lagLE1, lagLE10, lagLE100, lagLE1000, lagLE10000, lagLE100000, lagLEInf
     case lagSum
     case lagCount
+    // Not a metric: 1 while worker i has subscribers, 0 otherwise. The ingest signals only the
+    // workers that want it (see `Worker.setWakeWanted` for the ordering that makes this safe).
+    case wakeWanted
 }
 
 extension LogCounter {

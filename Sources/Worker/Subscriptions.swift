@@ -43,6 +43,8 @@ struct SlotTable {
     var byName: [[UInt8]: Int32] = [:]
     var byLogKey: [UInt64: Int32] = [:]
     let cacheLimit: Int
+    /// Live subscribers over all slots (the sum of every `live.count`).
+    private(set) var liveTotal = 0
 
     init(cacheLimit: Int) { self.cacheLimit = cacheLimit }
 
@@ -86,6 +88,7 @@ struct SlotTable {
 
     mutating func addLive(_ slot: Int32, connection: Int32) -> Int32 {
         slots[Int(slot)]!.live.append(connection)
+        liveTotal += 1
         return Int32(slots[Int(slot)]!.live.count - 1)
     }
 
@@ -95,6 +98,7 @@ struct SlotTable {
         var live = slots[Int(slot)]!.live
         slots[Int(slot)]!.live = []
         let last = live.removeLast()
+        liveTotal -= 1
         var moved: Int32? = nil
         if Int(index) < live.count {
             live[Int(index)] = last
@@ -102,5 +106,17 @@ struct SlotTable {
         }
         slots[Int(slot)]!.live = live
         return moved
+    }
+
+    /// Empties every slot's live list (they all go to catch-up); returns what was in them.
+    mutating func takeAllLive() -> [Int32] {
+        var all: [Int32] = []
+        all.reserveCapacity(liveTotal)
+        for id in slots.indices where slots[id] != nil {
+            all += slots[id]!.live
+            slots[id]!.live.removeAll()
+        }
+        liveTotal = 0
+        return all
     }
 }

@@ -48,6 +48,8 @@ public final class Worker: HTTPEngineDelegate {
     var historyBuffer: [UInt8] = []
     var readPosition: UInt64
     var fanoutSeq: UInt64
+    /// Subscribers (live or catching up); wake-ups are wanted while there is one.
+    var activeSubscribers = 0
     var catchUpList: [Int32] = []
     var shuttingDown = false
     var shutdownDeadline: UInt64 = 0
@@ -112,7 +114,19 @@ public final class Worker: HTTPEngineDelegate {
         slots = SlotTable(cacheLimit: 2 * region.geometry.maxSlots)
         readPosition = reader.tailAcquire()
         fanoutSeq = reader.headSeqAcquire()
+        counters.set(.wakeWanted, 0)   // a restarted worker starts with no subscribers
         engine.delegate = self
+    }
+
+    /// Tells the ingest whether to signal this worker after it appends. A worker with no
+    /// subscriber needs no wake-ups (its tick keeps the fan-out cursor near the head).
+    ///
+    /// Turning it on is a store, a full fence, then a read of the head (`pump`); the ingest
+    /// stores the head, fences, then reads the flag. So either this worker's read sees the
+    /// new event, or the ingest's read sees the flag and signals: no event is left unseen.
+    func setWakeWanted(_ on: Bool) {
+        counters.set(.wakeWanted, on ? 1 : 0)
+        rg_fence_seq_cst()
     }
 
     public func run() {
@@ -173,6 +187,8 @@ public final class Worker: HTTPEngineDelegate {
         if s.pointee.admissionEntry >= 0 { admission?.add(worker: index, entry: Int(s.pointee.admissionEntry), -1) }
         slots.release(s.pointee.localSlot)
         s.pointee = Subscriber()
+        activeSubscribers -= 1
+        if activeSubscribers == 0 { setWakeWanted(false) }
     }
 
     public func engine(_ engine: HTTPEngine, request: HTTPRequest, connection: Int32) {

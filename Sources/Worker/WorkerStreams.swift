@@ -65,6 +65,13 @@ extension Worker {
             engine.beginClose(connection, reason: .overCapacity)
             return
         }
+        if activeSubscribers == 0 {
+            // Wake-ups were off: turn them on, then bring the fan-out cursor to the head
+            // (pump with nobody live only moves it), in that order (see setWakeWanted).
+            setWakeWanted(true)
+            pump()
+        }
+        activeSubscribers += 1
         let now = engine.nowNanoseconds
         let s = subscribers + Int(connection)
         s.pointee = Subscriber()
@@ -126,6 +133,17 @@ extension Worker {
 
     /// Reads new records from the log, once each, and fans them out to live subscribers.
     func pump() {
+        if slots.liveTotal == 0 {
+            // Nobody here to fan out to: move to the head without copying every record. Tail
+            // first, then seq (the writer stores them the other way round), so fanoutSeq
+            // covers every record before readPosition and a subscriber joining at fanoutSeq
+            // misses nothing after it.
+            let tail = reader.tailAcquire()
+            let head = reader.headSeqAcquire()
+            if tail > readPosition { readPosition = tail }
+            if head > fanoutSeq { fanoutSeq = head }
+            return
+        }
         while true {
             switch reader.copyRecord(at: readPosition, into: recordScratch) {
             case .record(let view):
@@ -227,14 +245,10 @@ extension Worker {
     }
 
     func demoteAllLive() {
-        for id in slots.slots.indices {
-            guard let slot = slots.slots[id] else { continue }
-            for connection in slot.live {
-                subscribers[Int(connection)].liveIndex = -1
-                markCatchingUp(connection)
-                catchUpList.append(connection)
-            }
-            slots.slots[id]!.live.removeAll()
+        for connection in slots.takeAllLive() {
+            subscribers[Int(connection)].liveIndex = -1
+            markCatchingUp(connection)
+            catchUpList.append(connection)
         }
     }
 

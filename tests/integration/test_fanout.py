@@ -6,7 +6,7 @@ import time
 
 import httpx
 
-from rgtest import describe_mismatch, open_streams, seq_of
+from rgtest import describe_mismatch, open_streams, seq_of, wait_until
 
 
 def test_subscribers_on_every_worker_get_every_event_once_in_order(gateway):
@@ -59,3 +59,29 @@ def test_subscribers_on_every_worker_get_every_event_once_in_order(gateway):
     for s in streams:
         s.assert_quiet(0.05)      # nothing extra: no duplicates, nothing from "other"
         s.close()
+
+
+def test_the_first_subscriber_on_an_idle_worker_starts_at_the_newest_event(gateway):
+    """A worker with no subscribers is not woken when events are appended (only its 100 ms tick
+    moves its fan-out cursor). Its first new stream must still start at the newest event: it
+    gets what is published after it subscribed, and nothing published before."""
+    gw = gateway(workers=2)
+    rounds_by_worker: dict[int, int] = {}
+    for rnd in range(40):
+        wait_until(lambda: gw.metrics().value("ringgate_connections", transport="sse") == 0, 5.0,
+                   what="no SSE stream open on any worker")
+        before = [gw.publish("idle", f"old-{rnd}-{i}") for i in range(30)]
+        with gw.stream("idle") as s:
+            s.first_retry()
+            pid = gw.worker_pid_for(s.local_port)
+            after = gw.publish("idle", f"new-{rnd}")
+            ev = s.next_event(timeout=5)
+            assert ev is not None, f"round {rnd}: the stream ended"
+            assert (ev.id, ev.data) == (after, f"new-{rnd}"), (
+                f"round {rnd} (worker {pid}): the first event was {ev.id} {ev.data!r}, published before "
+                f"the stream opened ({before[0]} .. {before[-1]}); expected {after}")
+        rounds_by_worker[pid] = rounds_by_worker.get(pid, 0) + 1
+        if len(rounds_by_worker) == 2 and min(rounds_by_worker.values()) >= 3:
+            break
+    assert len(rounds_by_worker) == 2 and min(rounds_by_worker.values()) >= 3, (
+        f"rounds per worker pid: {rounds_by_worker} (each worker should take its first stream 3 times)")

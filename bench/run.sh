@@ -56,6 +56,12 @@ ulimit -n "$(ulimit -Hn)"
 log "ulimit -n $(ulimit -n)"
 
 # ---- servers -----------------------------------------------------------------------------
+for port in "$NCHAN_SUB_PORT" "$NCHAN_PUB_PORT"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "bench: 127.0.0.1:$port is already in use (another nginx?): stop it, or set NCHAN_SUB_PORT / NCHAN_PUB_PORT" >&2
+    exit 1
+  fi
+done
 TMP=$(mktemp -d /tmp/ringgate-bench.XXXXXX)
 RG_PID=""
 NGINX_PIDFILE=$TMP/nginx/nginx.pid

@@ -439,36 +439,32 @@ public struct HTTPRequestParser: Sendable {
     /// Too many digits saturate to `Int.max`, which then fails the body limit (413).
     private func parseContentLength(_ value: UnsafeRawBufferPointer) -> Int? {
         guard let base = value.baseAddress, !value.isEmpty else { return nil }
-        if memchr(base, Int32(ASCII.comma), value.count) == nil {
-            // One value, the common case: digits only (OWS was trimmed with the field value).
-            var n = 0
-            for b in value {
-                guard ASCII.isDigit(b) else { return nil }
-                let (m, o1) = n.multipliedReportingOverflow(by: 10)
-                let (a, o2) = m.addingReportingOverflow(Int(b &- ASCII.zero))
-                n = (o1 || o2) ? Int.max : a
-            }
-            return n
-        }
+        // One value, the common case (OWS was trimmed with the field value).
+        if memchr(base, Int32(ASCII.comma), value.count) == nil { return decimal(value) }
         var result: Int?
         for element in value.split(separator: ASCII.comma, omittingEmptySubsequences: false) {
             var s = element.startIndex
             var e = element.endIndex
             while s < e, element[s] == ASCII.space || element[s] == ASCII.tab { s += 1 }
             while e > s, element[e - 1] == ASCII.space || element[e - 1] == ASCII.tab { e -= 1 }
-            guard s < e else { return nil }
-            var n = 0
-            for i in s..<e {
-                let b = element[i]
-                guard ASCII.isDigit(b) else { return nil }
-                let (m, o1) = n.multipliedReportingOverflow(by: 10)
-                let (a, o2) = m.addingReportingOverflow(Int(b &- ASCII.zero))
-                n = (o1 || o2) ? Int.max : a
-            }
+            guard let n = decimal(UnsafeRawBufferPointer(rebasing: element[s..<e])) else { return nil }
             if let r = result, r != n { return nil }
             result = n
         }
         return result
+    }
+
+    /// `1*DIGIT` as a number, saturating at `Int.max`; nil if empty or not all digits.
+    private func decimal(_ digits: UnsafeRawBufferPointer) -> Int? {
+        guard !digits.isEmpty else { return nil }
+        var n = 0
+        for b in digits {
+            guard ASCII.isDigit(b) else { return nil }
+            let (m, o1) = n.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(Int(b &- ASCII.zero))
+            n = (o1 || o2) ? Int.max : a
+        }
+        return n
     }
 
     /// For `http://…` / `https://…`, the index just after `://`.

@@ -81,10 +81,10 @@ public enum HTTPResponseWriter {
         public init(status: Int, contentType: String?, keepAlive: Bool, extraHeaders: [(String, String)] = []) {
             let sample = HTTPResponseWriter.head(status: status, contentType: contentType, contentLength: 0,
                                                  keepAlive: keepAlive, extraHeaders: extraHeaders)
-            let marker = Array("\r\nContent-Length: 0\r\n".utf8)
-            var at = 0
-            while !sample[at..<(at + marker.count)].elementsEqual(marker) { at += 1 }
-            let digit = at + marker.count - 3   // the "0"
+            guard let field = sample.firstRange(of: Array("\r\nContent-Length: 0\r\n".utf8)) else {
+                preconditionFailure("head(…) wrote no Content-Length field")
+            }
+            let digit = field.upperBound - 3   // the "0"
             prefix = Array(sample[..<digit])
             suffix = Array(sample[(digit + 1)...])
         }

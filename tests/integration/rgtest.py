@@ -5,6 +5,7 @@ Nothing in this module depends on pytest except `Gateway` failing with a clear m
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import httpx
+import websockets
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO / ".build" / "release" / "ringgate"
@@ -63,6 +65,19 @@ def wait_until(pred, timeout: float, interval: float = 0.05, what: str = "condit
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value: {last!r})")
         time.sleep(interval)
+
+
+async def expect_ws_close(ws, reason: str, code: int, timeout: float = 5.0) -> None:
+    """On a `websockets` client: the close notice `{"event":"close","reason":reason}`, then the
+    close frame with `code`, and no message between them."""
+    notice = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+    assert notice == {"event": "close", "reason": reason}, notice
+    try:
+        message = await asyncio.wait_for(ws.recv(), timeout)
+    except websockets.ConnectionClosed as closed:
+        assert closed.rcvd is not None and closed.rcvd.code == code, closed
+    else:
+        raise AssertionError(f"a message after the close notice: {message!r}")
 
 
 # ----------------------------------------------------------------------------- SSE parsing
@@ -181,8 +196,12 @@ class Response:
 class RawConnection:
     """One TCP connection; send arbitrary bytes, read HTTP/1.1 responses with deadlines."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5.0, rcvbuf: int | None = None):
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)   # before connect, so it sticks
+        self.sock.settimeout(timeout)
+        self.sock.connect((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.local_port = self.sock.getsockname()[1]
         self.timeout = timeout

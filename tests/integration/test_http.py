@@ -44,6 +44,24 @@ def test_pipelined_publishes_answered_in_order(gateway):
     assert [(e["id"], e["data"]) for e in doc["events"]] == list(zip(ids, ["one", "two", "three"]))
 
 
+def test_pipelined_publishes_to_a_slow_reader_are_all_answered_in_order(gateway):
+    """Thousands of pipelined publishes whose answers cannot all be sent at once (the client's
+    window is small and it does not read at first): the answers leave in pieces, each send
+    carrying what is left of the last one and everything answered since, and the client must
+    still get every answer exactly once, in request order."""
+    gw = gateway(workers=1)
+    n = 4000
+    with RawConnection(gw.pub_port, rcvbuf=4096, timeout=20) as c:
+        c.send(b"".join(request_bytes("POST", "/v1/slots/pw/events", body=b"e%d" % i) for i in range(n)))
+        time.sleep(0.5)   # the answers pile up behind a shut window
+        rs = [c.read_response() for _ in range(n)]
+    assert [r.status for r in rs] == [201] * n
+    ids = [r.json()["id"] for r in rs]
+    assert [seq_of(i) for i in ids] == list(range(seq_of(ids[0]), seq_of(ids[0]) + n))
+    doc = gw.history("pw", limit=1000)
+    assert [(e["id"], e["data"]) for e in doc["events"]] == [(ids[i], f"e{i}") for i in range(n - 1000, n)]
+
+
 def test_connection_close_is_honoured(gateway):
     gw = gateway(workers=1)
     with RawConnection(gw.sub_port) as c:

@@ -8,7 +8,7 @@ import time
 
 import websockets
 
-from rgtest import wait_until
+from rgtest import expect_ws_close, wait_until
 
 
 def test_sse_stream_ends_at_max_lifetime(gateway):
@@ -36,13 +36,7 @@ def test_websocket_ends_at_max_lifetime_with_1001(gateway):
     async def scenario():
         t0 = time.monotonic()
         async with websockets.connect(f"ws://127.0.0.1:{gw.sub_port}/v1/slots/life/ws") as ws:
-            notice = json.loads(await asyncio.wait_for(ws.recv(), 5))
-            assert notice == {"event": "close", "reason": "max_lifetime"}
-            try:
-                await asyncio.wait_for(ws.recv(), 5)
-                raise AssertionError("a message after the close notice")
-            except websockets.ConnectionClosed as closed:
-                assert closed.rcvd is not None and closed.rcvd.code == 1001
+            await expect_ws_close(ws, "max_lifetime", 1001)
         return time.monotonic() - t0
 
     ended = asyncio.run(scenario())

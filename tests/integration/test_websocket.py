@@ -8,11 +8,10 @@ import socket
 import struct
 import time
 
-import pytest
 import websocket  # websocket-client
 import websockets
 
-from rgtest import wait_until, seq_of
+from rgtest import expect_ws_close, wait_until, seq_of
 
 
 HANDSHAKE_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="          # RFC 6455's example key
@@ -112,11 +111,7 @@ def test_close_1001_on_sigterm(gateway):
         async with websockets.connect(ws_url(gw, "wsd")) as ws:
             await asyncio.sleep(0.2)
             gw.send_signal(signal.SIGTERM)
-            notice = await recv_json(ws)
-            assert notice == {"event": "close", "reason": "shutdown"}
-            with pytest.raises(websockets.ConnectionClosed) as info:
-                await asyncio.wait_for(ws.recv(), 5)
-            assert info.value.rcvd is not None and info.value.rcvd.code == 1001
+            await expect_ws_close(ws, "shutdown", 1001)
 
     asyncio.run(scenario())
     assert gw.wait(6) == 0
@@ -168,7 +163,7 @@ def test_protocol_errors_close_with_their_codes(gateway):
 def test_handshake_errors(gateway):
     gw = gateway()
     r = gw.sub.get("/v1/slots/wsf/ws", headers={"Upgrade": "websocket", "Connection": "Upgrade",
-                                                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                                                 "Sec-WebSocket-Key": HANDSHAKE_KEY.decode(),
                                                  "Sec-WebSocket-Version": "8"})
     assert r.status_code == 426 and r.headers.get("sec-websocket-version") == "13"
     assert r.json()["error"]
@@ -254,11 +249,7 @@ def test_lapped_under_disconnect_policy_closes_with_1008(gateway):
 
     async def scenario():
         async with websockets.connect(ws_url(gw, "wsj", f"after={first}")) as ws:
-            notice = await recv_json(ws)
-            assert notice == {"event": "close", "reason": "slow_consumer"}
-            with pytest.raises(websockets.ConnectionClosed) as info:
-                await asyncio.wait_for(ws.recv(), 5)
-            assert info.value.rcvd is not None and info.value.rcvd.code == 1008
+            await expect_ws_close(ws, "slow_consumer", 1008)
 
     asyncio.run(scenario())
     wait_until(lambda: gw.metrics().value("ringgate_disconnects_total", reason="slow_consumer") >= 1, 5,

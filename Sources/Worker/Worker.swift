@@ -60,6 +60,9 @@ public final class Worker: HTTPEngineDelegate {
     let catchUpBatch = 64
     /// What a WebSocket subscriber may send between two pings (pongs, pings, stray messages).
     let webSocketInputBudgetBytes = 1 << 20
+    // MARK: READER
+    /// Damaged records at positions below this were counted and logged already (see `noteDamaged`).
+    var damagedReportedBelow: UInt64 = 0
 
     public init(config: GatewayConfig, index: Int, descriptors: Descriptors, logger: Logger) throws {
         self.config = config

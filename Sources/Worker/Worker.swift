@@ -85,9 +85,13 @@ public final class Worker: HTTPEngineDelegate {
         }
         let maxRecord = reader.maxRecordBytes
         recordScratch = .allocate(byteCount: maxRecord, alignment: 8)
+        // Records written under a larger --max-event-bytes than today's may still be in the
+        // ring: frames and send buffers fit the largest the log says it may hold (bounded by
+        // its largest record, so a bad header cannot ask for more).
+        let maxEventBytes = max(config.maxEventBytes, min(region.maxEventBytesAcquire, maxRecord))
         let maxSSE = SSEEncoder.maxEncodedLength(idBytes: EventID.maxLength, typeBytes: 64,
-                                                 dataBytes: config.maxEventBytes) + 64
-        let maxWS = WebSocketMessageEncoder.maxEventFrameLength(typeBytes: 64, dataBytes: config.maxEventBytes)
+                                                 dataBytes: maxEventBytes) + 64
+        let maxWS = WebSocketMessageEncoder.maxEventFrameLength(typeBytes: 64, dataBytes: maxEventBytes)
         frameScratch = .allocate(byteCount: maxSSE, alignment: 8)
         wsFrameScratch = .allocate(byteCount: maxWS, alignment: 8)
         let maxFrame = max(maxSSE, maxWS)

@@ -28,8 +28,8 @@ struct HistoryBody {
 
     let reader: LogReader
     let scratch: UnsafeMutableRawBufferPointer
-    /// Copies one record; the worker passes `LogReader.copyRecord`, tests a writer racing it.
-    var copy: (UInt64, UnsafeMutableRawBufferPointer) -> LogReader.CopyResult
+    /// Copies one record in place of `LogReader.copyRecord` (tests: a writer racing the copy).
+    var copy: ((UInt64, UnsafeMutableRawBufferPointer) -> LogReader.CopyResult)?
     /// Called for every damaged record met (the worker counts and logs it once).
     var onDamaged: (LogReader.DamagedRecord) -> Void
 
@@ -38,7 +38,7 @@ struct HistoryBody {
          onDamaged: @escaping (LogReader.DamagedRecord) -> Void = { _ in }) {
         self.reader = reader
         self.scratch = scratch
-        self.copy = copy ?? { [reader] position, scratch in reader.copyRecord(at: position, into: scratch) }
+        self.copy = copy
         self.onDamaged = onDamaged
     }
 
@@ -67,7 +67,7 @@ struct HistoryBody {
         var lost = false
         copying: for position in window.positions {
             let view: LogReader.RecordView
-            switch copy(position, scratch) {
+            switch copy?(position, scratch) ?? reader.copyRecord(at: position, into: scratch) {
             case .record(let record):
                 view = record
             case .lapped, .notYetWritten:

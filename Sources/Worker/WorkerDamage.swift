@@ -37,6 +37,7 @@ extension Worker {
     /// reset that says what was lost (one event when the record's seq is known). False when
     /// the reset does not fit its buffer yet: the next catch-up meets the record again.
     func skipDamaged(_ connection: Int32, _ damaged: LogReader.DamagedRecord, window: LogReader.Window) -> Bool {
+        noteDamaged(damaged)
         let s = subscribers + Int(connection)
         let frame = damagedResetFrame(s.pointee.transport, dropped: damaged.seq == nil ? nil : 1,
                                       oldestSeq: window.slotOldestSeq, headSeq: window.slotHeadSeq)

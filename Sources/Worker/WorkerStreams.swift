@@ -308,14 +308,12 @@ extension Worker {
                 case .lapped, .notYetWritten:
                     break copying   // overwritten meanwhile: the next window reports the gap
                 case .damaged(let damaged):
-                    noteDamaged(damaged)
                     guard skipDamaged(connection, damaged, window: window) else { return }
                     handled += 1
                     continue copying
                 case .padding:
                     // The window walk read an event header here and it is still intact: damage.
                     let damaged = LogReader.DamagedRecord(position: position, seq: nil, slotOrdinal: nil)
-                    noteDamaged(damaged)
                     guard skipDamaged(connection, damaged, window: window) else { return }
                     handled += 1
                     continue copying

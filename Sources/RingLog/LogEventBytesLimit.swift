@@ -19,3 +19,32 @@ extension LogRegion {
         }
     }
 }
+
+extension LogReader {
+    /// The largest event data among the retained records, walked from the oldest: the limit of
+    /// a log formatted before its header kept one. O(retained bytes); for start-up only.
+    public func largestRetainedEventBytes() -> Int {
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRecordBytes, alignment: 8)
+        defer { scratch.deallocate() }
+        var largest = 0
+        var lastSeq: UInt64 = 0
+        var position = oldestPositionAcquire()
+        while position < tailAcquire() {
+            switch copyRecord(at: position, into: scratch) {
+            case .record(let view):
+                largest = max(largest, view.data.count)
+                lastSeq = view.seq
+                position = view.nextPosition
+            case .padding(let next):
+                position = next
+            case .notYetWritten:
+                return largest
+            case .lapped:
+                position = max(position + 8, oldestPositionAcquire())   // a writer is running: go on from its oldest
+            case .damaged(let damaged):
+                position = resumePoint(after: damaged, lastSeq: lastSeq).position
+            }
+        }
+        return largest
+    }
+}

@@ -57,5 +57,7 @@ let package = Package(
         .testTarget(name: "RingLogTests", dependencies: ["RingLog", "CRinggateSys"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
         .testTarget(name: "StreamPolicyTests", dependencies: ["StreamPolicy", "RingLog"]),
+        // READER: the worker's pure parts (the history body over a heap log), without sockets.
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "RingLog", "WireProtocol"]),
     ]
 )

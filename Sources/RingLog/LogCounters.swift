@@ -45,6 +45,13 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     // Not a metric: 1 while worker i has subscribers, 0 otherwise. The ingest signals only the
     // workers that want it (see `Worker.setWakeWanted` for the ordering that makes this safe).
     case wakeWanted
+    // MARK: READER
+    /// Damaged log records a worker stepped past, each counted once per worker.
+    case logCorruptRecords
+    /// Resets sent because a damaged record of the subscriber's slot was skipped.
+    case resetsDamaged
+    /// History pulls answered 503: the window was overwritten on every try before one event was copied.
+    case historyOverruns
 }
 
 extension LogCounter {

@@ -127,6 +127,10 @@ enum LogDescriptor {
     static let oldestSeqOffset = 7 * 64
     static let liveSlotsOffset = 8 * 64
     static let upstreamCursorOffset = 9 * 64
+    // MARK: READER
+    /// u64: the largest event data this log may hold (the largest `--max-event-bytes` it was
+    /// opened with), so readers size their buffers for records written under an older limit.
+    static let maxEventBytesOffset = 10 * 64
     // Counter area: maxProcesses blocks of countersPerProcess u64 each.
     static let countersOffset = 4096
     static let maxProcesses = 128

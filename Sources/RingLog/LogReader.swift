@@ -6,7 +6,9 @@ import Glibc
 /// A record at `position` is intact while `tailIntent <= position + capacity` (the writer has
 /// not claimed its first byte for the next lap). Every read checks that before and after
 /// copying (with an acquire fence in between); a failed check is reported as `.lapped`, never as
-/// a torn copy. Every length read from shared memory is bounds-checked before use.
+/// a torn copy. Every length read from shared memory is bounds-checked before use; bytes that are
+/// still intact but do not form a valid record are reported as `.damaged`, which is not a lap:
+/// reading them again gives the same answer, so a caller must step past them.
 public struct LogReader: @unchecked Sendable {
     typealias R = LogDescriptor.Record
 
@@ -47,6 +49,24 @@ public struct LogReader: @unchecked Sendable {
         case padding(nextPosition: UInt64)
         case notYetWritten
         case lapped
+        /// Intact (not overwritten) but not a valid record: damaged in place, or `position` is
+        /// not a record boundary. Its length cannot be trusted; see `resumePoint(after:lastSeq:)`.
+        case damaged(DamagedRecord)
+    }
+
+    /// What is known of a damaged record.
+    public struct DamagedRecord: Equatable, Sendable {
+        public let position: UInt64
+        /// The event's seq and slot ordinal when its header names this position and the seq
+        /// index agrees (the header is sound, a length or the payload is not); nil otherwise.
+        public let seq: UInt64?
+        public let slotOrdinal: UInt64?
+
+        public init(position: UInt64, seq: UInt64?, slotOrdinal: UInt64?) {
+            self.position = position
+            self.seq = seq
+            self.slotOrdinal = slotOrdinal
+        }
     }
 
     /// An event copied into caller scratch; `name`, `type`, `data` are byte ranges in scratch.
@@ -97,9 +117,11 @@ public struct LogReader: @unchecked Sendable {
         let length = UInt64(copy.loadU32(R.lengthOffset))
         let kind = copy.loadU16(R.kindOffset)
         let alignedLength = (length + 7) & ~7
-        guard copy.loadU64(R.positionOffset) == position else { return .lapped }
+        // From here on the bytes are this lap's (the check above passed after the copy): a
+        // failed validation is damage, not a lap.
+        guard copy.loadU64(R.positionOffset) == position else { return .damaged(damaged(position, copy)) }
         if kind == R.kindPadding {
-            guard length >= 8, alignedLength <= remaining else { return .lapped }
+            guard length >= 8, alignedLength <= remaining else { return .damaged(damaged(position, copy)) }
             return .padding(nextPosition: position + alignedLength)
         }
         let nameLength = Int(copy.loadU8(R.nameLengthOffset))
@@ -111,7 +133,7 @@ public struct LogReader: @unchecked Sendable {
               length <= UInt64(scratch.count),
               alignedLength <= remaining,
               UInt64(R.headerLength + nameLength + typeLength) + dataLength == length
-        else { return .lapped }
+        else { return .damaged(damaged(position, copy)) }
         memcpy(copy + R.headerLength, source + R.headerLength, Int(length) - R.headerLength)
         beforeRecheck?()
         rg_fence_acquire()
@@ -133,6 +155,37 @@ public struct LogReader: @unchecked Sendable {
             name: nameStart..<typeStart,
             type: typeStart..<dataStart,
             data: dataStart..<Int(length)))
+    }
+
+    /// What the header copy at `copy` says about the damaged record at `position`.
+    private func damaged(_ position: UInt64, _ copy: UnsafeMutableRawPointer) -> DamagedRecord {
+        let seq = copy.loadU64(R.seqOffset)
+        guard copy.loadU16(R.kindOffset) == R.kindEvent, copy.loadU64(R.positionOffset) == position,
+              seq != 0, seq <= headSeqAcquire(), rg_load_acquire_u64(region.indexPointer(seq)) == position
+        else { return DamagedRecord(position: position, seq: nil, slotOrdinal: nil) }
+        return DamagedRecord(position: position, seq: seq, slotOrdinal: copy.loadU64(R.slotOrdinalOffset))
+    }
+
+    /// Where a sequential reader goes on after the damaged record `damaged`, whose own length
+    /// cannot be trusted: the first retained event after it, found through the seq index from
+    /// `lastSeq` (the last seq the reader handled), or `tail` when none has been committed.
+    /// `throughSeq`: every event before `position` has a seq at most this.
+    ///
+    /// O(events between `lastSeq` and the next intact record); called only on damage.
+    public func resumePoint(after damaged: DamagedRecord, lastSeq: UInt64) -> (position: UInt64, throughSeq: UInt64) {
+        // Tail before head (the writer stores them the other way round): every event before
+        // `tail` has a seq <= `head`.
+        let tail = tailAcquire()
+        let head = headSeqAcquire()
+        let oldest = oldestSeqAcquire()
+        var seq = max(lastSeq, damaged.seq ?? 0, oldest == 0 ? 0 : oldest - 1)
+        while seq < head {
+            seq += 1
+            if let next = position(ofSeq: seq), next > damaged.position { return (next, seq - 1) }
+        }
+        // Nothing intact after it yet: `tail` (> damaged.position, which copyRecord saw below
+        // the tail) is the next boundary.
+        return (tail, head)
     }
 
     // MARK: Headers and links

@@ -2,7 +2,9 @@
 extension LogReader {
     public struct Window: Equatable {
         /// Record positions in ascending seq order; read each with `copyRecord` (it may be
-        /// lapped by then: the caller reports that like any lap).
+        /// lapped by then: the caller reports that like any lap). The walk validates headers
+        /// only, so a record whose lengths or payload are damaged is named here and copies as
+        /// `.damaged`: the caller steps past it (its seq is in `DamagedRecord`).
         public var positions: [UInt64]
         /// Events of this slot after `after` were overwritten; the window starts at the slot's
         /// oldest retained event.

@@ -123,6 +123,10 @@ public final class Supervisor {
                                                      "head": "\(LogReader(region: region).headSeqAcquire())"])
             }
         }
+        // READER: workers size their buffers for the largest event the log may hold (a log
+        // from before the header kept it is measured once).
+        if region.maxEventBytesAcquire == 0 { region.raiseMaxEventBytes(LogReader(region: region).largestRetainedEventBytes()) }
+        region.raiseMaxEventBytes(config.maxEventBytes)
         _ = rg_clear_cloexec(logFD)
         counters = CounterBlock(region: region, process: ProcessBlock.supervisor)
         counters.set(.pid, UInt64(getpid()))

@@ -45,6 +45,7 @@ struct MetricsRenderer {
         family("resets_total", "counter", "Reset events sent to subscribers, by reason.")
         out += "ringgate_resets_total{reason=\"lapped\"} \(sum(.resetsLapped))\n"
         out += "ringgate_resets_total{reason=\"epoch\"} \(sum(.resetsEpoch))\n"
+        out += "ringgate_resets_total{reason=\"damaged\"} \(sum(.resetsDamaged))\n"   // READER: one family, one block
         family("history_requests_total", "counter", "History pulls served.")
         out += "ringgate_history_requests_total \(sum(.historyRequests))\n"
         family("requests_total", "counter", "HTTP requests parsed, both listeners.")
@@ -84,6 +85,11 @@ struct MetricsRenderer {
         out += "ringgate_subscriber_lag_events_count \(sum(.lagCount))\n"
         family("slot_subscriber_limit_total", "counter", "Streams refused by --max-subscribers-per-slot.")
         out += "ringgate_slot_subscriber_limit_total \(sum(.overCapacitySlot))\n"
+        // MARK: READER
+        family("log_corrupt_records_total", "counter", "Damaged log records skipped by readers (each once per worker).")
+        out += "ringgate_log_corrupt_records_total \(sum(.logCorruptRecords))\n"
+        family("history_overruns_total", "counter", "History pulls answered 503 log_overrun: the ring overwrote the window on every try.")
+        out += "ringgate_history_overruns_total \(sum(.historyOverruns))\n"
         return Array(out.utf8)
     }
 }

@@ -60,6 +60,9 @@ public final class Worker: HTTPEngineDelegate {
     let catchUpBatch = 64
     /// What a WebSocket subscriber may send between two pings (pongs, pings, stray messages).
     let webSocketInputBudgetBytes = 1 << 20
+    // MARK: READER
+    /// Damaged records at positions below this were counted and logged already (see `noteDamaged`).
+    var damagedReportedBelow: UInt64 = 0
 
     public init(config: GatewayConfig, index: Int, descriptors: Descriptors, logger: Logger) throws {
         self.config = config
@@ -82,9 +85,13 @@ public final class Worker: HTTPEngineDelegate {
         }
         let maxRecord = reader.maxRecordBytes
         recordScratch = .allocate(byteCount: maxRecord, alignment: 8)
+        // Records written under a larger --max-event-bytes than today's may still be in the
+        // ring: frames and send buffers fit the largest the log says it may hold (bounded by
+        // its largest record, so a bad header cannot ask for more).
+        let maxEventBytes = max(config.maxEventBytes, min(region.maxEventBytesAcquire, maxRecord))
         let maxSSE = SSEEncoder.maxEncodedLength(idBytes: EventID.maxLength, typeBytes: 64,
-                                                 dataBytes: config.maxEventBytes) + 64
-        let maxWS = WebSocketMessageEncoder.maxEventFrameLength(typeBytes: 64, dataBytes: config.maxEventBytes)
+                                                 dataBytes: maxEventBytes) + 64
+        let maxWS = WebSocketMessageEncoder.maxEventFrameLength(typeBytes: 64, dataBytes: maxEventBytes)
         frameScratch = .allocate(byteCount: maxSSE, alignment: 8)
         wsFrameScratch = .allocate(byteCount: maxWS, alignment: 8)
         let maxFrame = max(maxSSE, maxWS)

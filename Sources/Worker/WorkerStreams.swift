@@ -160,6 +160,15 @@ extension Worker {
                 // they all catch up from their cursors, which reports the gap as a reset.
                 readPosition = max(readPosition, reader.oldestPositionAcquire())
                 demoteAllLive()
+            case .damaged(let damaged):
+                // Its length cannot be trusted: the seq index finds the next record. Every live
+                // subscriber goes through catch-up, whose windows (now reaching past the damaged
+                // record) name it, so exactly its slot's subscribers get a reset for it.
+                noteDamaged(damaged)
+                let resume = reader.resumePoint(after: damaged, lastSeq: fanoutSeq)
+                readPosition = resume.position
+                if resume.throughSeq > fanoutSeq { fanoutSeq = resume.throughSeq }
+                demoteAllLive()
             }
         }
     }
@@ -287,12 +296,27 @@ extension Worker {
                 s.pointee.acceptGap = true
             }
             var delivered: UInt64 = 0
+            var handled = 0   // delivered or skipped as damaged
             defer {
                 counters.add(transport == .sse ? .eventsDeliveredSSE : .eventsDeliveredWS, delivered)
             }
-            for position in window.positions {
-                guard case .record(let view) = reader.copyRecord(at: position, into: recordScratch) else {
-                    break   // overwritten meanwhile: the next window reports the gap
+            copying: for position in window.positions {
+                let view: LogReader.RecordView
+                switch reader.copyRecord(at: position, into: recordScratch) {
+                case .record(let record):
+                    view = record
+                case .lapped, .notYetWritten:
+                    break copying   // overwritten meanwhile: the next window reports the gap
+                case .damaged(let damaged):
+                    guard skipDamaged(connection, damaged, window: window) else { return }
+                    handled += 1
+                    continue copying
+                case .padding:
+                    // The window walk read an event header here and it is still intact: damage.
+                    let damaged = LogReader.DamagedRecord(position: position, seq: nil, slotOrdinal: nil)
+                    guard skipDamaged(connection, damaged, window: window) else { return }
+                    handled += 1
+                    continue copying
                 }
                 if encodedLength(view, transport: transport) > engine.streamSpace(connection) {
                     return   // wait for the socket to drain
@@ -303,8 +327,9 @@ extension Worker {
                 s.pointee.acceptGap = false
                 s.pointee.lastWriteNanoseconds = engine.nowNanoseconds
                 delivered += 1
+                handled += 1
             }
-            if Int(delivered) == window.positions.count && window.positions.count < catchUpBatch {
+            if handled == window.positions.count && window.positions.count < catchUpBatch {
                 // Caught up with everything this worker has fanned out: rejoin the fan-out.
                 if s.pointee.cursorSeq < fanoutSeq { s.pointee.cursorSeq = fanoutSeq }
                 s.pointee.acceptGap = false

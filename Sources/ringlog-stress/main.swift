@@ -245,6 +245,12 @@ func runReader(_ options: Options) -> Int32 {
             lapped += 1
             cursor = reader.latestAcquire()
             continue
+        case .damaged(let damaged):
+            // Nothing corrupts this log: an intact record that fails validation is a reader bug.
+            corrupt += 1
+            fputs("reader \(options.readerIndex): damaged record at \(cursor)\n", stderr)
+            cursor = reader.resumePoint(after: damaged, lastSeq: lastSeq).position
+            continue
         }
         break
     }

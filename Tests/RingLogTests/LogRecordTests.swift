@@ -107,19 +107,19 @@ import Testing
         for _ in 0..<3 { try writer.append("a", payload200) }
         let record = log.region.recordPointer(296)
         record.storeU32(0, 0xFFFF_FFFF)
-        if case .lapped = reader.copyRecord(at: 296, into: log.scratch) {} else { Issue.record("huge length accepted") }
+        if case .damaged = reader.copyRecord(at: 296, into: log.scratch) {} else { Issue.record("huge length accepted") }
         record.storeU32(0, 290)
         record.storeU8(6, 200)  // name length inconsistent with the total
-        if case .lapped = reader.copyRecord(at: 296, into: log.scratch) {} else { Issue.record("bad lengths accepted") }
+        if case .damaged = reader.copyRecord(at: 296, into: log.scratch) {} else { Issue.record("bad lengths accepted") }
         record.storeU8(6, 1)
         record.storeU64(8, 12345)  // position field wrong
-        if case .lapped = reader.copyRecord(at: 296, into: log.scratch) {} else { Issue.record("bad position accepted") }
+        if case .damaged = reader.copyRecord(at: 296, into: log.scratch) {} else { Issue.record("bad position accepted") }
         record.storeU64(8, 296)
         record.storeU16(4, 9)  // unknown kind
-        if case .lapped = reader.copyRecord(at: 296, into: log.scratch) {} else { Issue.record("bad kind accepted") }
+        if case .damaged = reader.copyRecord(at: 296, into: log.scratch) {} else { Issue.record("bad kind accepted") }
         record.storeU16(4, 2)
         record.storeU32(0, 100_000)  // padding longer than the lap
-        if case .lapped = reader.copyRecord(at: 296, into: log.scratch) {} else { Issue.record("long padding accepted") }
+        if case .damaged = reader.copyRecord(at: 296, into: log.scratch) {} else { Issue.record("long padding accepted") }
     }
 
     @Test func randomGarbageNeverCrashesReaders() throws {

@@ -1,0 +1,130 @@
+import RingLog
+import WireProtocol
+
+/// The body of one history pull, read from the log without sockets: complete JSON or nothing.
+///
+/// A window whose records were overwritten while being copied is read again from scratch: the
+/// new window starts at the slot's oldest retained event, with `reset:true` when events after
+/// `after` were lost. When every one of `attemptsMax` tries was lapped, the events copied on the
+/// last try are answered (a complete body whose `next` is the last of them, so the client goes
+/// on from there); when not even one was copied the pull is an overrun and the caller answers
+/// with an error status. A damaged record is left out, said with `reset:true` (the client lost
+/// an event), and `next` goes past it so a client paging on from `next` is not stuck on it.
+struct HistoryBody {
+    /// One pull's parameters, already validated.
+    struct Query {
+        var slot: UnsafeRawBufferPointer
+        /// Seq to read after; nil for the newest `limit` events.
+        var after: UInt64?
+        /// `after` named an id of another log (then `after` is 0).
+        var foreignEpoch: Bool
+        /// The `after` id as the client wrote it, echoed as `next` when nothing comes after it.
+        var requestedAfter: String?
+        var limit: Int
+    }
+
+    /// Tries of a window before answering what the last try copied.
+    static let attemptsMax = 4
+
+    let reader: LogReader
+    let scratch: UnsafeMutableRawBufferPointer
+    /// Copies one record in place of `LogReader.copyRecord` (tests: a writer racing the copy).
+    var copy: ((UInt64, UnsafeMutableRawBufferPointer) -> LogReader.CopyResult)?
+    /// Called for every damaged record met (the worker counts and logs it once).
+    var onDamaged: (LogReader.DamagedRecord) -> Void
+
+    init(reader: LogReader, scratch: UnsafeMutableRawBufferPointer,
+         copy: ((UInt64, UnsafeMutableRawBufferPointer) -> LogReader.CopyResult)? = nil,
+         onDamaged: @escaping (LogReader.DamagedRecord) -> Void = { _ in }) {
+        self.reader = reader
+        self.scratch = scratch
+        self.copy = copy
+        self.onDamaged = onDamaged
+    }
+
+    /// Writes the whole body into `json` (emptied first); false on an overrun (`json` empty).
+    func write(_ json: inout JSONWriter, _ query: Query) -> Bool {
+        for attempt in 1...Self.attemptsMax {
+            json.reset()
+            switch writeAttempt(&json, query, last: attempt == Self.attemptsMax) {
+            case .complete: return true
+            case .lapped: continue
+            case .overrun: json.reset(); return false
+            }
+        }
+        return false   // not reached: the last attempt never answers .lapped
+    }
+
+    private enum Attempt { case complete, lapped, overrun }
+
+    private func writeAttempt(_ json: inout JSONWriter, _ query: Query, last: Bool) -> Attempt {
+        let window = reader.window(slot: query.slot, after: query.after, limit: query.limit, scratch: scratch)
+        json.appendRaw(#"{"slot":"#)
+        json.appendString(query.slot)
+        json.appendRaw(#","events":["#)
+        var nextSeq: UInt64 = 0   // `next`: the last event returned, or a damaged one after it
+        var count = 0
+        var lost = false
+        copying: for position in window.positions {
+            let view: LogReader.RecordView
+            switch copy?(position, scratch) ?? reader.copyRecord(at: position, into: scratch) {
+            case .record(let record):
+                view = record
+            case .lapped, .notYetWritten:
+                guard last else { return .lapped }
+                if count == 0 { return .overrun }
+                break copying
+            case .damaged(let damaged):
+                skip(damaged, nextSeq: &nextSeq)
+                lost = true
+                continue copying
+            case .padding:
+                // The window walk read an event header here and it is still intact: damage.
+                skip(LogReader.DamagedRecord(position: position, seq: nil, slotOrdinal: nil), nextSeq: &nextSeq)
+                lost = true
+                continue copying
+            }
+            if count > 0 { json.appendRaw(",") }
+            count += 1
+            json.appendRaw(#"{"id":"#)
+            json.appendID(EventID(epoch: reader.epoch, seq: view.seq))
+            json.appendRaw(#","type":"#)
+            json.appendString(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[view.type]))
+            json.appendRaw(#","data":"#)
+            json.appendString(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[view.data]))
+            json.appendRaw(#","time":"#)
+            json.appendInt(Int(view.timeMilliseconds))
+            json.appendRaw("}")
+            nextSeq = view.seq
+        }
+        json.appendRaw(#"],"next":"#)
+        if nextSeq != 0 {
+            appendID(&json, nextSeq)
+        } else if let requestedAfter = query.requestedAfter, !query.foreignEpoch {
+            json.appendString(requestedAfter)
+        } else {
+            json.appendRaw("null")
+        }
+        json.appendRaw(#","oldest":"#)
+        appendID(&json, window.slotOldestSeq)
+        json.appendRaw(#","head":"#)
+        appendID(&json, window.slotHeadSeq)
+        json.appendRaw(#","reset":"#)
+        let reset = window.reset || (query.foreignEpoch && window.slotOldestSeq != 0) || lost
+        json.appendRaw(reset ? "true" : "false")
+        json.appendRaw("}")
+        return .complete
+    }
+
+    /// Leaves a damaged record out; `next` moves past it (its seq, or the seq before the next
+    /// intact event when its own is unknown).
+    private func skip(_ damaged: LogReader.DamagedRecord, nextSeq: inout UInt64) {
+        onDamaged(damaged)
+        let past = damaged.seq ?? reader.resumePoint(after: damaged, lastSeq: nextSeq).throughSeq
+        nextSeq = max(nextSeq, past)
+    }
+
+    private func appendID(_ json: inout JSONWriter, _ seq: UInt64) {
+        json.appendID(seq == 0 ? nil : EventID(epoch: reader.epoch, seq: seq))
+    }
+}

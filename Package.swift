@@ -57,5 +57,6 @@ let package = Package(
         .testTarget(name: "RingLogTests", dependencies: ["RingLog", "CRinggateSys"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
         .testTarget(name: "StreamPolicyTests", dependencies: ["StreamPolicy", "RingLog"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"]),
     ]
 )

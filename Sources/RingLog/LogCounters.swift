@@ -45,6 +45,15 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     // Not a metric: 1 while worker i has subscribers, 0 otherwise. The ingest signals only the
     // workers that want it (see `Worker.setWakeWanted` for the ordering that makes this safe).
     case wakeWanted
+    // MARK: SUPERVISOR + BROWSERS
+    // `restartsWorker` / `restartsIngest` count restarts after a crash; these, after the
+    // watchdog killed a child whose loop stopped turning.
+    case restartsWorkerWatchdog
+    case restartsIngestWatchdog
+    case listenersClosed               // dead workers' listeners closed by the supervisor
+    case admissionClaimStuck           // streams refused: a slot's admission entry stayed half-claimed
+    case originRejectedCORS            // preflights refused, requests answered without CORS headers
+    case originRejectedWebSocket       // WebSocket handshakes refused by --ws-origins
 }
 
 extension LogCounter {

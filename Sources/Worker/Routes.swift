@@ -14,6 +14,15 @@ enum WorkerRoute: Equatable {
     case badSlot(String)
     case notFound
 
+    /// Whether the answer says what `--cors-origins` allows: not for a WebSocket handshake
+    /// (browsers do not apply CORS to it; `--ws-origins` does that) nor for an unknown route.
+    var answersWithCORS: Bool {
+        switch self {
+        case .webSocket, .notFound: false
+        default: true
+        }
+    }
+
     static let readAllow = "GET, HEAD, OPTIONS"
     static let webSocketAllow = "GET, OPTIONS"
 

@@ -200,7 +200,7 @@ public final class Worker: HTTPEngineDelegate {
         let origin = request.header("Origin")
         corsHeaders = cors.responseHeaders(origin: origin)
         let route = WorkerRoute.match(method: request.method, path: request.path)
-        if !cors.allows(origin: origin), route != .notFound { counters.add(.originRejectedCORS) }
+        if !cors.allows(origin: origin), route.answersWithCORS { counters.add(.originRejectedCORS) }
         switch route {
         case .health:
             respondJSON(connection, request, status: 200, Array(#"{"status":"ok"}"#.utf8))

@@ -36,6 +36,7 @@ def test_stopped_worker_is_killed_and_replaced(gateway):
                              what="a new worker 0 after its predecessor was stopped")
         replaced_after = time.monotonic() - t0
         wait_until(lambda: not pid_alive(victim), 5, what="the stopped worker to be gone")
+        print(f"stopped worker replaced after {replaced_after:.2f}s (--watchdog-timeout 1s)")
     finally:
         resume(victim)
     # the new worker serves: streams opened until one lands on it
@@ -58,9 +59,11 @@ def test_stopped_ingest_is_killed_and_replaced(gateway):
     gw.publish("wd", "before")
     victim = next(c.pid for c in gw.children() if c.role == "ingest")
     os.kill(victim, signal.SIGSTOP)
+    t0 = time.monotonic()
     try:
         new_pid = wait_until(lambda: next((c.pid for c in gw.children() if c.role == "ingest" and c.pid != victim), None),
                              10, what="a new ingest after its predecessor was stopped")
+        print(f"stopped ingest replaced after {time.monotonic() - t0:.2f}s (--watchdog-timeout 1s)")
         wait_until(lambda: not pid_alive(victim), 5, what="the stopped ingest to be gone")
     finally:
         resume(victim)
@@ -92,3 +95,28 @@ def test_default_watchdog_replaces_a_stopped_worker(gateway):
     assert new_pid != victim
     wait_until(lambda: restarts(gw, "worker", "watchdog") == 1, 5, interval=0.1,
                what='ringgate_process_restarts_total{role="worker",reason="watchdog"} == 1')
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_watchdog_off_and_shutdown_with_a_stopped_child(gateway):
+    """`--watchdog-timeout 0` turns the watchdog off: a stopped worker stays. The supervisor
+    never waits on it: the other worker keeps serving, and SIGTERM still ends everything
+    within its 5 s budget (the stopped child is killed at the end of the drain)."""
+    gw = gateway("--watchdog-timeout", "0", workers=2)
+    victim = gw.workers()[0]
+    os.kill(victim, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            assert gw.workers().get(0) == victim, "worker 0 was replaced with the watchdog off"
+            time.sleep(0.2)
+        assert gw.metrics().value("ringgate_process_restarts_total") == 0
+        t0 = time.monotonic()
+        assert gw.stop(timeout=10) == 0
+        took = time.monotonic() - t0
+        print(f"supervisor exited {took:.2f}s after SIGTERM with a stopped worker")
+        assert took < 6, f"shutdown took {took:.1f}s with a stopped worker"
+        wait_until(lambda: not pid_alive(victim), 5, what="the stopped worker to be gone after shutdown")
+    finally:
+        resume(victim)

@@ -76,7 +76,9 @@ public struct SlotAdmissionTable: @unchecked Sendable {
         /// Every entry holds another slot's name.
         case full
         /// An entry on the probe path stayed half-claimed past the bounded wait (its claimer
-        /// died and the supervisor has not released it yet): try again shortly.
+        /// died and the supervisor has not released it yet): try again shortly. Probing past
+        /// it instead could claim a second entry for the same name (the half-made one may be
+        /// that name's), which would split its count and let the limit be exceeded.
         case busy
     }
 

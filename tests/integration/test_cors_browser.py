@@ -27,6 +27,14 @@ window.subscribe = function (url) {
   es.onmessage = (e) => { window.got.push([e.lastEventId, e.data]); };
   es.onerror = () => { window.errors.push(es.readyState); };
 };
+window.wsGot = []; window.wsClosed = null; window.wsOpened = false;
+window.openSocket = function (url) {
+  const ws = new WebSocket(url);
+  window.ws = ws;
+  ws.onopen = () => { window.wsOpened = true; };
+  ws.onmessage = (e) => { window.wsGot.push(JSON.parse(e.data)); };
+  ws.onclose = (e) => { window.wsClosed = e.code; };
+};
 window.fetchJSON = function (url, headers, done) {
   fetch(url, {headers: headers || {}})
     .then((r) => r.json().then((body) => done({ok: true, status: r.status, body: body})))
@@ -112,10 +120,20 @@ def test_page_on_another_origin_streams_and_fetches(gateway, page_url, browser):
     assert bad["ok"] and bad["status"] == 400 and bad["body"]["error"] == "bad_limit", bad
     browser.execute_script("window.es.close();")
 
+    # WebSocket from the page: any origin by default
+    browser.execute_script("window.openSocket(arguments[0]);", f"ws://127.0.0.1:{gw.sub_port}/v1/slots/br/ws")
+    wait_until(lambda: browser.execute_script("return window.wsOpened || window.wsClosed !== null"), 10,
+               what="the WebSocket to open")
+    assert browser.execute_script("return window.wsOpened") is True, browser.execute_script("return window.wsClosed")
+    ws_id = gw.publish("br", "over websocket")
+    got_ws = wait_until(lambda: browser.execute_script("return window.wsGot"), 10, what="a WebSocket message")
+    assert [(m["id"], m["data"]) for m in got_ws] == [(ws_id, "over websocket")]
+    browser.execute_script("window.ws.close();")
+
 
 @pytest.mark.timeout(90)
 def test_unlisted_origin_is_refused_by_the_browser(gateway, page_url, browser):
-    gw = gateway("--cors-origins", "http://a.example", workers=1)
+    gw = gateway("--cors-origins", "http://a.example", "--ws-origins", "http://a.example", workers=1)
     gw.publish("br", "hidden")
     browser.get(page_url)
     history = fetch_json(browser, f"{gw.sub_url}/v1/slots/br/events?limit=10")
@@ -128,3 +146,10 @@ def test_unlisted_origin_is_refused_by_the_browser(gateway, page_url, browser):
     assert browser.execute_script("return window.got") == []
     wait_until(lambda: (gw.metrics().get("ringgate_origin_rejected_total", check="cors") or 0) >= 2, 5,
                what="the refused requests to be counted")
+    # the WebSocket handshake from this page's origin is refused (403): the browser never opens it
+    browser.execute_script("window.openSocket(arguments[0]);", f"ws://127.0.0.1:{gw.sub_port}/v1/slots/br/ws")
+    wait_until(lambda: browser.execute_script("return window.wsClosed") is not None, 10,
+               what="the refused WebSocket to close")
+    assert browser.execute_script("return window.wsOpened") is False
+    assert browser.execute_script("return window.wsClosed") == 1006
+    assert gw.metrics().value("ringgate_origin_rejected_total", check="websocket") == 1

@@ -86,9 +86,11 @@ def test_default_watchdog_replaces_a_stopped_worker(gateway):
     before = gw.workers()
     victim = before[1]
     os.kill(victim, signal.SIGSTOP)
+    t0 = time.monotonic()
     try:
         new_pid = wait_until(lambda: (p := gw.workers().get(1)) not in (None, victim) and p, 25,
                              interval=0.2, what="a new worker 1 (default --watchdog-timeout 10s)")
+        print(f"stopped worker replaced after {time.monotonic() - t0:.2f}s (default --watchdog-timeout)")
         wait_until(lambda: not pid_alive(victim), 5, what="the stopped worker to be gone")
     finally:
         resume(victim)

@@ -59,5 +59,6 @@ let package = Package(
         .testTarget(name: "StreamPolicyTests", dependencies: ["StreamPolicy", "RingLog"]),
         // READER: the worker's pure parts (the history body over a heap log), without sockets.
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "RingLog", "WireProtocol"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"]),
     ]
 )

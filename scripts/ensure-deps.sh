@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing Ringgate needs, or says exactly what is missing.
 #   scripts/ensure-deps.sh build   — liburing-dev (headers + library) and a Swift toolchain
-#   scripts/ensure-deps.sh test    — the above, plus curl, python3-venv and the pinned test clients
+#   scripts/ensure-deps.sh test    — the above, plus curl, python3-venv, chromium + chromium-driver and the pinned test clients
 set -euo pipefail
 want=${1:-build}
 cd "$(dirname "$0")/.."
@@ -13,6 +13,9 @@ if [ "$want" = test ]; then
   command -v strace >/dev/null 2>&1 || missing+=(strace)   # injects io_uring failures in a test
   command -v ss >/dev/null 2>&1 || missing+=(iproute2)     # ss, ip netns for the socket tests
   python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+  # a real browser for the cross-origin tests (test_cors_browser.py), driven through selenium
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,4 +1,5 @@
 import StreamPolicy
+import WireProtocol
 
 /// The settings every role shares, resolved once by the CLI from flags and `RINGGATE_*`
 /// variables and handed to each child process as the same flags.
@@ -32,6 +33,13 @@ public struct GatewayConfig: Sendable, Equatable {
     /// time, so it aborts slow clients that are alive. The send-progress check (kernel
     /// counters, `sendTimeoutNanoseconds`) is what reaps stalled and vanished peers.
     public var tcpUserTimeoutNanoseconds: UInt64 = 0
+    // MARK: SUPERVISOR + BROWSERS
+    /// A child whose loop has not turned for this long is killed and restarted; 0 = off.
+    public var watchdogTimeoutNanoseconds: UInt64 = 10_000_000_000
+    /// Origins whose pages may read subscriber responses (CORS); default any.
+    public var corsOrigins = OriginList.any
+    /// Origins allowed to open a WebSocket; default any.
+    public var webSocketOrigins = OriginList.any
 
     public init() {}
 

@@ -164,6 +164,7 @@ public final class HTTPEngine {
         while true {
             let n = ring.submitAndWait(timeoutNanoseconds: 0)
             nowNanoseconds = rg_monotonic_ns()
+            counters.set(.heartbeatNanoseconds, nowNanoseconds)   // every turn: the supervisor's watchdog reads it
             for i in 0..<n { handle(ring.completions[i]) }
             delegate?.engineTurnEnd(self)
             flushDirty()

@@ -52,6 +52,15 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case resetsDamaged
     /// History pulls answered 503: the window was overwritten on every try before one event was copied.
     case historyOverruns
+    // MARK: SUPERVISOR + BROWSERS
+    // `restartsWorker` / `restartsIngest` count restarts after a crash; these, after the
+    // watchdog killed a child whose loop stopped turning.
+    case restartsWorkerWatchdog
+    case restartsIngestWatchdog
+    case listenersClosed               // dead workers' listeners closed by the supervisor
+    case admissionClaimStuck           // streams refused: a slot's admission entry stayed half-claimed
+    case originRejectedCORS            // preflights refused, requests answered without CORS headers
+    case originRejectedWebSocket       // WebSocket handshakes refused by --ws-origins
 }
 
 extension LogCounter {

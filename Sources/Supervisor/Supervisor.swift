@@ -31,7 +31,17 @@ public final class Supervisor {
         var backoffNanoseconds: UInt64 = 100_000_000
         var restartAtNanoseconds: UInt64 = 0   // 0 = running or not scheduled
         var lastExit = ""                      // how it last ended, for messages
+        // MARK: SUPERVISOR + BROWSERS
+        var killedByWatchdog = false           // SIGKILLed for a stale heartbeat, not yet reaped
+        var restartReason = RestartReason.crash
     }
+
+    enum RestartReason { case crash, watchdog }
+
+    /// A restarted child that has not turned its loop once by then is hung in start-up.
+    static let startupTimeoutNanoseconds: UInt64 = 15_000_000_000
+    /// Backlog of a worker listener re-created after its worker died (as `openListeners`).
+    static let listenBacklog: Int32 = 4096
 
     let config: GatewayConfig
     let executable: String
@@ -174,6 +184,7 @@ public final class Supervisor {
     }
 
     func spawn(_ i: Int) throws {
+        if case .worker(let w) = children[i].role, workerListenFDs[w] < 0 { try reopenListener(worker: w) }
         let args = arguments(for: children[i].role)
         var cArgs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) }
         cArgs.append(nil)
@@ -185,6 +196,7 @@ public final class Supervisor {
         children[i].pid = pid
         children[i].startedNanoseconds = rg_monotonic_ns()
         children[i].restartAtNanoseconds = 0
+        children[i].killedByWatchdog = false
         logger.debug("started \(children[i].role.name)", metadata: ["pid": "\(pid)"])
     }
 
@@ -228,13 +240,19 @@ public final class Supervisor {
         while true {
             if rg_signal_take() & Int32(RG_SIG_TERM) != 0 { return }
             reap(shuttingDown: false)
+            closeDeadListeners()
             let now = rg_monotonic_ns()
             counters.set(.heartbeatNanoseconds, now)
+            killHungChildren(now: now)
             for i in children.indices where children[i].pid == 0 && children[i].restartAtNanoseconds != 0
                 && now >= children[i].restartAtNanoseconds {
                 do {
                     try spawn(i)
-                    counters.add(children[i].role == .ingest ? .restartsIngest : .restartsWorker)
+                    let ingest = children[i].role == .ingest
+                    switch children[i].restartReason {
+                    case .crash: counters.add(ingest ? .restartsIngest : .restartsWorker)
+                    case .watchdog: counters.add(ingest ? .restartsIngestWatchdog : .restartsWorkerWatchdog)
+                    }
                     logger.warning("restarted \(children[i].role.name)", metadata: ["pid": "\(children[i].pid)"])
                 } catch {
                     logger.error("\(error)")
@@ -254,6 +272,8 @@ public final class Supervisor {
             let how = rg_wifsignaled(status) != 0 ? "signal \(rg_wtermsig(status))" : "status \(rg_wexitstatus(status))"
             children[i].pid = 0
             children[i].lastExit = how
+            children[i].restartReason = children[i].killedByWatchdog ? .watchdog : .crash
+            children[i].killedByWatchdog = false
             guard !shuttingDown else { continue }
             let now = rg_monotonic_ns()
             let lived = now &- children[i].startedNanoseconds
@@ -262,12 +282,76 @@ public final class Supervisor {
             logger.error("\(children[i].role.name) exited (\(how)); restarting in \(children[i].backoffNanoseconds / 1_000_000) ms")
             children[i].backoffNanoseconds = min(children[i].backoffNanoseconds * 2, 5_000_000_000)
             // A crashed child's gauges and admission counts would otherwise stay as they were.
-            if case .worker(let w) = children[i].role { admission?.clear(worker: w) }
+            if case .worker(let w) = children[i].role, let admission {
+                let released = admission.clear(worker: w)
+                if released > 0 {
+                    logger.warning("released \(released) slot admission entries that \(children[i].role.name) was claiming when it died")
+                }
+            }
             for gauge in [LogCounter.connectionsSSE, .connectionsHTTP, .connectionsWS, .sendBuffersInUse,
                           .connectionsCatchingUp, .pendingSendBytes, .heartbeatNanoseconds] {
                 rg_store_relaxed_u64(region.counterPointer(process: block(of: children[i].role), counter: gauge.rawValue), 0)
             }
         }
+    }
+
+    // MARK: SUPERVISOR + BROWSERS
+
+    /// The liveness watchdog. Every child stamps its heartbeat once per loop turn, and an idle
+    /// loop still turns on its 100 ms tick, so a heartbeat older than `--watchdog-timeout`
+    /// means the loop is wedged (a handler that never returns, a stopped process). Waiting for
+    /// it to exit would wait forever: kill it, and the reap path restarts it like a crash.
+    func killHungChildren(now: UInt64) {
+        let timeout = config.watchdogTimeoutNanoseconds
+        guard timeout > 0 else { return }
+        for i in children.indices where children[i].pid > 0 && !children[i].killedByWatchdog {
+            let stamped = rg_load_relaxed_u64(region.counterPointer(process: block(of: children[i].role),
+                                                                    counter: LogCounter.heartbeatNanoseconds.rawValue))
+            // Before its first turn a child is starting up (mapping the log, setting up its
+            // ring), which gets the start-up limit instead.
+            let since = stamped != 0 ? stamped : children[i].startedNanoseconds
+            let limit = stamped != 0 ? timeout : max(timeout, Self.startupTimeoutNanoseconds)
+            guard now > since, now - since > limit else { continue }
+            let what = stamped != 0 ? "has not turned its loop for" : "has not started serving after"
+            logger.error("\(children[i].role.name) (pid \(children[i].pid)) \(what) \((now - since) / 1_000_000) ms (--watchdog-timeout \(timeout / 1_000_000) ms); killing it")
+            kill(children[i].pid, SIGKILL)   // also ends a stopped process; reaped without blocking
+            children[i].killedByWatchdog = true
+        }
+    }
+
+    /// A dead worker's listener is still in the SO_REUSEPORT group, so the kernel keeps
+    /// routing about 1/N of new connections into a backlog nobody accepts until the restart
+    /// (up to the 5 s backoff). While another worker serves, stop it: connections already in
+    /// that backlog are reset and their clients retry onto a live listener; `spawn` opens a
+    /// new one. With no worker alive, a backlog that waits for the restart beats a refusal.
+    ///
+    /// `shutdown` before `close`: every child inherited this descriptor, so closing only
+    /// ours would leave the socket listening, orphaned, in the group. Shutting it down stops
+    /// the socket itself, whoever holds it.
+    func closeDeadListeners() {
+        let anyWorkerAlive = children.contains { child in
+            if case .worker = child.role { return child.pid > 0 }
+            return false
+        }
+        guard anyWorkerAlive else { return }
+        for child in children where child.pid == 0 {
+            guard case .worker(let w) = child.role, workerListenFDs[w] >= 0 else { continue }
+            _ = rg_shutdown(workerListenFDs[w], Int32(SHUT_RDWR))
+            _ = close(workerListenFDs[w])
+            workerListenFDs[w] = -1
+            counters.add(.listenersClosed)
+            logger.info("closed the listener of \(child.role.name) until it restarts")
+        }
+    }
+
+    /// A new listener in the same SO_REUSEPORT group for a worker about to be respawned.
+    func reopenListener(worker w: Int) throws {
+        let fd = rg_listen_tcp(config.listenHost, Int32(subscribePort), Self.listenBacklog, 1)
+        guard fd >= 0 else {
+            throw StartError("cannot listen again on \(config.listenHost):\(subscribePort) for worker \(w): \(String(cString: strerror(errno)))")
+        }
+        _ = rg_clear_cloexec(fd)
+        workerListenFDs[w] = fd
     }
 
     /// SIGTERM to every child; workers send `event: close` and exit. Whatever is still running

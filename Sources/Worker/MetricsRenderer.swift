@@ -62,9 +62,19 @@ struct MetricsRenderer {
         out += "ringgate_slots \(reader.liveSlotsAcquire())\n"
         family("slot_directory_full_total", "counter", "Publishes refused because the slot directory was full.")
         out += "ringgate_slot_directory_full_total \(sum(.slotDirectoryFull))\n"
-        family("process_restarts_total", "counter", "Child processes restarted by the supervisor.")
-        out += "ringgate_process_restarts_total{role=\"worker\"} \(sum(.restartsWorker))\n"
-        out += "ringgate_process_restarts_total{role=\"ingest\"} \(sum(.restartsIngest))\n"
+        // MARK: SUPERVISOR + BROWSERS
+        family("process_restarts_total", "counter", "Child processes restarted by the supervisor, by role and reason (crash: it exited; watchdog: its loop stopped turning).")
+        out += "ringgate_process_restarts_total{role=\"worker\",reason=\"crash\"} \(sum(.restartsWorker))\n"
+        out += "ringgate_process_restarts_total{role=\"worker\",reason=\"watchdog\"} \(sum(.restartsWorkerWatchdog))\n"
+        out += "ringgate_process_restarts_total{role=\"ingest\",reason=\"crash\"} \(sum(.restartsIngest))\n"
+        out += "ringgate_process_restarts_total{role=\"ingest\",reason=\"watchdog\"} \(sum(.restartsIngestWatchdog))\n"
+        family("worker_listeners_closed_total", "counter", "Listeners of dead workers closed until their restart, so no connection waits in their backlog.")
+        out += "ringgate_worker_listeners_closed_total \(sum(.listenersClosed))\n"
+        family("slot_admission_stuck_total", "counter", "Streams refused because their slot's admission entry stayed half-claimed (its claimer died).")
+        out += "ringgate_slot_admission_stuck_total \(sum(.admissionClaimStuck))\n"
+        family("origin_rejected_total", "counter", "Requests from origins not in --cors-origins (answered without CORS headers; preflights refused) and WebSocket handshakes refused by --ws-origins.")
+        out += "ringgate_origin_rejected_total{check=\"cors\"} \(sum(.originRejectedCORS))\n"
+        out += "ringgate_origin_rejected_total{check=\"websocket\"} \(sum(.originRejectedWebSocket))\n"
         family("connections_catching_up", "gauge", "Subscribers reading from their cursor instead of the live fan-out.")
         out += "ringgate_connections_catching_up \(gauge(.connectionsCatchingUp))\n"
         family("pending_send_bytes", "gauge", "Bytes written to send buffers and not yet sent.")

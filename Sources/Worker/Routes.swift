@@ -8,15 +8,36 @@ enum WorkerRoute: Equatable {
     case health
     case ready
     case metrics
+    /// `OPTIONS` on a known route: a CORS preflight (or a client asking what is allowed).
+    case options(allow: String)
     case methodNotAllowed(allow: String)
     case badSlot(String)
     case notFound
 
+    /// Whether the answer says what `--cors-origins` allows: not for a WebSocket handshake
+    /// (browsers do not apply CORS to it; `--ws-origins` does that) nor for an unknown route.
+    var answersWithCORS: Bool {
+        switch self {
+        case .webSocket, .notFound: false
+        default: true
+        }
+    }
+
+    static let readAllow = "GET, HEAD, OPTIONS"
+    static let webSocketAllow = "GET, OPTIONS"
+
     static func match(method: HTTPMethod, path: String) -> WorkerRoute {
+        func read(_ route: WorkerRoute) -> WorkerRoute {
+            switch method {
+            case .get, .head: route
+            case .options: .options(allow: readAllow)
+            default: .methodNotAllowed(allow: readAllow)
+            }
+        }
         switch path {
-        case "/healthz": return method == .get || method == .head ? .health : .methodNotAllowed(allow: "GET, HEAD")
-        case "/readyz": return method == .get || method == .head ? .ready : .methodNotAllowed(allow: "GET, HEAD")
-        case "/metrics": return method == .get || method == .head ? .metrics : .methodNotAllowed(allow: "GET, HEAD")
+        case "/healthz": return read(.health)
+        case "/readyz": return read(.ready)
+        case "/metrics": return read(.metrics)
         default: break
         }
         let prefix = "/v1/slots/"
@@ -27,9 +48,11 @@ enum WorkerRoute: Equatable {
         let leaf = rest[rest.index(after: slash)...]
         switch leaf {
         case "events", "stream":
-            guard method == .get || method == .head else { return .methodNotAllowed(allow: "GET, HEAD") }
+            if method == .options { return .options(allow: readAllow) }
+            guard method == .get || method == .head else { return .methodNotAllowed(allow: readAllow) }
         case "ws":
-            guard method == .get else { return .methodNotAllowed(allow: "GET") }
+            if method == .options { return .options(allow: webSocketAllow) }
+            guard method == .get else { return .methodNotAllowed(allow: webSocketAllow) }
         default:
             return .notFound
         }

@@ -63,11 +63,16 @@ public final class Worker: HTTPEngineDelegate {
     // MARK: READER
     /// Damaged records at positions below this were counted and logged already (see `noteDamaged`).
     var damagedReportedBelow: UInt64 = 0
+    // MARK: SUPERVISOR + BROWSERS
+    let cors: CORSPolicy
+    /// The CORS headers for the request being answered, computed once when it arrives.
+    var corsHeaders: [(String, String)] = []
 
     public init(config: GatewayConfig, index: Int, descriptors: Descriptors, logger: Logger) throws {
         self.config = config
         self.index = index
         self.logger = logger
+        cors = CORSPolicy(origins: config.corsOrigins)
         let mapping = try LogFile.map(fd: descriptors.log)
         region = try LogRegion.attach(base: mapping.base, length: mapping.length)
         reader = LogReader(region: region)
@@ -199,7 +204,11 @@ public final class Worker: HTTPEngineDelegate {
     }
 
     public func engine(_ engine: HTTPEngine, request: HTTPRequest, connection: Int32) {
-        switch WorkerRoute.match(method: request.method, path: request.path) {
+        let origin = request.header("Origin")
+        corsHeaders = cors.responseHeaders(origin: origin)
+        let route = WorkerRoute.match(method: request.method, path: request.path)
+        if !cors.allows(origin: origin), route.answersWithCORS { counters.add(.originRejectedCORS) }
+        switch route {
         case .health:
             respondJSON(connection, request, status: 200, Array(#"{"status":"ok"}"#.utf8))
         case .ready:
@@ -212,27 +221,53 @@ public final class Worker: HTTPEngineDelegate {
             let body = metrics.render()
             engine.respond(connection, HTTPResponseWriter.head(
                 status: 200, contentType: "text/plain; version=0.0.4", contentLength: body.count,
-                keepAlive: request.keepAlive, extraHeaders: []) + (request.method == .head ? [] : body))
+                keepAlive: request.keepAlive, extraHeaders: corsHeaders) + (request.method == .head ? [] : body))
         case .history(let slot):
             history(connection, request, slot: slot)
         case .stream(let slot):
             subscribe(connection, request, slot: slot, transport: .sse)
         case .webSocket(let slot):
+            // Browsers always send Origin on a handshake; other clients may send anything, so
+            // a handshake without one is not a browser's and is let through.
+            if let origin, !config.webSocketOrigins.contains(origin) {
+                counters.add(.originRejectedWebSocket)
+                engine.respondError(connection, status: 403, error: "origin_not_allowed",
+                                    detail: "WebSocket handshakes from origin \(origin) are not allowed (--ws-origins)")
+                return
+            }
             subscribe(connection, request, slot: slot, transport: .webSocket)
+        case .options(let allow):
+            preflight(connection, request, origin: origin, allow: allow)
         case .badSlot:
             engine.respondError(connection, status: 400, error: "bad_slot",
-                                detail: "slot names are 1-128 bytes of [A-Za-z0-9._:-]")
+                                detail: "slot names are 1-128 bytes of [A-Za-z0-9._:-]", extraHeaders: corsHeaders)
         case .methodNotAllowed(let allow):
             engine.respondError(connection, status: 405, error: "method_not_allowed",
-                                detail: "\(request.method) is not allowed here; use \(allow)", extraHeaders: [("Allow", allow)])
+                                detail: "\(request.method) is not allowed here; use \(allow)",
+                                extraHeaders: [("Allow", allow)] + corsHeaders)
         case .notFound:
-            engine.respondError(connection, status: 404, error: "not_found", detail: "no route for \(request.path)")
+            engine.respondError(connection, status: 404, error: "not_found", detail: "no route for \(request.path)",
+                                extraHeaders: corsHeaders)
         }
     }
 
     func respondJSON(_ connection: Int32, _ request: HTTPRequest, status: Int, _ body: [UInt8]) {
         engine.respond(connection, HTTPResponseWriter.json(status: status, body: request.method == .head ? [] : body,
-                                                           keepAlive: request.keepAlive, extraHeaders: []))
+                                                           keepAlive: request.keepAlive, extraHeaders: corsHeaders))
+    }
+
+    /// `OPTIONS`: a browser's preflight before a cross-origin request with headers of its own
+    /// (`Authorization`, `Last-Event-ID`), answered from `--cors-origins`.
+    func preflight(_ connection: Int32, _ request: HTTPRequest, origin: String?, allow: String) {
+        guard let headers = cors.preflightHeaders(origin: origin) else {
+            engine.respondError(connection, status: 403, error: "origin_not_allowed",
+                                detail: "cross-origin requests from \(origin ?? "") are not allowed (--cors-origins)",
+                                extraHeaders: [("Vary", "Origin")])
+            return
+        }
+        engine.respond(connection, HTTPResponseWriter.head(status: 204, contentType: nil, contentLength: nil,
+                                                           keepAlive: request.keepAlive,
+                                                           extraHeaders: [("Allow", allow)] + headers))
     }
 
     func ingestAlive() -> Bool {

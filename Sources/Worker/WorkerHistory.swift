@@ -14,7 +14,7 @@ extension Worker {
         if let raw = request.queryValue("limit") {
             guard let n = Int(raw), n >= 1, n <= config.maxLimit else {
                 engine.respondError(connection, status: 400, error: "bad_limit",
-                                    detail: "limit must be an integer from 1 to \(config.maxLimit)")
+                                    detail: "limit must be an integer from 1 to \(config.maxLimit)", extraHeaders: corsHeaders)
                 return
             }
             limit = n
@@ -24,7 +24,7 @@ extension Worker {
         if let raw = request.queryValue("after") {
             guard let id = EventID(parsing: raw) else {
                 engine.respondError(connection, status: 400, error: "bad_id",
-                                    detail: "after must be an event id like 5f3a9c01-42")
+                                    detail: "after must be an event id like 5f3a9c01-42", extraHeaders: corsHeaders)
                 return
             }
             if id.epoch != reader.epoch || id.seq > reader.headSeqAcquire() {
@@ -56,7 +56,7 @@ extension Worker {
             return
         }
         let head = HTTPResponseWriter.head(status: 200, contentType: "application/json", contentLength: json.bytes.count,
-                                           keepAlive: request.keepAlive, extraHeaders: [])
+                                           keepAlive: request.keepAlive, extraHeaders: corsHeaders)
         engine.respond(connection, head: head, body: request.method == .head ? [] : json.bytes)
     }
 }

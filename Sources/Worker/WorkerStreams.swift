@@ -13,31 +13,42 @@ extension Worker {
         if let resumeRaw, !resumeRaw.isEmpty {
             guard let id = EventID(parsing: resumeRaw) else {
                 engine.respondError(connection, status: 400, error: "bad_id",
-                                    detail: "Last-Event-ID / after / lastEventId must be an event id like 5f3a9c01-42")
+                                    detail: "Last-Event-ID / after / lastEventId must be an event id like 5f3a9c01-42",
+                                    extraHeaders: corsHeaders)
                 return
             }
             resume = id
         }
         if request.method == .head && transport == .sse {
             engine.respond(connection, HTTPResponseWriter.head(status: 200, contentType: "text/event-stream",
-                                                               contentLength: 0, keepAlive: request.keepAlive, extraHeaders: []))
+                                                               contentLength: 0, keepAlive: request.keepAlive, extraHeaders: corsHeaders))
             return
         }
         let slotName = Array(slot.utf8)
         var admissionEntry: Int32 = -1
         if let admission {
-            guard let entry = admission.entryIndex(for: slotName) else {
+            let entry: Int
+            switch admission.entryIndex(for: slotName, worker: index) {
+            case .entry(let e):
+                entry = e
+            case .full:
                 counters.add(.overCapacitySlot)
                 engine.respondError(connection, status: 503, error: "over_capacity",
                                     detail: "too many slots have streams (the admission table holds \(admission.entries))",
-                                    extraHeaders: [("Retry-After", "5")])
+                                    extraHeaders: [("Retry-After", "5")] + corsHeaders)
+                return
+            case .busy:
+                counters.add(.admissionClaimStuck)
+                engine.respondError(connection, status: 503, error: "over_capacity",
+                                    detail: "this slot's admission entry is being set up by a worker that stopped; try again",
+                                    extraHeaders: [("Retry-After", "1")] + corsHeaders)
                 return
             }
             guard admission.total(entry: entry) < config.maxSubscribersPerSlot else {
                 counters.add(.overCapacitySlot)
                 engine.respondError(connection, status: 503, error: "over_capacity",
                                     detail: "slot \(slot) has its maximum of \(config.maxSubscribersPerSlot) subscribers (--max-subscribers-per-slot)",
-                                    extraHeaders: [("Retry-After", "5")])
+                                    extraHeaders: [("Retry-After", "5")] + corsHeaders)
                 return
             }
             admissionEntry = Int32(entry)
@@ -47,7 +58,7 @@ extension Worker {
         case .sse:
             prelude = HTTPResponseWriter.head(status: 200, contentType: "text/event-stream", contentLength: nil,
                                               keepAlive: false,
-                                              extraHeaders: [("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")])
+                                              extraHeaders: [("Cache-Control", "no-cache"), ("X-Accel-Buffering", "no")] + corsHeaders)
             prelude += SSEEncoder.retry(milliseconds: UInt64(Jitter.retryMilliseconds(random: random.next())))
             engine.startStream(connection, gauge: .connectionsSSE)
         case .webSocket:

@@ -28,6 +28,10 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("max-subscribers-per-slot"), help: "Streams per slot per host, 0 = no limit (default 0).") var maxSubscribersPerSlot: String?
     @Option(name: .customLong("tcp-keepalive"), help: "TCP keepalive idle time, 0 = off (default 60s).") var tcpKeepalive: String?
     @Option(name: .customLong("tcp-user-timeout"), help: "TCP_USER_TIMEOUT on accepted sockets, 0 = kernel default (default 0).") var tcpUserTimeout: String?
+    // MARK: SUPERVISOR + BROWSERS
+    @Option(name: .customLong("watchdog-timeout"), help: "Kill and restart a child whose loop has not turned this long, 0 = off (default 10s).") var watchdogTimeout: String?
+    @Option(name: .customLong("cors-origins"), help: "Origins whose pages may read subscriber responses: *, none, or a comma-separated list (default *).") var corsOrigins: String?
+    @Option(name: .customLong("ws-origins"), help: "Origins allowed to open a WebSocket: *, none, or a comma-separated list (default *).") var wsOrigins: String?
 
     static func env(_ name: String) -> String? {
         guard let v = getenv("RINGGATE_" + name) else { return nil }
@@ -110,6 +114,23 @@ struct ServeOptions: ParsableArguments {
         if let v = pick(tcpUserTimeout, "TCP_USER_TIMEOUT") {
             if v == "0" { c.tcpUserTimeoutNanoseconds = 0 } else { c.tcpUserTimeoutNanoseconds = try duration(v, "tcp-user-timeout") ?? 0 }
         }
+        // MARK: SUPERVISOR + BROWSERS
+        if let v = pick(watchdogTimeout, "WATCHDOG_TIMEOUT") {
+            if v == "0" {
+                c.watchdogTimeoutNanoseconds = 0
+            } else {
+                guard let n = DurationParser.parseNanoseconds(v), n >= 500_000_000, n <= 3_600_000_000_000 else {
+                    throw fail("watchdog-timeout", v, "expected 0 (off) or a duration from 500ms to 1h, like 10s")
+                }
+                c.watchdogTimeoutNanoseconds = n
+            }
+        }
+        func origins(_ v: String?, _ flag: String) throws -> OriginList? {
+            guard let v else { return nil }
+            do { return try OriginList(parsing: v) } catch { throw fail(flag, v, error.description) }
+        }
+        if let o = try origins(pick(corsOrigins, "CORS_ORIGINS"), "cors-origins") { c.corsOrigins = o }
+        if let o = try origins(pick(wsOrigins, "WS_ORIGINS"), "ws-origins") { c.webSocketOrigins = o }
         if c.maxEventBytes + 512 > c.logCapacityBytes / 4 {
             throw ValidationError("--max-event-bytes \(c.maxEventBytes) does not fit --log-capacity \(c.logCapacityBytes): an event may take at most a quarter of the ring")
         }
@@ -141,6 +162,10 @@ struct ServeOptions: ParsableArguments {
             "--max-subscribers-per-slot", "\(c.maxSubscribersPerSlot)",
             "--tcp-keepalive", c.tcpKeepaliveNanoseconds == 0 ? "0" : "\(c.tcpKeepaliveNanoseconds / 1_000_000)ms",
             "--tcp-user-timeout", c.tcpUserTimeoutNanoseconds == 0 ? "0" : "\(c.tcpUserTimeoutNanoseconds / 1_000_000)ms",
+            // MARK: SUPERVISOR + BROWSERS
+            "--watchdog-timeout", c.watchdogTimeoutNanoseconds == 0 ? "0" : "\(c.watchdogTimeoutNanoseconds / 1_000_000)ms",
+            "--cors-origins", c.corsOrigins.flagValue,
+            "--ws-origins", c.webSocketOrigins.flagValue,
         ]
         if c.ephemeral { a.append("--ephemeral") }
         return a

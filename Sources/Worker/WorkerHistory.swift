@@ -52,7 +52,7 @@ extension Worker {
             counters.add(.historyOverruns)
             engine.respondError(connection, status: 503, error: "log_overrun",
                                 detail: "the log was overwritten faster than this window could be read (\(HistoryBody.attemptsMax) tries); retry, or ask for a smaller limit",
-                                extraHeaders: [("Retry-After", "1")])
+                                extraHeaders: [("Retry-After", "1")] + corsHeaders)
             return
         }
         let head = HTTPResponseWriter.head(status: 200, contentType: "application/json", contentLength: json.bytes.count,

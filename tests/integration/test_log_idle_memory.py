@@ -1,0 +1,30 @@
+"""Issue 10 item 14: an idle `serve` with the default 256 MiB log and 2 workers holds under
+96 MiB Pss over its 4 processes: the log's pages become resident only as events are written."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from logtools import pss_kib
+
+LIMIT_MIB = 96
+
+
+@pytest.mark.parametrize("backing", ["file", "ephemeral"])
+def test_idle_serve_with_the_default_log_stays_small(gateway, tmp_path, backing):
+    data = None
+    if backing == "file":
+        data = tmp_path / "data"
+        data.mkdir()
+    gw = gateway(data_dir=data, workers=2, name=f"idle-{backing}")
+    time.sleep(0.5)   # let start-up finish; nothing is published
+    pids = [gw.pid] + [c.pid for c in gw.children()]
+    assert len(pids) == 4, f"expected supervisor + ingest + 2 workers, got {pids}"
+    per_process = {pid: pss_kib(pid) for pid in pids}
+    total_mib = sum(per_process.values()) / 1024
+    print(f"idle Pss ({backing}): {total_mib:.1f} MiB over {per_process}")
+    assert total_mib < LIMIT_MIB, f"idle serve ({backing}) holds {total_mib:.1f} MiB Pss (limit {LIMIT_MIB}): {per_process}"
+    # ... and it works: a publish is served.
+    ident = gw.publish("m", "one")
+    assert [e["id"] for e in gw.history("m")["events"]] == [ident]

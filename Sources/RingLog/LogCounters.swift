@@ -45,6 +45,13 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     // Not a metric: 1 while worker i has subscribers, 0 otherwise. The ingest signals only the
     // workers that want it (see `Worker.setWakeWanted` for the ordering that makes this safe).
     case wakeWanted
+    // MARK: LOG
+    case logFsyncs                     // ingest: fdatasync calls (always and interval)
+    case logFsyncNanoseconds           // ingest: time spent in them
+    case logRecoveryRolledBackBatches  // ingest: unfinished batches rolled back at start-up
+    case logRecoveryDamagedRecords     // ingest: recovery cuts at a damaged record
+    case logRecoveryDiscardedBytes     // ingest: bytes turned into padding by recovery
+    case publishBatchRefused           // ingest: batches refused whole by the pre-check
 }
 
 extension LogCounter {

@@ -28,6 +28,9 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("max-subscribers-per-slot"), help: "Streams per slot per host, 0 = no limit (default 0).") var maxSubscribersPerSlot: String?
     @Option(name: .customLong("tcp-keepalive"), help: "TCP keepalive idle time, 0 = off (default 60s).") var tcpKeepalive: String?
     @Option(name: .customLong("tcp-user-timeout"), help: "TCP_USER_TIMEOUT on accepted sockets, 0 = kernel default (default 0).") var tcpUserTimeout: String?
+    // MARK: LOG
+    @Option(help: "When the log is flushed to disk: none, interval or always (default none).") var fsync: String?
+    @Option(name: .customLong("fsync-interval"), help: "Flush period of --fsync interval (default 1s).") var fsyncInterval: String?
 
     static func env(_ name: String) -> String? {
         guard let v = getenv("RINGGATE_" + name) else { return nil }
@@ -110,6 +113,20 @@ struct ServeOptions: ParsableArguments {
         if let v = pick(tcpUserTimeout, "TCP_USER_TIMEOUT") {
             if v == "0" { c.tcpUserTimeoutNanoseconds = 0 } else { c.tcpUserTimeoutNanoseconds = try duration(v, "tcp-user-timeout") ?? 0 }
         }
+        // MARK: LOG
+        if let v = pick(fsync, "FSYNC") {
+            guard let mode = FsyncMode(rawValue: v) else { throw fail("fsync", v, "expected none, interval or always") }
+            c.fsync = mode
+        }
+        if let n = try duration(pick(fsyncInterval, "FSYNC_INTERVAL"), "fsync-interval") {
+            guard n >= 1_000_000, n <= 3_600_000_000_000 else {
+                throw fail("fsync-interval", pick(fsyncInterval, "FSYNC_INTERVAL") ?? "", "expected a duration from 1ms to 1h")
+            }
+            c.fsyncIntervalNanoseconds = n
+        }
+        if c.ephemeral && c.fsync != .none {
+            throw ValidationError("--fsync \(c.fsync.rawValue) needs a file-backed log: an --ephemeral log lives in memory and has no disk to flush to")
+        }
         if c.maxEventBytes + 512 > c.logCapacityBytes / 4 {
             throw ValidationError("--max-event-bytes \(c.maxEventBytes) does not fit --log-capacity \(c.logCapacityBytes): an event may take at most a quarter of the ring")
         }
@@ -142,6 +159,8 @@ struct ServeOptions: ParsableArguments {
             "--tcp-keepalive", c.tcpKeepaliveNanoseconds == 0 ? "0" : "\(c.tcpKeepaliveNanoseconds / 1_000_000)ms",
             "--tcp-user-timeout", c.tcpUserTimeoutNanoseconds == 0 ? "0" : "\(c.tcpUserTimeoutNanoseconds / 1_000_000)ms",
         ]
+        // MARK: LOG
+        a += ["--fsync", c.fsync.rawValue, "--fsync-interval", "\(c.fsyncIntervalNanoseconds / 1_000_000)ms"]
         if c.ephemeral { a.append("--ephemeral") }
         return a
     }

@@ -148,8 +148,9 @@ public final class Supervisor {
         if port != 0 {
             let probe = rg_listen_tcp(config.listenHost, Int32(port), 1, 0)
             guard probe >= 0 else {
-                throw StartError("cannot listen on \(config.listenHost):\(port) (--listen): \(String(cString: strerror(errno)))"
-                    + (errno == EADDRINUSE ? "; another process (another ringgate?) holds the port" : ""))
+                let code = errno
+                throw StartError("cannot listen on \(config.listenHost):\(port) (--listen): \(String(cString: strerror(code)))"
+                    + (code == EADDRINUSE ? "; another process (another ringgate?) holds the port" : ""))
             }
             close(probe)
         }

@@ -29,7 +29,7 @@ public final class Ingest: HTTPEngineDelegate {
         self.logFD = logFD
         let mapping = try LogFile.map(fd: logFD)
         region = try LogRegion.attach(base: mapping.base, length: mapping.length)
-        writer = LogWriter(region: region)
+        writer = LogWriter(region: region, file: logFD)
         counters = CounterBlock(region: region, process: ProcessBlock.ingest)
         counters.set(.pid, UInt64(getpid()))
         Ingest.report(writer.recovery, counters: counters, logger: logger)

@@ -1,4 +1,5 @@
 import CRinggateSys
+import Glibc
 
 /// What the recovery scan found when a writer took over a log.
 public struct LogRecovery: Sendable, Equatable {
@@ -33,7 +34,7 @@ extension LogWriter {
         var ordinal: UInt64
     }
 
-    mutating func recover() {
+    mutating func recover(file: Int32) {
         let intent = region.loadAcquire(LogDescriptor.tailIntentOffset)
         let claimedEnd = (max(intent, tailPosition) + 7) & ~7
         var report = LogRecovery()
@@ -70,30 +71,47 @@ extension LogWriter {
         }
         let cut = position
 
-        // 2. The directory: seqlocks, entries at or past the cut, entries behind the data.
+        // 2. The directory: seqlocks, entries at or past the cut, entries behind the data. It is
+        // read with pread when the log has a file, so that its untouched pages (most of it) are
+        // not faulted into this process; only entries that change are written through the mapping.
         var live = 0
-        for i in 0..<directory.entryCount {
-            directory.repairSeqlock(i)
-            let entry = region.directoryEntry(i)
-            guard entry.loadU32(D.stateOffset) == D.stateLive else { continue }
-            let generation = entry.loadU32(D.generationOffset)
-            let entryNewest = entry.loadU64(D.newestPositionOffset)
-            let found = newest[UInt32(i)].flatMap { $0.generation == generation ? $0 : nil }
-            if entryNewest >= cut && entryNewest != R.noPosition {
-                report.rewoundSlots += 1
-                if let found {
-                    directory.rewind(i, newestPosition: found.position, newestSeq: found.seq, count: found.ordinal)
-                } else if let older = olderLink(at: entryNewest, cut: cut, index: i, generation: generation), older.count > 0 {
-                    // Nothing of the slot is retained below the cut: keep its ordinals going.
-                    directory.rewind(i, newestPosition: older.position, newestSeq: older.seq, count: older.count)
-                } else {
-                    directory.tombstone(i)
-                    continue
+        let chunkEntries = 4096
+        var chunk = [UInt8](repeating: 0, count: chunkEntries * D.entryLength)
+        var first = 0
+        while first < directory.entryCount {
+            let count = min(chunkEntries, directory.entryCount - first)
+            chunk.withUnsafeMutableBytes { buffer in
+                let bytes = count * D.entryLength
+                let offset = region.geometry.directoryOffset + first * D.entryLength
+                let copied = file >= 0 && readFully(file, buffer.baseAddress!, bytes, offset: offset)
+                let source = copied ? buffer.baseAddress! : region.directoryEntry(first)
+                for k in 0..<count {
+                    let i = first + k
+                    let entry = source + k * D.entryLength
+                    if entry.loadU32(D.seqlockOffset) & 1 != 0 { directory.repairSeqlock(i) }
+                    guard entry.loadU32(D.stateOffset) == D.stateLive else { continue }
+                    let generation = entry.loadU32(D.generationOffset)
+                    let entryNewest = entry.loadU64(D.newestPositionOffset)
+                    let found = newest[UInt32(i)].flatMap { $0.generation == generation ? $0 : nil }
+                    if entryNewest >= cut && entryNewest != R.noPosition {
+                        report.rewoundSlots += 1
+                        if let found {
+                            directory.rewind(i, newestPosition: found.position, newestSeq: found.seq, count: found.ordinal)
+                        } else if let older = olderLink(at: entryNewest, cut: cut, index: i, generation: generation),
+                                  older.count > 0 {
+                            // Nothing of the slot is retained below the cut: keep its ordinals going.
+                            directory.rewind(i, newestPosition: older.position, newestSeq: older.seq, count: older.count)
+                        } else {
+                            directory.tombstone(i)
+                            continue
+                        }
+                    } else if let found, found.position > entryNewest || entryNewest == R.noPosition {
+                        directory.rewind(i, newestPosition: found.position, newestSeq: found.seq, count: found.ordinal)
+                    }
+                    live += 1
                 }
-            } else if let found, found.position > entryNewest || entryNewest == R.noPosition {
-                directory.rewind(i, newestPosition: found.position, newestSeq: found.seq, count: found.ordinal)
             }
-            live += 1
+            first += count
         }
         liveSlots = live
         rg_store_release_u64(region.field(LogDescriptor.liveSlotsOffset), UInt64(liveSlots))
@@ -118,6 +136,18 @@ extension LogWriter {
         region.storeRelease(LogDescriptor.nextSeqOffset, nextSeq)
         region.storeRelease(LogDescriptor.tailOffset, tailPosition)
         recovery = report
+    }
+
+    /// pread of `count` bytes at `offset`, all of them; false on any error or short file.
+    private func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int, offset: Int) -> Bool {
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer + done, count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            done += n
+        }
+        return true
     }
 
     /// (seq or nil for padding, next position) of an intact record at `position` that ends at or

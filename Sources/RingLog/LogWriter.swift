@@ -35,8 +35,9 @@ public struct LogWriter {
     public internal(set) var recovery = LogRecovery()
 
     /// Takes over a log: runs the recovery scan (see `LogRecovery`) unless the log never held
-    /// a byte, so that a fresh log's pages stay untouched.
-    public init(region: LogRegion) {
+    /// a byte, so that a fresh log's pages stay untouched. `file`, the descriptor the region is
+    /// mapped from (offset 0), lets the scan read the slot directory without faulting it in.
+    public init(region: LogRegion, file: Int32 = -1) {
         self.region = region
         self.directory = SlotDirectory(region: region)
         tailPosition = region.loadAcquire(LogDescriptor.tailOffset)
@@ -47,7 +48,7 @@ public struct LogWriter {
         liveSlots = Int(region.loadAcquire(LogDescriptor.liveSlotsOffset))
         committed = (tailPosition, nextSeq, liveSlots, latestPosition)
         if tailPosition > 0 || region.loadAcquire(LogDescriptor.tailIntentOffset) > 0 {
-            recover()
+            recover(file: file)
             committed = (tailPosition, nextSeq, liveSlots, latestPosition)
         }
     }

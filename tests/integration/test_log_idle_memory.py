@@ -11,12 +11,18 @@ from logtools import pss_kib
 LIMIT_MIB = 96
 
 
-@pytest.mark.parametrize("backing", ["file", "ephemeral"])
+@pytest.mark.parametrize("backing", ["file", "ephemeral", "file-reopened"])
 def test_idle_serve_with_the_default_log_stays_small(gateway, tmp_path, backing):
     data = None
-    if backing == "file":
+    if backing.startswith("file"):
         data = tmp_path / "data"
         data.mkdir()
+    if backing == "file-reopened":
+        # A used log, reopened: the recovery scan must not fault in the directory or the ring.
+        first = gateway(data_dir=data, workers=2, name="idle-first-run")
+        for i in range(100):
+            first.publish(f"s{i % 10}", f"event {i}")
+        assert first.stop() == 0
     gw = gateway(data_dir=data, workers=2, name=f"idle-{backing}")
     time.sleep(0.5)   # let start-up finish; nothing is published
     pids = [gw.pid] + [c.pid for c in gw.children()]

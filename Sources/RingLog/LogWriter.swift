@@ -91,7 +91,7 @@ public struct LogWriter {
     }
 
     /// Starts a batch: `stage` its lines, then `commit` (all visible at once) or `rollback`.
-    /// Check the batch with `BatchCheck` first, so that no line fails half-way.
+    /// Check the batch with `LogBatchCheck` first, so that no line fails half-way.
     public mutating func beginBatch() {
         precondition(tailPosition == committed.tail, "a batch is already open")
         undo.saved.removeAll(keepingCapacity: true)
@@ -147,11 +147,9 @@ public struct LogWriter {
         guard fits(slotBytes: slot.count, typeBytes: type.count, dataBytes: data.count) else {
             throw .recordTooLarge
         }
-        let saveUndo: ((Int) -> Void)? = recordingUndo ? { [directory, undo] index in
-            if undo.saved[index] == nil { undo.saved[index] = directory.save(index) }
-        } : nil
+        let undo: DirectoryUndo? = recordingUndo ? self.undo : nil
         guard let resolution = directory.resolveForAppend(
-            slot, oldestPosition: oldestPosition, liveSlots: &liveSlots, willWrite: saveUndo)
+            slot, oldestPosition: oldestPosition, liveSlots: &liveSlots, undo: undo)
         else { throw .slotDirectoryFull }
 
         let length = Self.recordLength(slotBytes: slot.count, typeBytes: type.count, dataBytes: data.count)
@@ -226,7 +224,7 @@ public struct LogWriter {
         record.storeU32(R.crcOffset, Self.crc(record, length: length))
 
         rg_store_release_u64(region.indexPointer(seq), position)
-        saveUndo?(resolution.index)
+        undo?.remember(resolution.index, in: directory)
         directory.publish(resolution, name: slot, newestPosition: position, newestSeq: seq, count: ordinal)
         if resolution.isNew {
             liveSlots += 1
@@ -311,4 +309,9 @@ public struct LogWriter {
 /// The directory entries an open batch changed, as they were before it (for `rollback`).
 final class DirectoryUndo {
     var saved: [Int: [UInt8]] = [:]
+
+    /// Saves entry `index` unless this batch already saved it.
+    func remember(_ index: Int, in directory: SlotDirectory) {
+        if saved[index] == nil { saved[index] = directory.save(index) }
+    }
 }

@@ -100,10 +100,10 @@ struct SlotDirectory {
 
     /// Finds `name` or picks a free entry for it, tombstoning dead entries on the way (and
     /// sweeping once when `liveSlots` reached `maxSlots`). nil when the directory is full.
-    /// `willWrite` is called with an entry's index before it is first changed.
+    /// `undo`, when given, saves each entry before it is first changed (tombstones included).
     func resolveForAppend(
         _ name: UnsafeRawBufferPointer, oldestPosition: UInt64, liveSlots: inout Int,
-        willWrite: ((Int) -> Void)? = nil
+        undo: DirectoryUndo? = nil
     ) -> Resolution? {
         let mask = entryCount - 1
         var index = Int(truncatingIfNeeded: LogDescriptor.nameHash(name)) & mask
@@ -123,7 +123,7 @@ struct SlotDirectory {
                         newestSeq: entry.loadU64(D.newestSeqOffset), count: entry.loadU64(D.countOffset))
                 }
                 if isDead(entry, oldestPosition: oldestPosition) {
-                    willWrite?(index)
+                    undo?.remember(index, in: self)
                     tombstone(index)
                     liveSlots -= 1
                     if free == nil { free = index }
@@ -135,7 +135,7 @@ struct SlotDirectory {
         }
         if liveSlots >= region.geometry.maxSlots {
             for i in 0..<entryCount where isDead(region.directoryEntry(i), oldestPosition: oldestPosition) {
-                willWrite?(i)
+                undo?.remember(i, in: self)
                 tombstone(i)
                 liveSlots -= 1
                 if free == nil { free = i }

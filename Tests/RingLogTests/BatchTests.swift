@@ -66,6 +66,24 @@ extension LogBatchCheck {
         #expect(e.data == "again" && e.ordinal == 2)
     }
 
+    @Test func rollbackUndoesTombstonesOfTheBatch() throws {
+        let log = HeapLog(capacityBytes: 4096, maxSlots: 2)
+        var writer = LogWriter(region: log.region)
+        try writer.append("a", "old")
+        for _ in 0..<60 { try writer.append("b", "123456") }   // laps the ring: "a" is dead
+        #expect(log.reader.liveSlotsAcquire() == 2)
+        writer.beginBatch()
+        try writer.stage("c", "new")                            // sweeps "a" to make room
+        writer.rollback()
+        #expect(log.reader.findSlot("c") == nil)
+        #expect(log.reader.findSlot("a") != nil)
+        #expect(log.reader.liveSlotsAcquire() == 2)
+        // The directory is as before: a new slot still finds the dead entry to recycle.
+        try writer.append("d", "after")
+        #expect(log.reader.findSlot("d")?.count == 1)
+        #expect(log.reader.findSlot("a") == nil)
+    }
+
     @Test func unfinishedBatchIsRolledBackByTheNextWriter() throws {
         let log = HeapLog(capacityBytes: 8192)
         var writer = LogWriter(region: log.region)

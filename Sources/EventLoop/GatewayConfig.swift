@@ -41,6 +41,12 @@ public struct GatewayConfig: Sendable, Equatable {
     /// Origins allowed to open a WebSocket; default any.
     public var webSocketOrigins = OriginList.any
 
+    // MARK: LOG
+    /// When the ingest flushes the log file to disk (README, Durability). File-backed logs only.
+    public var fsync = FsyncMode.none
+    /// `--fsync interval`: how often the background flusher runs while the log moved.
+    public var fsyncIntervalNanoseconds: UInt64 = 1_000_000_000
+
     public init() {}
 
     /// Connections one worker admits: `--max-connections` split across workers.
@@ -50,4 +56,11 @@ public struct GatewayConfig: Sendable, Equatable {
     public var admissionTableEntries: Int { min(1 << 20, max(1024, 2 * maxSlots)) }
 
     public var logPath: String { dataDir.hasSuffix("/") ? dataDir + "ring.log" : dataDir + "/ring.log" }
+}
+
+// MARK: LOG
+/// `--fsync`: none (the kernel writes back on its own), interval (a background flush every
+/// `fsyncIntervalNanoseconds`), always (a publish is answered only after its bytes are on disk).
+public enum FsyncMode: String, Sendable, Equatable, CaseIterable {
+    case none, interval, always
 }

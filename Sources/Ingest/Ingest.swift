@@ -15,6 +15,7 @@ public final class Ingest: HTTPEngineDelegate {
     let logger: Logger
     let engine: HTTPEngine
     let wakeFDs: [Int32]
+    let logFD: Int32
     let expectedAuthorization: [UInt8]?
     var appendedThisTurn = false
     var shuttingDown = false
@@ -25,11 +26,19 @@ public final class Ingest: HTTPEngineDelegate {
         self.config = config
         self.logger = logger
         self.wakeFDs = wakeFDs
+        self.logFD = logFD
         let mapping = try LogFile.map(fd: logFD)
         region = try LogRegion.attach(base: mapping.base, length: mapping.length)
-        writer = LogWriter(region: region)
+        writer = LogWriter(region: region, file: logFD)
         counters = CounterBlock(region: region, process: ProcessBlock.ingest)
         counters.set(.pid, UInt64(getpid()))
+        Ingest.report(writer.recovery, counters: counters, logger: logger)
+        if config.fsync == .interval {
+            guard rg_flusher_start(logFD, config.fsyncIntervalNanoseconds, region.tailFieldPointer,
+                                   counters.base + LogCounter.logFsyncs.rawValue * 8,
+                                   counters.base + LogCounter.logFsyncNanoseconds.rawValue * 8) == 0
+            else { throw Ingest.StartError("cannot start the --fsync interval flusher thread (errno \(errno))") }
+        }
         expectedAuthorization = config.publishToken.map { Array("Bearer \($0)".utf8) }
         let limits = HTTPLimits(maxBodyBytes: max(config.maxEventBytes, config.maxBatchBytes))
         var engineConfig = HTTPEngine.Configuration(
@@ -64,9 +73,40 @@ public final class Ingest: HTTPEngineDelegate {
         engine.closeIdleHTTP()
     }
 
+    struct StartError: Error, CustomStringConvertible {
+        let description: String
+        init(_ d: String) { description = d }
+    }
+
+    /// Counts and logs what the recovery scan did to the log (nothing, on a clean start).
+    static func report(_ recovery: LogRecovery, counters: CounterBlock, logger: Logger) {
+        if recovery.rolledBackBatch { counters.add(.logRecoveryRolledBackBatches) }
+        if recovery.damagedPosition != nil { counters.add(.logRecoveryDamagedRecords) }
+        counters.add(.logRecoveryDiscardedBytes, recovery.discardedBytes)
+        if let damaged = recovery.damagedPosition {
+            logger.error("log recovery: damaged record (bad crc or framing) at position \(damaged); the log was cut there",
+                         metadata: ["verified": "\(recovery.recordsVerified)", "discarded_bytes": "\(recovery.discardedBytes)",
+                                    "rewound_slots": "\(recovery.rewoundSlots)"])
+        } else if recovery.rolledBackBatch {
+            logger.warning("log recovery: rolled back a batch the previous ingest did not finish (it was never acknowledged)",
+                           metadata: ["discarded_bytes": "\(recovery.discardedBytes)", "rewound_slots": "\(recovery.rewoundSlots)"])
+        }
+    }
+
     public func engineTurnEnd(_ engine: HTTPEngine) {
         guard appendedThisTurn else { return }
         appendedThisTurn = false
+        // Group commit: this turn's 201s are only queued; flushDirty sends them after this
+        // returns, so with --fsync always they leave once every appended byte is on disk.
+        if config.fsync == .always {
+            let start = rg_monotonic_ns()
+            if rg_fdatasync(logFD) != 0 {
+                logger.critical("fdatasync of the log failed (errno \(errno)); stopping so nothing unflushed is acknowledged")
+                exit(74)
+            }
+            counters.add(.logFsyncs)
+            counters.add(.logFsyncNanoseconds, rg_monotonic_ns() - start)
+        }
         // Only workers with subscribers are signalled; the fence orders this turn's appends
         // before the reads of their flags (see Worker.setWakeWanted).
         rg_fence_seq_cst()
@@ -219,6 +259,21 @@ public final class Ingest: HTTPEngineDelegate {
         }
     }
 
+    /// One line of a batch, staged (not yet visible); the caller commits or rolls back.
+    func stage(slot: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
+               timeMilliseconds: UInt64) -> Result<UInt64, PublishFailure> {
+        do {
+            return .success(try writer.stage(slot: slot, type: type, data: data, timeMilliseconds: timeMilliseconds))
+        } catch .slotDirectoryFull {
+            counters.add(.slotDirectoryFull)
+            return .failure(PublishFailure(status: 507, code: "slot_directory_full",
+                                           detail: "the slot directory is full (--max-slots \(config.maxSlots)); no slot's events have expired yet"))
+        } catch {
+            return .failure(PublishFailure(status: 413, code: "payload_too_large",
+                                           detail: "the event does not fit the log (--log-capacity)"))
+        }
+    }
+
     func publishBatch(_ connection: Int32, _ request: HTTPRequest) {
         guard request.body.count <= config.maxBatchBytes else {
             return reject(connection, status: 413, error: "payload_too_large",
@@ -243,15 +298,30 @@ public final class Ingest: HTTPEngineDelegate {
                 return reject(connection, status: status, error: code, detail: "line \(i + 1): \(detail)")
             }
         }
+        // The whole batch against the log first: it is appended entirely or not at all.
+        var check = LogBatchCheck(writer: writer)
+        for item in items {
+            let typeBytes = (item.type ?? Ingest.defaultType).count
+            item.slot.withUnsafeBytes { s in _ = check.add(slot: s, typeBytes: typeBytes, dataBytes: item.data.count) }
+        }
+        if let failure = check.finish() {
+            counters.add(.publishBatchRefused)
+            if case .slotDirectoryFull = failure {
+                counters.add(.slotDirectoryFull)
+                return reject(connection, status: 507, error: "slot_directory_full", detail: "\(failure); nothing was appended")
+            }
+            return reject(connection, status: 413, error: "payload_too_large", detail: "\(failure); nothing was appended")
+        }
         let now = rg_realtime_ns() / 1_000_000
         var body: [UInt8] = []
         body.reserveCapacity(16 + items.count * 24)
         body += Array(#"{"ids":["#.utf8)
         let epoch = region.epoch
+        writer.beginBatch()
         for (i, item) in items.enumerated() {
             let outcome = item.slot.withUnsafeBytes { s in
                 (item.type ?? Ingest.defaultType).withUnsafeBytes { t in
-                    item.data.withUnsafeBytes { d in append(slot: s, type: t, data: d, timeMilliseconds: now) }
+                    item.data.withUnsafeBytes { d in stage(slot: s, type: t, data: d, timeMilliseconds: now) }
                 }
             }
             switch outcome {
@@ -261,10 +331,15 @@ public final class Ingest: HTTPEngineDelegate {
                 EventID(epoch: epoch, seq: seq).append(to: &body)
                 body.append(UInt8(ascii: "\""))
             case .failure(let f):
+                writer.rollback()
                 return reject(connection, status: f.status, error: f.code,
-                              detail: "line \(i + 1): \(f.detail) (the \(i) lines before it were appended)")
+                              detail: "line \(i + 1): \(f.detail); nothing was appended")
             }
         }
+        // One publish of the new tail: every line becomes visible at once.
+        writer.commit()
+        counters.add(.eventsAppended, UInt64(items.count))
+        appendedThisTurn = true
         body += Array("]}".utf8)
         engine.respond(connection, HTTPResponseWriter.json(status: 201, body: body,
                                                            keepAlive: request.keepAlive, extraHeaders: []))

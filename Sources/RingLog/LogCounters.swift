@@ -61,6 +61,13 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case admissionClaimStuck           // streams refused: a slot's admission entry stayed half-claimed
     case originRejectedCORS            // preflights refused, requests answered without CORS headers
     case originRejectedWebSocket       // WebSocket handshakes refused by --ws-origins
+    // MARK: LOG
+    case logFsyncs                     // ingest: fdatasync calls (always and interval)
+    case logFsyncNanoseconds           // ingest: time spent in them
+    case logRecoveryRolledBackBatches  // ingest: unfinished batches rolled back at start-up
+    case logRecoveryDamagedRecords     // ingest: recovery cuts at a damaged record
+    case logRecoveryDiscardedBytes     // ingest: bytes turned into padding by recovery
+    case publishBatchRefused           // ingest: batches refused whole by the pre-check
 }
 
 extension LogCounter {

@@ -35,10 +35,14 @@
 //   +---------------------------------------------------------------+
 //   |                       dataLength (u32)                        | 80
 //   +---------------------------------------------------------------+
-//   |                        reserved (u32)                         | 84
+//   |      crc (u32, CRC32C of bytes 0..<84 and 88..<length)        | 84
 //   +---------------------------------------------------------------+
 //   |            slotName | type | data ... (padded to 8)           | 88
 //   +---------------------------------------------------------------+
+//
+// An event's `crc` covers its whole record except the crc field itself; the recovery scan at
+// start-up cuts the log at the first record whose crc does not match (power loss can leave a
+// file that mixes old and new pages). Padding records carry no crc.
 //
 // A padding record is a header with kind 2 whose length covers the rest of the lap. When fewer
 // than `recordHeaderLength` bytes remain before the end of the data region, no record can start
@@ -105,7 +109,7 @@ public struct LogGeometry: Sendable, Equatable {
 /// Offsets and constants of the layout. Only the writer, reader and region touch raw bytes.
 enum LogDescriptor {
     static let magic: UInt64 = 0x4554_4147_474E_4952  // "RINGGATE" as little-endian bytes
-    static let formatVersion: UInt32 = 1
+    static let formatVersion: UInt32 = 2
     static let cacheLineLength = 64
     /// Each index entry stands for this many bytes of data: records are at least this long.
     static let indexBytesPerEntry = 64
@@ -134,8 +138,8 @@ enum LogDescriptor {
     // Counter area: maxProcesses blocks of countersPerProcess u64 each.
     static let countersOffset = 4096
     static let maxProcesses = 128
-    static let countersPerProcess = 64
-    static let headerLength = countersOffset + maxProcesses * countersPerProcess * 8  // 69632, page-aligned
+    static let countersPerProcess = 128
+    static let headerLength = countersOffset + maxProcesses * countersPerProcess * 8  // 135168, page-aligned
 
     // Record header fields.
     enum Record {
@@ -154,6 +158,7 @@ enum LogDescriptor {
         static let jumpOrdinalOffset = 64
         static let timeMillisecondsOffset = 72
         static let dataLengthOffset = 80
+        static let crcOffset = 84
         static let headerLength = 88
         static let alignment = 8
         static let kindEvent: UInt16 = 1

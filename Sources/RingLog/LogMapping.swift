@@ -5,6 +5,8 @@ import Glibc
 public struct LogFileError: Error, CustomStringConvertible {
     public let description: String
 
+    init(message: String) { description = message }
+
     init(_ what: String, path: String? = nil, errno code: Int32? = nil) {
         var text = "ring log"
         if let path { text += " \(path)" }
@@ -16,23 +18,42 @@ public struct LogFileError: Error, CustomStringConvertible {
 
 /// Opening, creating and mapping the log's backing file (MAP_SHARED).
 public enum LogFile {
-    /// Opens `path`, creating and formatting it (random epoch) when it does not exist. An
+    /// Opens `path` and takes an exclusive `flock` on it for as long as the returned fd stays
+    /// open (children that inherit the fd share it), before reading or writing a byte; creates,
+    /// reserves (`posix_fallocate`) and formats it (random epoch) when it is new or empty. An
     /// existing file must hold a log of exactly `geometry`; otherwise this throws and names both.
+    /// On any failure a file this call created is removed.
     public static func openOrCreate(
         path: String, geometry: LogGeometry
     ) throws -> (fd: Int32, base: UnsafeMutableRawPointer, length: Int, created: Bool) {
-        var created = false
-        var fd = open(path, O_RDWR | O_CLOEXEC)
-        if fd < 0 {
-            guard errno == ENOENT else { throw LogFileError("cannot open", path: path, errno: errno) }
-            fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-            guard fd >= 0 else { throw LogFileError("cannot create", path: path, errno: errno) }
-            created = true
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LogFileError("cannot open", path: path, errno: errno) }
+        guard rg_flock_exclusive_nonblocking(fd) == 0 else {
+            let code = errno
+            let holder = lockHolder(fd: fd)
+            close(fd)
+            guard code == EWOULDBLOCK else { throw LogFileError("cannot lock", path: path, errno: code) }
+            let who = holder.map { "another ringgate (pid \($0))" } ?? "another process"
+            throw LogFileError(message: "ring log \(path) is in use by \(who); stop it or pick another --data-dir")
         }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let code = errno
+            close(fd)
+            throw LogFileError("fstat failed", path: path, errno: code)
+        }
+        // An empty file is one a start that failed left behind, or ours: either way, a new log.
+        let created = info.st_size == 0
         do {
             if created {
-                guard ftruncate(fd, off_t(geometry.totalBytes)) == 0 else {
-                    throw LogFileError("cannot size to \(geometry.totalBytes) bytes", path: path, errno: errno)
+                if rg_fallocate(fd, UInt64(geometry.totalBytes)) != 0 {
+                    let code = errno
+                    if code == ENOSPC || code == EDQUOT {
+                        throw LogFileError(message: "no space left on \(directoryOf(path)) for ring log \(path): "
+                            + "need \(geometry.totalBytes) bytes (--log-capacity \(geometry.capacityBytes) + slot directory "
+                            + "and seq index); free space, lower --log-capacity/--max-slots or pick another --data-dir")
+                    }
+                    throw LogFileError("cannot reserve \(geometry.totalBytes) bytes", path: path, errno: code)
                 }
                 let (base, length) = try map(fd: fd)
                 do {
@@ -60,10 +81,36 @@ public enum LogFile {
             }
             return (fd, base, length, false)
         } catch {
-            close(fd)
             if created { unlink(path) }
+            close(fd)
             throw error
         }
+    }
+
+    static func directoryOf(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// The pid holding a FLOCK on `fd`'s file, from /proc/locks (`N: FLOCK ADVISORY WRITE pid maj:min:inode ...`).
+    static func lockHolder(fd: Int32) -> Int32? {
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return nil }
+        let inode = "\(info.st_ino)"
+        let file = fopen("/proc/locks", "r")
+        guard let file else { return nil }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 512)
+        while fgets(&line, Int32(line.count), file) != nil {
+            let fields = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                .split(separator: " ", omittingEmptySubsequences: true)
+            // Blocked waiters are listed as "N: -> FLOCK ..."; only holders count.
+            guard fields.count >= 6, fields[1] == "FLOCK", let pid = Int32(fields[4]),
+                  fields[5].split(separator: ":").last.map(String.init) == inode
+            else { continue }
+            return pid
+        }
+        return nil
     }
 
     /// A formatted log in an anonymous memfd (for `--ephemeral`). The fd has CLOEXEC set;

@@ -17,7 +17,12 @@ public struct LogRegion: @unchecked Sendable {
         self.geometry = geometry
     }
 
-    /// Zeroes `length` bytes at `base` and writes a fresh header. `epoch` must be non-zero.
+    /// Writes a fresh header over `length` bytes of ZEROED memory at `base` (a new ftruncate'd
+    /// file or memfd, calloc'd heap). `epoch` must be non-zero.
+    ///
+    /// Only the header's first page is written: every other field, the slot directory, the seq
+    /// index and the data start as zero, and zero is their empty state. So a new log's pages
+    /// become resident only as events are written, not at start-up.
     public static func format(
         base: UnsafeMutableRawPointer, length: Int, geometry: LogGeometry, epoch: UInt32
     ) throws(LogError) -> LogRegion {
@@ -25,7 +30,6 @@ public struct LogRegion: @unchecked Sendable {
             throw .regionTooSmall(needed: geometry.totalBytes, have: length)
         }
         guard epoch != 0 else { throw .badGeometry("epoch must be non-zero") }
-        memset(base, 0, geometry.totalBytes)
         base.storeU32(LogDescriptor.versionOffset, LogDescriptor.formatVersion)
         base.storeU32(LogDescriptor.epochOffset, epoch)
         base.storeU64(LogDescriptor.capacityOffset, UInt64(geometry.capacityBytes))
@@ -74,6 +78,10 @@ public struct LogRegion: @unchecked Sendable {
         precondition(counter >= 0 && counter < Self.countersPerProcess, "counter \(counter) out of range")
         return base + LogDescriptor.countersOffset + (process * Self.countersPerProcess + counter) * 8
     }
+
+    /// The header's published `tail` (u64, release-stored by the writer), for a flusher that
+    /// only needs to know whether the log moved.
+    public var tailFieldPointer: UnsafeRawPointer { UnsafeRawPointer(base + LogDescriptor.tailOffset) }
 
     // MARK: Internal layout accessors
 

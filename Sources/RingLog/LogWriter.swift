@@ -5,8 +5,10 @@ import Glibc
 ///
 /// Append order (what readers rely on): `oldestPosition`/`oldestSeq`, then `tailIntent`
 /// (release, covering any wrap padding and the new record) before any byte is overwritten;
-/// padding; record header + payload; seq index; slot directory (seqlock); `latest`, `nextSeq`,
-/// `tail` (release).
+/// padding; record header + payload + crc; seq index; slot directory (seqlock). Then, once per
+/// batch (`commit`): `latest`, `nextSeq`, `tail` (release). Readers stop at `tail`, so the
+/// records of a batch become visible together; a batch that never committed (the writer died)
+/// is rolled back by the next writer's recovery scan.
 public struct LogWriter {
     public enum AppendError: Error, Equatable {
         case slotDirectoryFull
@@ -17,26 +19,38 @@ public struct LogWriter {
 
     let region: LogRegion
     let directory: SlotDirectory
-    private(set) var tailPosition: UInt64
-    private(set) var nextSeq: UInt64
-    private(set) var oldestPosition: UInt64
-    private(set) var oldestSeq: UInt64
-    private(set) var liveSlots: Int
+    /// Staged tail: ahead of the published `tail` while a batch is open.
+    var tailPosition: UInt64
+    var nextSeq: UInt64
+    var oldestPosition: UInt64
+    var oldestSeq: UInt64
+    var liveSlots: Int
+    var latestPosition: UInt64
+    /// State at the last commit, for `rollback`.
+    var committed: (tail: UInt64, nextSeq: UInt64, liveSlots: Int, latest: UInt64)
+    /// Directory entries as they were before the open batch first touched them (batches only).
+    private let undo = DirectoryUndo()
+    private var recordingUndo = false
+    /// What the recovery scan found when this writer took over the log.
+    public internal(set) var recovery = LogRecovery()
 
-    /// Takes over a log. If the previous writer died mid-append (`tailIntent > tail`), a record
-    /// that is provably complete (its slot directory entry already names it) is committed;
-    /// otherwise `[tail, tailIntent)` is covered with padding. `tailIntent` never moves back.
-    public init(region: LogRegion) {
+    /// Takes over a log: runs the recovery scan (see `LogRecovery`) unless the log never held
+    /// a byte, so that a fresh log's pages stay untouched. `file`, the descriptor the region is
+    /// mapped from (offset 0), lets the scan read the slot directory without faulting it in.
+    public init(region: LogRegion, file: Int32 = -1) {
         self.region = region
         self.directory = SlotDirectory(region: region)
         tailPosition = region.loadAcquire(LogDescriptor.tailOffset)
         nextSeq = max(1, region.loadAcquire(LogDescriptor.nextSeqOffset))
         oldestPosition = region.loadAcquire(LogDescriptor.oldestPositionOffset)
         oldestSeq = region.loadAcquire(LogDescriptor.oldestSeqOffset)
-        liveSlots = 0
-        recover()
-        liveSlots = directory.repairAfterCrash()
-        rg_store_release_u64(region.field(LogDescriptor.liveSlotsOffset), UInt64(liveSlots))
+        latestPosition = region.loadAcquire(LogDescriptor.latestOffset)
+        liveSlots = Int(region.loadAcquire(LogDescriptor.liveSlotsOffset))
+        committed = (tailPosition, nextSeq, liveSlots, latestPosition)
+        if tailPosition > 0 || region.loadAcquire(LogDescriptor.tailIntentOffset) > 0 {
+            recover(file: file)
+            committed = (tailPosition, nextSeq, liveSlots, latestPosition)
+        }
     }
 
     /// Seq of the newest appended event; 0 when the log is empty.
@@ -60,13 +74,71 @@ public struct LogWriter {
         return LogDescriptor.alignUp(length, R.alignment) <= region.geometry.maxRecordBytes
     }
 
-    /// Appends one event and returns its seq.
+    /// Appends one event, makes it visible (`commit`) and returns its seq.
     ///
     /// `slot` must be 1...128 bytes and `type` at most 255 bytes (the caller validates user
     /// input first). Throws `.recordTooLarge` above `maxRecordBytes` (capacity / 4) and
-    /// `.slotDirectoryFull` when the slot is new and `maxSlots` slots still have retained records.
+    /// `.slotDirectoryFull` when the slot is new and `maxSlots` slots still have retained records;
+    /// a throw changes nothing readers can see.
     @discardableResult
     public mutating func append(
+        slot: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
+        timeMilliseconds: UInt64
+    ) throws(AppendError) -> UInt64 {
+        let seq = try stage(slot: slot, type: type, data: data, timeMilliseconds: timeMilliseconds)
+        commit()
+        return seq
+    }
+
+    /// Starts a batch: `stage` its lines, then `commit` (all visible at once) or `rollback`.
+    /// Check the batch with `LogBatchCheck` first, so that no line fails half-way.
+    public mutating func beginBatch() {
+        precondition(tailPosition == committed.tail, "a batch is already open")
+        undo.saved.removeAll(keepingCapacity: true)
+        recordingUndo = true
+    }
+
+    /// Makes every staged record visible: `latest`, `nextSeq`, `tail` (release), once.
+    public mutating func commit() {
+        recordingUndo = false
+        undo.saved.removeAll(keepingCapacity: true)
+        guard tailPosition != committed.tail else { return }
+        rg_store_release_u64(region.field(LogDescriptor.liveSlotsOffset), UInt64(liveSlots))
+        region.storeRelease(LogDescriptor.latestOffset, latestPosition)
+        region.storeRelease(LogDescriptor.nextSeqOffset, nextSeq)
+        region.storeRelease(LogDescriptor.tailOffset, tailPosition)
+        committed = (tailPosition, nextSeq, liveSlots, latestPosition)
+    }
+
+    /// Drops the staged records of the open batch: the directory entries it touched get their
+    /// old contents back, its bytes become padding, seqs are not used up. Readers never saw it.
+    public mutating func rollback() {
+        precondition(recordingUndo, "rollback needs beginBatch")
+        recordingUndo = false
+        for (index, saved) in undo.saved {
+            directory.restore(index, saved)
+        }
+        undo.saved.removeAll(keepingCapacity: true)
+        let end = tailPosition
+        coverWithPadding(from: committed.tail, to: end)
+        nextSeq = committed.nextSeq
+        liveSlots = committed.liveSlots
+        latestPosition = committed.latest
+        if oldestPosition >= committed.tail {
+            // The batch overwrote everything older: nothing is retained.
+            oldestPosition = end
+            oldestSeq = 0
+            region.storeRelease(LogDescriptor.oldestPositionOffset, oldestPosition)
+            region.storeRelease(LogDescriptor.oldestSeqOffset, oldestSeq)
+        }
+        rg_store_release_u64(region.field(LogDescriptor.liveSlotsOffset), UInt64(liveSlots))
+        region.storeRelease(LogDescriptor.tailOffset, end)
+        committed = (end, nextSeq, liveSlots, latestPosition)
+    }
+
+    /// Writes one event without making it visible (`commit` does) and returns its seq.
+    @discardableResult
+    public mutating func stage(
         slot: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
         timeMilliseconds: UInt64
     ) throws(AppendError) -> UInt64 {
@@ -75,7 +147,9 @@ public struct LogWriter {
         guard fits(slotBytes: slot.count, typeBytes: type.count, dataBytes: data.count) else {
             throw .recordTooLarge
         }
-        guard let resolution = directory.resolveForAppend(slot, oldestPosition: oldestPosition, liveSlots: &liveSlots)
+        let undo: DirectoryUndo? = recordingUndo ? self.undo : nil
+        guard let resolution = directory.resolveForAppend(
+            slot, oldestPosition: oldestPosition, liveSlots: &liveSlots, undo: undo)
         else { throw .slotDirectoryFull }
 
         let length = Self.recordLength(slotBytes: slot.count, typeBytes: type.count, dataBytes: data.count)
@@ -138,7 +212,7 @@ public struct LogWriter {
         record.storeU64(R.jumpOrdinalOffset, jumpOrdinal)
         record.storeU64(R.timeMillisecondsOffset, timeMilliseconds)
         record.storeU32(R.dataLengthOffset, UInt32(data.count))
-        record.storeU32(R.dataLengthOffset + 4, 0)
+        record.storeU32(R.crcOffset, 0)
         var cursor = R.headerLength
         memcpy(record + cursor, slot.baseAddress!, slot.count)
         cursor += slot.count
@@ -147,27 +221,32 @@ public struct LogWriter {
         if data.count > 0 { memcpy(record + cursor, data.baseAddress!, data.count) }
         cursor += data.count
         if Int(alignedLength) > cursor { memset(record + cursor, 0, Int(alignedLength) - cursor) }
+        record.storeU32(R.crcOffset, Self.crc(record, length: length))
 
         rg_store_release_u64(region.indexPointer(seq), position)
+        undo?.remember(resolution.index, in: directory)
         directory.publish(resolution, name: slot, newestPosition: position, newestSeq: seq, count: ordinal)
         if resolution.isNew {
             liveSlots += 1
         }
-        rg_store_release_u64(region.field(LogDescriptor.liveSlotsOffset), UInt64(liveSlots))
 
         nextSeq = seq + 1
         tailPosition = end
-        region.storeRelease(LogDescriptor.latestOffset, position)
-        region.storeRelease(LogDescriptor.nextSeqOffset, nextSeq)
-        region.storeRelease(LogDescriptor.tailOffset, end)
+        latestPosition = position
         return seq
+    }
+
+    /// CRC32C of a record's `length` bytes at `record`, leaving out its own crc field.
+    static func crc(_ record: UnsafeRawPointer, length: Int) -> UInt32 {
+        let head = rg_crc32c_update(0, record, R.crcOffset)
+        return rg_crc32c_update(head, record + R.headerLength, length - R.headerLength)
     }
 
     // MARK: Internals
 
     /// Moves `oldestPosition` past every record the bytes up to `end` will overwrite, walking
     /// the records (amortised O(1) per append), and publishes it.
-    private mutating func advanceOldest(toCover end: UInt64, newPosition: UInt64, newSeq: UInt64) {
+    mutating func advanceOldest(toCover end: UInt64, newPosition: UInt64, newSeq: UInt64) {
         let capacity = region.capacity
         let limit = end > capacity ? end - capacity : 0
         while oldestPosition < limit && oldestPosition < tailPosition {
@@ -216,7 +295,7 @@ public struct LogWriter {
     }
 
     /// Covers `[from, to)` with padding records, one per lap piece.
-    private func coverWithPadding(from: UInt64, to: UInt64) {
+    func coverWithPadding(from: UInt64, to: UInt64) {
         var position = from
         while position < to {
             let remaining = region.capacity - (position & region.mask)
@@ -225,70 +304,14 @@ public struct LogWriter {
             position += piece
         }
     }
+}
 
-    private mutating func recover() {
-        let intent = region.loadAcquire(LogDescriptor.tailIntentOffset)
-        guard intent > tailPosition else {
-            if intent < tailPosition { region.storeRelease(LogDescriptor.tailIntentOffset, tailPosition) }
-            return
-        }
-        let capacity = region.capacity
-        let span = intent - tailPosition
-        let offset = tailPosition & region.mask
-        let position = offset + span > capacity ? tailPosition + (capacity - offset) : tailPosition
-        if span & 7 == 0, span <= UInt64(region.geometry.maxRecordBytes) + capacity, let seq = committedRecord(at: position, end: intent) {
-            // The record was complete: finish its commit.
-            rg_store_release_u64(region.indexPointer(seq), position)
-            let record = region.recordPointer(position)
-            let entry = region.directoryEntry(Int(record.loadU32(R.slotIndexOffset)))
-            entry.storeU64(LogDescriptor.Directory.countOffset, record.loadU64(R.slotOrdinalOffset))
-            nextSeq = max(nextSeq, seq + 1)
-            if oldestSeq == 0 { oldestSeq = 1 }
-            region.storeRelease(LogDescriptor.latestOffset, position)
-            region.storeRelease(LogDescriptor.nextSeqOffset, nextSeq)
-        } else {
-            coverWithPadding(from: tailPosition, to: (intent + 7) & ~7)
-        }
-        let end = (intent + 7) & ~7
-        if end != intent { region.storeRelease(LogDescriptor.tailIntentOffset, end) }
-        let previousTail = tailPosition
-        tailPosition = end
-        region.storeRelease(LogDescriptor.tailOffset, end)
-        // Records older than the covered range may have been overwritten by it.
-        let limit = end > capacity ? end - capacity : 0
-        if oldestPosition < limit {
-            let saved = tailPosition
-            tailPosition = previousTail
-            advanceOldest(toCover: end, newPosition: saved, newSeq: nextSeq)
-            tailPosition = saved
-        }
-        if oldestPosition > tailPosition { oldestPosition = tailPosition }
-        region.storeRelease(LogDescriptor.oldestPositionOffset, oldestPosition)
-        region.storeRelease(LogDescriptor.oldestSeqOffset, oldestSeq)
-    }
+/// The directory entries an open batch changed, as they were before it (for `rollback`).
+final class DirectoryUndo {
+    var saved: [Int: [UInt8]] = [:]
 
-    /// The seq of the record at `position` if it ends at `end` and its slot directory entry
-    /// already names it as newest (so its bytes were all written before the crash).
-    private func committedRecord(at position: UInt64, end: UInt64) -> UInt64? {
-        let record = region.recordPointer(position)
-        guard region.capacity - (position & region.mask) >= UInt64(R.headerLength) else { return nil }
-        let length = UInt64(record.loadU32(R.lengthOffset))
-        guard record.loadU16(R.kindOffset) == R.kindEvent,
-              record.loadU64(R.positionOffset) == position,
-              length >= UInt64(R.headerLength),
-              position + ((length + 7) & ~7) == end
-        else { return nil }
-        let slotIndex = Int(record.loadU32(R.slotIndexOffset))
-        guard slotIndex < directory.entryCount else { return nil }
-        let entry = region.directoryEntry(slotIndex)
-        typealias D = LogDescriptor.Directory
-        let seq = record.loadU64(R.seqOffset)
-        guard entry.loadU32(D.stateOffset) == D.stateLive,
-              entry.loadU32(D.generationOffset) == record.loadU32(R.slotGenerationOffset),
-              entry.loadU64(D.newestPositionOffset) == position,
-              entry.loadU64(D.newestSeqOffset) == seq,
-              seq >= nextSeq - 1, seq <= nextSeq
-        else { return nil }
-        return seq
+    /// Saves entry `index` unless this batch already saved it.
+    func remember(_ index: Int, in directory: SlotDirectory) {
+        if saved[index] == nil { saved[index] = directory.save(index) }
     }
 }

@@ -100,8 +100,10 @@ struct SlotDirectory {
 
     /// Finds `name` or picks a free entry for it, tombstoning dead entries on the way (and
     /// sweeping once when `liveSlots` reached `maxSlots`). nil when the directory is full.
+    /// `undo`, when given, saves each entry before it is first changed (tombstones included).
     func resolveForAppend(
-        _ name: UnsafeRawBufferPointer, oldestPosition: UInt64, liveSlots: inout Int
+        _ name: UnsafeRawBufferPointer, oldestPosition: UInt64, liveSlots: inout Int,
+        undo: DirectoryUndo? = nil
     ) -> Resolution? {
         let mask = entryCount - 1
         var index = Int(truncatingIfNeeded: LogDescriptor.nameHash(name)) & mask
@@ -121,6 +123,7 @@ struct SlotDirectory {
                         newestSeq: entry.loadU64(D.newestSeqOffset), count: entry.loadU64(D.countOffset))
                 }
                 if isDead(entry, oldestPosition: oldestPosition) {
+                    undo?.remember(index, in: self)
                     tombstone(index)
                     liveSlots -= 1
                     if free == nil { free = index }
@@ -132,6 +135,7 @@ struct SlotDirectory {
         }
         if liveSlots >= region.geometry.maxSlots {
             for i in 0..<entryCount where isDead(region.directoryEntry(i), oldestPosition: oldestPosition) {
+                undo?.remember(i, in: self)
                 tombstone(i)
                 liveSlots -= 1
                 if free == nil { free = i }
@@ -160,6 +164,27 @@ struct SlotDirectory {
             return true
         }
         return false
+    }
+
+    /// Whether `name` has a live entry (an append to it would not need a new one).
+    func holdsLive(_ name: UnsafeRawBufferPointer) -> Bool {
+        let mask = entryCount - 1
+        var index = Int(truncatingIfNeeded: LogDescriptor.nameHash(name)) & mask
+        for _ in 0..<entryCount {
+            let entry = region.directoryEntry(index)
+            let state = entry.loadU32(D.stateOffset)
+            if state == D.stateEmpty { return false }
+            if state == D.stateLive && nameEquals(entry, name) { return true }
+            index = (index + 1) & mask
+        }
+        return false
+    }
+
+    /// Live entries whose records are all gone: what a sweep could recycle. O(entries).
+    func deadCount(oldestPosition: UInt64) -> Int {
+        var dead = 0
+        for i in 0..<entryCount where isDead(region.directoryEntry(i), oldestPosition: oldestPosition) { dead += 1 }
+        return dead
     }
 
     /// Seqlock write: odd, release fence, body, even (release).
@@ -193,15 +218,32 @@ struct SlotDirectory {
         }
     }
 
-    /// After a crash: makes every seqlock even again and returns the number of live entries.
-    func repairAfterCrash() -> Int {
-        var live = 0
-        for i in 0..<entryCount {
-            let entry = region.directoryEntry(i)
-            let seqlock = entry.loadU32(D.seqlockOffset)
-            if seqlock & 1 != 0 { rg_store_release_u32(entry + D.seqlockOffset, seqlock &+ 1) }
-            if entry.loadU32(D.stateOffset) == D.stateLive { live += 1 }
+    /// A copy of entry `index` (everything but its seqlock), for `restore`.
+    func save(_ index: Int) -> [UInt8] {
+        let entry = region.directoryEntry(index)
+        return Array(UnsafeRawBufferPointer(start: entry + 4, count: D.entryLength - 4))
+    }
+
+    /// Puts back what `save` copied, under the seqlock.
+    func restore(_ index: Int, _ saved: [UInt8]) {
+        write(index) { entry in
+            saved.withUnsafeBytes { _ = memcpy(entry + 4, $0.baseAddress!, D.entryLength - 4) }
         }
-        return live
+    }
+
+    /// Points a live entry at an older record of its slot (recovery cut the newer ones).
+    func rewind(_ index: Int, newestPosition: UInt64, newestSeq: UInt64, count: UInt64) {
+        write(index) { entry in
+            entry.storeU64(D.newestPositionOffset, newestPosition)
+            entry.storeU64(D.newestSeqOffset, newestSeq)
+            entry.storeU64(D.countOffset, count)
+        }
+    }
+
+    /// Makes entry `index` even if a writer died inside its seqlock.
+    func repairSeqlock(_ index: Int) {
+        let entry = region.directoryEntry(index)
+        let seqlock = entry.loadU32(D.seqlockOffset)
+        if seqlock & 1 != 0 { rg_store_release_u32(entry + D.seqlockOffset, seqlock &+ 1) }
     }
 }

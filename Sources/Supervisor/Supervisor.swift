@@ -112,26 +112,31 @@ public final class Supervisor {
         } catch {
             throw StartError("bad log geometry: \(error)")
         }
-        var epochBytes: UInt32 = 0
-        repeat { _ = rg_getrandom(&epochBytes, 4) } while epochBytes == 0
-        if config.ephemeral {
-            let m = try LogFile.createEphemeral(geometry: geometry)
-            logFD = m.fd
-            region = try LogRegion.format(base: m.base, length: m.length, geometry: geometry, epoch: epochBytes)
-        } else {
-            if mkdir(config.dataDir, 0o755) != 0 && errno != EEXIST {
-                throw StartError("cannot create data dir \(config.dataDir): \(String(cString: strerror(errno)))")
-            }
-            let m = try LogFile.openOrCreate(path: config.logPath, geometry: geometry)
-            logFD = m.fd
-            if m.created {
-                region = try LogRegion.format(base: m.base, length: m.length, geometry: geometry, epoch: epochBytes)
-                logger.info("created log", metadata: ["path": "\(config.logPath)", "epoch": "\(epochBytes)"])
-            } else {
+        // One format only: LogFile creates a new log with its epoch. Nothing here writes the
+        // log before LogFile holds the file's lock (a second instance must change nothing).
+        do {
+            if config.ephemeral {
+                let m = try LogFile.createEphemeral(geometry: geometry)
+                logFD = m.fd
                 region = try LogRegion.attach(base: m.base, length: m.length)
-                logger.info("opened log", metadata: ["path": "\(config.logPath)",
-                                                     "head": "\(LogReader(region: region).headSeqAcquire())"])
+            } else {
+                if mkdir(config.dataDir, 0o755) != 0 && errno != EEXIST {
+                    throw StartError("cannot create data dir \(config.dataDir): \(String(cString: strerror(errno)))")
+                }
+                let m = try LogFile.openOrCreate(path: config.logPath, geometry: geometry)
+                logFD = m.fd
+                region = try LogRegion.attach(base: m.base, length: m.length)
+                if m.created {
+                    logger.info("created log", metadata: ["path": "\(config.logPath)", "epoch": "\(region.epoch)"])
+                } else {
+                    logger.info("opened log", metadata: ["path": "\(config.logPath)",
+                                                         "head": "\(LogReader(region: region).headSeqAcquire())"])
+                }
             }
+        } catch let error as StartError {
+            throw error
+        } catch {
+            throw StartError("\(error)")
         }
         // READER: workers size their buffers for the largest event the log may hold (a log
         // from before the header kept it is measured once).
@@ -151,6 +156,18 @@ public final class Supervisor {
 
     func openListeners() throws {
         var port = config.listenPort
+        // SO_REUSEPORT would let this instance join the group of another one on the same port
+        // and take half its subscribers: first bind a plain socket, which fails while anyone
+        // holds the port, then the group.
+        if port != 0 {
+            let probe = rg_listen_tcp(config.listenHost, Int32(port), 1, 0)
+            guard probe >= 0 else {
+                let code = errno
+                throw StartError("cannot listen on \(config.listenHost):\(port) (--listen): \(String(cString: strerror(code)))"
+                    + (code == EADDRINUSE ? "; another process (another ringgate?) holds the port" : ""))
+            }
+            close(probe)
+        }
         for i in 0..<config.workers {
             let fd = rg_listen_tcp(config.listenHost, Int32(port), 4096, 1)
             guard fd >= 0 else {

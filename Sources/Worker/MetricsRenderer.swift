@@ -100,6 +100,18 @@ struct MetricsRenderer {
         out += "ringgate_log_corrupt_records_total \(sum(.logCorruptRecords))\n"
         family("history_overruns_total", "counter", "History pulls answered 503 log_overrun: the ring overwrote the window on every try.")
         out += "ringgate_history_overruns_total \(sum(.historyOverruns))\n"
+        // MARK: LOG
+        family("log_fsyncs_total", "counter", "fdatasync calls on the log file (--fsync always or interval).")
+        out += "ringgate_log_fsyncs_total \(sum(.logFsyncs))\n"
+        family("log_fsync_seconds_total", "counter", "Time spent in fdatasync of the log file.")
+        out += "ringgate_log_fsync_seconds_total \(Double(sum(.logFsyncNanoseconds)) / 1e9)\n"
+        family("log_recovery_total", "counter", "Recovery cuts of the log at ingest start-up, by cause.")
+        out += "ringgate_log_recovery_total{cause=\"unfinished_batch\"} \(sum(.logRecoveryRolledBackBatches))\n"
+        out += "ringgate_log_recovery_total{cause=\"damaged_record\"} \(sum(.logRecoveryDamagedRecords))\n"
+        family("log_recovery_discarded_bytes_total", "counter", "Log bytes recovery turned into padding.")
+        out += "ringgate_log_recovery_discarded_bytes_total \(sum(.logRecoveryDiscardedBytes))\n"
+        family("publish_batch_refused_total", "counter", "NDJSON batches refused whole before any line was appended (log or directory limits).")
+        out += "ringgate_publish_batch_refused_total \(sum(.publishBatchRefused))\n"
         return Array(out.utf8)
     }
 }

@@ -32,6 +32,9 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("watchdog-timeout"), help: "Kill and restart a child whose loop has not turned this long, 0 = off (default 10s).") var watchdogTimeout: String?
     @Option(name: .customLong("cors-origins"), help: "Origins whose pages may read subscriber responses: *, none, or a comma-separated list (default *).") var corsOrigins: String?
     @Option(name: .customLong("ws-origins"), help: "Origins allowed to open a WebSocket: *, none, or a comma-separated list (default *).") var wsOrigins: String?
+    // MARK: LOG
+    @Option(help: "When the log is flushed to disk: none, interval or always (default none).") var fsync: String?
+    @Option(name: .customLong("fsync-interval"), help: "Flush period of --fsync interval (default 1s).") var fsyncInterval: String?
 
     static func env(_ name: String) -> String? {
         guard let v = getenv("RINGGATE_" + name) else { return nil }
@@ -131,6 +134,20 @@ struct ServeOptions: ParsableArguments {
         }
         if let o = try origins(pick(corsOrigins, "CORS_ORIGINS"), "cors-origins") { c.corsOrigins = o }
         if let o = try origins(pick(wsOrigins, "WS_ORIGINS"), "ws-origins") { c.webSocketOrigins = o }
+        // MARK: LOG
+        if let v = pick(fsync, "FSYNC") {
+            guard let mode = FsyncMode(rawValue: v) else { throw fail("fsync", v, "expected none, interval or always") }
+            c.fsync = mode
+        }
+        if let n = try duration(pick(fsyncInterval, "FSYNC_INTERVAL"), "fsync-interval") {
+            guard n >= 1_000_000, n <= 3_600_000_000_000 else {
+                throw fail("fsync-interval", pick(fsyncInterval, "FSYNC_INTERVAL") ?? "", "expected a duration from 1ms to 1h")
+            }
+            c.fsyncIntervalNanoseconds = n
+        }
+        if c.ephemeral && c.fsync != .none {
+            throw ValidationError("--fsync \(c.fsync.rawValue) needs a file-backed log: an --ephemeral log lives in memory and has no disk to flush to")
+        }
         if c.maxEventBytes + 512 > c.logCapacityBytes / 4 {
             throw ValidationError("--max-event-bytes \(c.maxEventBytes) does not fit --log-capacity \(c.logCapacityBytes): an event may take at most a quarter of the ring")
         }
@@ -167,6 +184,8 @@ struct ServeOptions: ParsableArguments {
             "--cors-origins", c.corsOrigins.flagValue,
             "--ws-origins", c.webSocketOrigins.flagValue,
         ]
+        // MARK: LOG
+        a += ["--fsync", c.fsync.rawValue, "--fsync-interval", "\(c.fsyncIntervalNanoseconds / 1_000_000)ms"]
         if c.ephemeral { a.append("--ephemeral") }
         return a
     }

@@ -94,23 +94,27 @@ import Testing
         #expect(reader.event(at: 4096 + 96, scratch: log.scratch)?.seq == 43)
     }
 
-    @Test func completeButUnpublishedRecordIsCommitted() throws {
+    @Test func completeButUncommittedRecordIsRolledBack() throws {
         let log = HeapLog(capacityBytes: 4096)
         var writer = LogWriter(region: log.region)
         let reader = log.reader
         for _ in 0..<3 { try writer.append("a", "123456") }
         let tail = reader.tailAcquire(), latest = reader.latestAcquire()
         try writer.append("a", "last")
-        // The writer died after the slot directory update, before latest/nextSeq/tail.
+        // The writer died after the slot directory update, before latest/nextSeq/tail: nobody
+        // was told about the record, so it is rolled back, never half shown.
         log.region.storeRelease(LogDescriptor.tailOffset, tail)
         log.region.storeRelease(LogDescriptor.latestOffset, latest)
         log.region.storeRelease(LogDescriptor.nextSeqOffset, 4)
         let restarted = LogWriter(region: log.region)
-        #expect(restarted.headSeq == 4)
-        #expect(reader.headSeqAcquire() == 4)
-        #expect(reader.event(at: tail, scratch: log.scratch)?.data == "last")
-        #expect(reader.position(ofSeq: 4) == tail)
-        #expect(reader.findSlot("a")?.count == 4)
+        #expect(restarted.recovery.rolledBackBatch)
+        #expect(restarted.headSeq == 3)
+        #expect(reader.headSeqAcquire() == 3)
+        #expect(reader.position(ofSeq: 4) == nil)
+        #expect(reader.findSlot("a")?.count == 3)
+        guard case .padding = reader.copyRecord(at: tail, into: log.scratch) else {
+            Issue.record("the rolled-back record must read as padding"); return
+        }
     }
 
     @Test func oddSeqlockIsRepaired() throws {

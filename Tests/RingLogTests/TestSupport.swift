@@ -12,6 +12,8 @@ final class HeapLog {
         let geometry = try! LogGeometry(capacityBytes: capacityBytes, maxSlots: maxSlots)
         length = geometry.totalBytes
         base = UnsafeMutableRawPointer.allocate(byteCount: length, alignment: 4096)
+        // format expects zeroed memory, like a fresh ftruncate'd file.
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: length)
         region = try! LogRegion.format(base: base, length: length, geometry: geometry, epoch: epoch)
         scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: geometry.maxRecordBytes, alignment: 8)
     }

@@ -126,3 +126,20 @@ int rg_signal_take(void);                      // bitmask of flags seen since th
 int rg_shutdown(int fd, int how);              // 0 = RD, 1 = WR, 2 = RDWR
 int rg_close(int fd);
 #endif
+
+// ---------------------------------------------------------------------------------------------
+// The log file (logfile.c): record checksums, space, exclusivity, durability.
+#ifndef CRINGGATESYS_LOGFILE
+#define CRINGGATESYS_LOGFILE
+#include <stdint.h>
+#include <stddef.h>
+// CRC32C (Castagnoli) of `length` bytes, continuing `crc` (start with 0). SSE4.2 when present.
+uint32_t rg_crc32c_update(uint32_t crc, const void *data, size_t length);
+int rg_crc32c_hardware(void);                   // 1 when the SSE4.2 instruction is used
+int rg_fallocate(int fd, uint64_t length);      // posix_fallocate from 0; -1 with errno (ENOSPC)
+int rg_flock_exclusive_nonblocking(int fd);     // flock(LOCK_EX|LOCK_NB); -1 with errno (EWOULDBLOCK)
+int rg_fdatasync(int fd);
+// Starts a detached thread that calls fdatasync(fd) every interval_ns while the u64 at `tail`
+// (acquire) moved since the last flush; adds 1 to `*count` and the flush time to `*nanoseconds`.
+int rg_flusher_start(int fd, uint64_t interval_ns, const void *tail, void *count, void *nanoseconds);
+#endif

@@ -1,0 +1,198 @@
+import CRinggateSys
+import Glibc
+
+/// What the recovery scan found when a writer took over a log.
+public struct LogRecovery: Sendable, Equatable {
+    /// Events whose crc and framing were checked, oldest to `tail`.
+    public var recordsVerified = 0
+    /// A batch was open when the previous writer stopped (`tailIntent > tail`): rolled back.
+    public var rolledBackBatch = false
+    /// Position of the first damaged record (bad framing or crc); nil when none.
+    public var damagedPosition: UInt64? = nil
+    /// Bytes from the cut to the end of what the previous writer had claimed, now padding.
+    public var discardedBytes: UInt64 = 0
+    /// Directory entries pointed back at an older record (or tombstoned) by the cut.
+    public var rewoundSlots = 0
+
+    public init() {}
+}
+
+/// The recovery scan. The log is cut back to a position P: the last committed `tail`
+/// (an unfinished batch is rolled back) or, earlier, the first damaged record. A cut rewinds
+/// every directory entry that names a record at or past P, covers `[P, tailIntent)` with padding
+/// (so `tailIntent` never moves back) and keeps `nextSeq` (a damaged range leaves a gap of seqs
+/// rather than reusing ids clients may hold). While walking, it rewrites each record's seq-index
+/// entry and moves a directory entry forward to the newest record found for it, so the file is
+/// consistent again even when a power loss kept some pages and lost others.
+extension LogWriter {
+    typealias D = LogDescriptor.Directory
+
+    struct SlotNewest {
+        var generation: UInt32
+        var position: UInt64
+        var seq: UInt64
+        var ordinal: UInt64
+    }
+
+    mutating func recover(file: Int32) {
+        let intent = region.loadAcquire(LogDescriptor.tailIntentOffset)
+        let claimedEnd = (max(intent, tailPosition) + 7) & ~7
+        var report = LogRecovery()
+        report.rolledBackBatch = intent > tailPosition
+
+        // 1. Walk oldest -> tail, verifying framing and crc; P = the first bad record or tail.
+        var newest: [UInt32: SlotNewest] = [:]
+        var position = min(oldestPosition, tailPosition)
+        var lastSeq: UInt64 = 0
+        var lastPosition: UInt64? = nil
+        while position < tailPosition {
+            let remaining = region.capacity - (position & region.mask)
+            if remaining < UInt64(R.headerLength) {
+                position += remaining
+                continue
+            }
+            guard let (seq, next) = verifiedRecord(at: position, remaining: remaining, limit: tailPosition)
+            else {
+                report.damagedPosition = position
+                break
+            }
+            if let seq {
+                let record = region.recordPointer(position)
+                let index = record.loadU32(R.slotIndexOffset)
+                newest[index] = SlotNewest(
+                    generation: record.loadU32(R.slotGenerationOffset), position: position, seq: seq,
+                    ordinal: record.loadU64(R.slotOrdinalOffset))
+                rg_store_release_u64(region.indexPointer(seq), position)
+                lastSeq = seq
+                lastPosition = position
+                report.recordsVerified += 1
+            }
+            position = next
+        }
+        let cut = position
+
+        // 2. The directory: seqlocks, entries at or past the cut, entries behind the data. It is
+        // read with pread when the log has a file, so that its untouched pages (most of it) are
+        // not faulted into this process; only entries that change are written through the mapping.
+        var live = 0
+        let chunkEntries = 4096
+        var chunk = [UInt8](repeating: 0, count: chunkEntries * D.entryLength)
+        var first = 0
+        while first < directory.entryCount {
+            let count = min(chunkEntries, directory.entryCount - first)
+            chunk.withUnsafeMutableBytes { buffer in
+                let bytes = count * D.entryLength
+                let offset = region.geometry.directoryOffset + first * D.entryLength
+                let copied = file >= 0 && readFully(file, buffer.baseAddress!, bytes, offset: offset)
+                let source = copied ? buffer.baseAddress! : region.directoryEntry(first)
+                for k in 0..<count {
+                    let i = first + k
+                    let entry = source + k * D.entryLength
+                    if entry.loadU32(D.seqlockOffset) & 1 != 0 { directory.repairSeqlock(i) }
+                    guard entry.loadU32(D.stateOffset) == D.stateLive else { continue }
+                    let generation = entry.loadU32(D.generationOffset)
+                    let entryNewest = entry.loadU64(D.newestPositionOffset)
+                    let found = newest[UInt32(i)].flatMap { $0.generation == generation ? $0 : nil }
+                    if entryNewest >= cut && entryNewest != R.noPosition {
+                        report.rewoundSlots += 1
+                        if let found {
+                            directory.rewind(i, newestPosition: found.position, newestSeq: found.seq, count: found.ordinal)
+                        } else if let older = olderLink(at: entryNewest, cut: cut, index: i, generation: generation),
+                                  older.count > 0 {
+                            // Nothing of the slot is retained below the cut: keep its ordinals going.
+                            directory.rewind(i, newestPosition: older.position, newestSeq: older.seq, count: older.count)
+                        } else {
+                            directory.tombstone(i)
+                            continue
+                        }
+                    } else if let found, found.position > entryNewest || entryNewest == R.noPosition {
+                        directory.rewind(i, newestPosition: found.position, newestSeq: found.seq, count: found.ordinal)
+                    }
+                    live += 1
+                }
+            }
+            first += count
+        }
+        liveSlots = live
+        rg_store_release_u64(region.field(LogDescriptor.liveSlotsOffset), UInt64(liveSlots))
+
+        // 3. Everything from the cut to what was claimed becomes padding; publish the new tail.
+        if cut < claimedEnd {
+            report.discardedBytes = claimedEnd - cut
+            coverWithPadding(from: cut, to: claimedEnd)
+        }
+        if claimedEnd != intent { region.storeRelease(LogDescriptor.tailIntentOffset, claimedEnd) }
+        nextSeq = max(nextSeq, lastSeq + 1)
+        if let lastPosition { latestPosition = lastPosition }
+        if lastPosition == nil || oldestPosition >= cut {
+            // Nothing is retained: the next record becomes the oldest.
+            oldestPosition = claimedEnd
+            oldestSeq = 0
+        }
+        tailPosition = claimedEnd
+        region.storeRelease(LogDescriptor.oldestPositionOffset, oldestPosition)
+        region.storeRelease(LogDescriptor.oldestSeqOffset, oldestSeq)
+        region.storeRelease(LogDescriptor.latestOffset, latestPosition)
+        region.storeRelease(LogDescriptor.nextSeqOffset, nextSeq)
+        region.storeRelease(LogDescriptor.tailOffset, tailPosition)
+        recovery = report
+    }
+
+    /// pread of `count` bytes at `offset`, all of them; false on any error or short file.
+    private func readFully(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int, offset: Int) -> Bool {
+        var done = 0
+        while done < count {
+            let n = pread(fd, buffer + done, count - done, off_t(offset + done))
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return false }
+            done += n
+        }
+        return true
+    }
+
+    /// (seq or nil for padding, next position) of an intact record at `position` that ends at or
+    /// before `limit`; nil when its framing or crc is wrong.
+    private func verifiedRecord(at position: UInt64, remaining: UInt64, limit: UInt64) -> (UInt64?, UInt64)? {
+        let record = region.recordPointer(position)
+        let length = UInt64(record.loadU32(R.lengthOffset))
+        let kind = record.loadU16(R.kindOffset)
+        let aligned = (length + 7) & ~7
+        guard length >= 16, aligned <= remaining, position + aligned <= limit,
+              record.loadU64(R.positionOffset) == position
+        else { return nil }
+        if kind == R.kindPadding { return (nil, position + aligned) }
+        let nameLength = UInt64(record.loadU8(R.nameLengthOffset))
+        let typeLength = UInt64(record.loadU8(R.typeLengthOffset))
+        guard kind == R.kindEvent, length >= UInt64(R.headerLength),
+              length <= UInt64(region.geometry.maxRecordBytes), nameLength >= 1,
+              UInt64(R.headerLength) + nameLength + typeLength + UInt64(record.loadU32(R.dataLengthOffset)) == length,
+              Int(record.loadU32(R.slotIndexOffset)) < directory.entryCount,
+              record.loadU32(R.crcOffset) == Self.crc(record, length: Int(length))
+        else { return nil }
+        return (record.loadU64(R.seqOffset), position + aligned)
+    }
+
+    /// The slot's state before its records at or past `cut`: follows the prev links from the
+    /// record at `position` while they stay at or past the cut; nil when a header on the way is
+    /// unreadable or does not belong to entry `index`.
+    private func olderLink(at position: UInt64, cut: UInt64, index: Int, generation: UInt32)
+        -> (position: UInt64, seq: UInt64, count: UInt64)? {
+        var current = position
+        while true {
+            guard current & 7 == 0, region.capacity - (current & region.mask) >= UInt64(R.headerLength) else { return nil }
+            let record = region.recordPointer(current)
+            guard record.loadU16(R.kindOffset) == R.kindEvent, record.loadU64(R.positionOffset) == current,
+                  record.loadU32(R.slotIndexOffset) == UInt32(index),
+                  record.loadU32(R.slotGenerationOffset) == generation
+            else { return nil }
+            let ordinal = record.loadU64(R.slotOrdinalOffset)
+            let previous = record.loadU64(R.prevPositionOffset)
+            guard ordinal >= 1 else { return nil }
+            if ordinal == 1 || previous == R.noPosition || previous < cut {
+                return (previous, record.loadU64(R.prevSeqOffset), ordinal - 1)
+            }
+            guard previous < current else { return nil }
+            current = previous
+        }
+    }
+}

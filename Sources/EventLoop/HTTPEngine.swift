@@ -337,7 +337,8 @@ public final class HTTPEngine {
         let c = table + Int(slot)
         c.pointee.fd = fd
         c.pointee.phase = .http
-        c.pointee.parser = HTTPRequestParser(limits: configuration.limits)
+        c.pointee.parser = HTTPRequestParser(limits: configuration.limits,
+                                               reportsHeadBeforeBody: configuration.reportsHeadBeforeBody)
         c.pointee.headStartNanoseconds = nowNanoseconds
         c.pointee.lastActivityNanoseconds = nowNanoseconds
         c.pointee.gauge = .connectionsHTTP

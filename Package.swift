@@ -57,5 +57,7 @@ let package = Package(
         .testTarget(name: "RingLogTests", dependencies: ["RingLog", "CRinggateSys"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
         .testTarget(name: "StreamPolicyTests", dependencies: ["StreamPolicy", "RingLog"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "RingLog", "WireProtocol", "CRinggateSys",
+                                                          .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -191,7 +191,7 @@ public final class HTTPEngine {
     var tickArmed = false
     var wakeArmed = false
     /// Body bytes buffered across this loop's connections (bounded by `maxPendingBodyBytes`).
-    public private(set) var pendingBodyBytes = 0
+    public internal(set) var pendingBodyBytes = 0
 
     public init(configuration: Configuration, listenFD: Int32, wakeFD: Int32, counters: CounterBlock,
                 logger: Logger) throws(Ring.SetupError) {
@@ -369,55 +369,6 @@ public final class HTTPEngine {
         return Int32(initializedCount - 1)
     }
 
-    /// Accept failed. At the descriptor limit the kernel keeps failing at once, so re-arming
-    /// right away would spin: pause accept (re-armed from the tick, backing off), and answer
-    /// the connections already waiting with 503 through the reserve descriptor.
-    func acceptFailed(errno code: Int32) {
-        switch code {
-        case EMFILE: counters.add(.acceptErrorsEMFILE)
-        case ENFILE: counters.add(.acceptErrorsENFILE)
-        default: counters.add(.acceptErrorsOther)
-        }
-        acceptErrorsSinceLog += 1
-        lastAcceptErrno = code
-        if code == EMFILE || code == ENFILE { shedWaitingConnections() }
-        let minimum = configuration.acceptBackoffMinNanoseconds
-        acceptBackoffNanoseconds = acceptBackoffNanoseconds == 0 ? minimum
-            : min(acceptBackoffNanoseconds * 2, max(minimum, configuration.acceptBackoffMaxNanoseconds))
-        acceptResumeNanoseconds = nowNanoseconds + acceptBackoffNanoseconds
-        if acceptArmed {   // a multishot accept that goes on failing: stop it until the backoff ends
-            acceptArmed = false
-            if !ring.cancel(fd: listenFD, userData: UserData.pack(.cancel)) { submissionQueueFull() }
-        }
-        logAcceptErrorsIfDue()
-    }
-
-    func logAcceptErrorsIfDue() {
-        guard acceptErrorsSinceLog > 0,
-              nowNanoseconds &- lastAcceptErrorLogNanoseconds >= configuration.acceptErrorLogIntervalNanoseconds
-                || lastAcceptErrorLogNanoseconds == 0 else { return }
-        let name = lastAcceptErrno == EMFILE ? "EMFILE" : lastAcceptErrno == ENFILE ? "ENFILE" : "errno \(lastAcceptErrno)"
-        logger.warning("accept failed: \(name) (\(acceptErrorsSinceLog) times since the last report); new connections get 503 and accept backs off \(acceptBackoffNanoseconds / 1_000_000) ms",
-                       metadata: ["connections": "\(liveCount)"])
-        acceptErrorsSinceLog = 0
-        lastAcceptErrorLogNanoseconds = nowNanoseconds
-    }
-
-    /// Answers connections waiting in the listen backlog with 503, one at a time through the
-    /// reserve descriptor (closed to make room for the accept, reopened after). Bounded per call.
-    func shedWaitingConnections() {
-        var shed = 0
-        while shed < 64 && reserveFD >= 0 {
-            _ = rg_close(reserveFD)
-            reserveFD = -1
-            let fd = rg_accept_nonblock(listenFD)
-            if fd >= 0 { rejectOverCapacity(fd) }
-            reserveFD = rg_open_reserve_fd()
-            if fd < 0 { break }
-            shed += 1
-        }
-    }
-
     func rejectOverCapacity(_ fd: Int32) {
         counters.add(.disconnectOverCapacity)
         let body = ErrorBody.json(error: "over_capacity", detail: "the server is at its connection limit; retry later")
@@ -562,141 +513,6 @@ public final class HTTPEngine {
                 delegate?.engine(self, request: request, connection: slot)
                 if consumed == 0 && offset < bytes.count { return }   // defensive: no progress
             }
-        }
-    }
-
-    /// The head of a request whose body follows: the header timeout ends, the delegate may
-    /// refuse it, and the body must fit the pending-body budget. False when it was refused.
-    func headAccepted(_ slot: Int32, _ request: HTTPRequest, contentLength: Int?) -> Bool {
-        let c = table + Int(slot)
-        c.pointee.headStartNanoseconds = 0
-        c.pointee.bodyProgressNanoseconds = nowNanoseconds
-        c.pointee.bodyChunked = contentLength == nil
-        if c.pointee.reserve && !configuration.adminPaths.contains(request.path) {
-            rejectOnReserve(slot)
-            return false
-        }
-        if let delegate, !delegate.engine(self, acceptsHead: request, contentLength: contentLength, connection: slot) {
-            if c.pointee.phase == .http && c.pointee.parser != nil {
-                respondError(slot, status: 400, error: "rejected", detail: "the request was refused", close: true)
-            }
-            return false
-        }
-        guard c.pointee.phase == .http, c.pointee.parser != nil else { return false }
-        if let n = contentLength, !reserveBody(slot, bytes: n) { return false }
-        if c.pointee.parser!.awaitingContinue {
-            c.pointee.parser!.markContinueSent()
-            respond(slot, HTTPResponseWriter.continueResponse)
-        }
-        return true
-    }
-
-    /// Takes `bytes` more of the pending-body budget, or answers 503 and closes.
-    func reserveBody(_ slot: Int32, bytes: Int) -> Bool {
-        let c = table + Int(slot)
-        guard pendingBodyBytes + bytes <= configuration.maxPendingBodyBytes else {
-            counters.add(.pendingBodyRejected)
-            respondError(slot, status: 503, error: "over_capacity",
-                         detail: "request bodies in progress fill the buffer limit (--max-pending-body-bytes \(configuration.maxPendingBodyBytes)); retry later",
-                         extraHeaders: [("Retry-After", "1")], close: true)
-            return false
-        }
-        pendingBodyBytes += bytes
-        c.pointee.bodyReservedBytes += bytes
-        counters.add(.pendingBodyBytes, UInt64(bytes))
-        return true
-    }
-
-    /// A chunked body has no length up front: the budget follows what is buffered.
-    func accountChunkedBody(_ slot: Int32) -> Bool {
-        let c = table + Int(slot)
-        let growth = (c.pointee.parser?.bufferedBodyBytes ?? 0) - c.pointee.bodyReservedBytes
-        return growth <= 0 || reserveBody(slot, bytes: growth)
-    }
-
-    func releaseBody(_ c: UnsafeMutablePointer<Connection>) {
-        c.pointee.bodyProgressNanoseconds = 0
-        c.pointee.bodyChunked = false
-        let n = c.pointee.bodyReservedBytes
-        guard n > 0 else { return }
-        pendingBodyBytes -= n
-        counters.subtract(.pendingBodyBytes, UInt64(n))
-        c.pointee.bodyReservedBytes = 0
-    }
-
-    /// A connection admitted past the limit asked for something other than an admin path.
-    func rejectOnReserve(_ slot: Int32) {
-        counters.add(.disconnectOverCapacity)
-        respondError(slot, status: 503, error: "over_capacity",
-                     detail: "the server is at its connection limit; retry later",
-                     extraHeaders: [("Retry-After", "1")], close: true)
-    }
-
-    func countHTTPError(_ status: Int) {
-        switch status {
-        case 400: counters.add(.httpErrors400)
-        case 408: counters.add(.httpErrors408)
-        case 413: counters.add(.httpErrors413)
-        case 414: counters.add(.httpErrors414)
-        case 431: counters.add(.httpErrors431)
-        default: counters.add(.httpErrorsOther)
-        }
-    }
-
-    // MARK: - Pipelining
-
-    func responseBytes(_ c: UnsafeMutablePointer<Connection>) -> Int {
-        (c.pointee.out.map { $0.count - c.pointee.outOffset } ?? 0) + c.pointee.queued.count
-    }
-
-    /// Keeps the `responseQueueBytes` gauge equal to the sum of every connection's unsent answers.
-    func syncResponseGauge(_ c: UnsafeMutablePointer<Connection>) {
-        let now = responseBytes(c)
-        let before = c.pointee.responseGaugeBytes
-        if now > before { counters.add(.responseQueueBytes, UInt64(now - before)) }
-        if now < before { counters.subtract(.responseQueueBytes, UInt64(before - now)) }
-        c.pointee.responseGaugeBytes = now
-    }
-
-    func overPipelineLimit(_ c: UnsafeMutablePointer<Connection>) -> Bool {
-        c.pointee.requestsSinceDrain >= configuration.maxPipelinedRequests
-            || responseBytes(c) >= configuration.maxResponseQueueBytes
-    }
-
-    /// Keeps `rest` unparsed and stops receiving until the connection's answers are sent.
-    func pauseInput(_ slot: Int32, _ rest: UnsafeRawBufferPointer) {
-        let c = table + Int(slot)
-        c.pointee.stash.append(contentsOf: rest)
-        guard !c.pointee.paused else { return }
-        c.pointee.paused = true
-        c.pointee.headStartNanoseconds = 0
-        counters.add(.pipelinePaused)
-        if c.pointee.recvArmed { cancelRecv(slot) }
-    }
-
-    func cancelRecv(_ slot: Int32) {
-        let c = table + Int(slot)
-        if ring.cancel(request: userData(.recv, slot), userData: UserData.pack(.cancel)) {
-            c.pointee.recvCancelPending = true
-        } else {
-            submissionQueueFull()   // tried again on the next receive
-        }
-    }
-
-    /// The answers were sent: count afresh, parse what waited, and receive again.
-    func drained(_ slot: Int32) {
-        let c = table + Int(slot)
-        c.pointee.requestsSinceDrain = 0
-        guard c.pointee.paused, c.pointee.phase == .http else { return }
-        c.pointee.paused = false
-        let waiting = c.pointee.stash
-        c.pointee.stash = []
-        waiting.withUnsafeBytes { feed(slot, $0) }
-        guard c.pointee.phase == .http, !c.pointee.paused else { return }
-        if c.pointee.inputEnded {
-            closeAfterFlush(slot, reason: .completed)
-        } else if !c.pointee.recvArmed {
-            armRecv(slot)
         }
     }
 

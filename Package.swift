@@ -59,6 +59,7 @@ let package = Package(
         .testTarget(name: "StreamPolicyTests", dependencies: ["StreamPolicy", "RingLog"]),
         // READER: the worker's pure parts (the history body over a heap log), without sockets.
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "RingLog", "WireProtocol"]),
-        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop"]),
+        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "RingLog", "WireProtocol", "CRinggateSys",
+                                                          .product(name: "Logging", package: "swift-log")]),
     ]
 )

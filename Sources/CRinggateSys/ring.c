@@ -13,6 +13,7 @@ const uint32_t RG_CQE_BUFFER_SHIFT = IORING_CQE_BUFFER_SHIFT;
 struct rg_ring {
     struct io_uring ring;
     unsigned int setup_flags;
+    unsigned int inject_sq_full;   // tests: this many SQE requests fail as if the queue stayed full
 };
 
 struct rg_buf_ring {
@@ -59,6 +60,7 @@ unsigned int rg_ring_features(const rg_ring *r) { return r->ring.features; }
 unsigned int rg_ring_setup_flags(const rg_ring *r) { return r->setup_flags; }
 
 static struct io_uring_sqe *get_sqe(rg_ring *r) {
+    if (r->inject_sq_full > 0) { r->inject_sq_full--; return NULL; }
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (!sqe) {
         io_uring_submit(&r->ring);
@@ -224,3 +226,17 @@ void rg_buf_ring_recycle(rg_buf_ring *b, uint16_t bid) {
     io_uring_buf_ring_add(b->br, b->buffers + (size_t)bid * b->size, b->size, bid, b->mask, 0);
     io_uring_buf_ring_advance(b->br, 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Added for the HTTP limits work (issue 10).
+
+int rg_prep_cancel_user_data(rg_ring *r, uint64_t target, uint64_t user_data) {
+    PREP_OR_BUSY(r);
+    io_uring_prep_cancel64(sqe, target, 0);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
+void rg_ring_inject_sq_full(rg_ring *r, unsigned int count) { r->inject_sq_full = count; }
+
+unsigned int rg_ring_sq_entries(const rg_ring *r) { return r->ring.sq.ring_entries; }

@@ -191,3 +191,12 @@ int rg_set_recv_timeout_ms(int fd, int ms) {
     struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
     return setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Added for the HTTP limits work (issue 10).
+
+int rg_accept_nonblock(int listen_fd) {
+    return accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+int rg_open_reserve_fd(void) { return open("/dev/null", O_RDONLY | O_CLOEXEC); }

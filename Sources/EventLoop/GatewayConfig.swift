@@ -46,6 +46,30 @@ public struct GatewayConfig: Sendable, Equatable {
     public var fsync = FsyncMode.none
     /// `--fsync interval`: how often the background flusher runs while the log moved.
     public var fsyncIntervalNanoseconds: UInt64 = 1_000_000_000
+    // MARK: HTTP limits (issue 10, items 7-11)
+    /// Body bytes the ingest buffers across all uploads in progress; over → 503.
+    public var maxPendingBodyBytes = 64 << 20
+    /// A request body that makes no progress this long gets 408.
+    public var bodyTimeoutNanoseconds: UInt64 = 10_000_000_000
+    /// Requests per connection answered but not yet sent before its input is paused.
+    public var maxPipelinedRequests = 32
+    /// Response bytes per connection queued before its input is paused.
+    public var maxResponseQueueBytes = 4 << 20
+    /// Connections per worker past --max-connections for /healthz, /readyz and /metrics only.
+    public var adminReserveConnections = 16
+    /// Pooled send buffers per worker (capped by its connection table).
+    public var sendBuffers = 4096
+    /// Provided receive buffers per process (a power of two) and the workers' buffer size.
+    public var recvBuffers = 256
+    public var recvBufferBytes = 4096
+    /// The ingest's connection table, receive buffer size and send buffers.
+    public var ingestMaxConnections = 4096
+    public var ingestRecvBufferBytes = 64 << 10
+    public var ingestSendBuffers = 64
+    /// Lines of one NDJSON batch (`POST /v1/events`).
+    public var maxBatchEvents = 1_000_000
+    /// io_uring submission-queue entries per process (a power of two).
+    public var ringEntries = 4096
 
     public init() {}
 

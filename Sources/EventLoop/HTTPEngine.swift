@@ -25,10 +25,16 @@ public protocol HTTPEngineDelegate: AnyObject {
     /// Whether one more connection may be admitted (a host-wide limit); the table's own
     /// capacity is checked by the engine.
     func engineAdmits(_ engine: HTTPEngine) -> Bool
+    /// The head of a request whose body is still to come (only with
+    /// `Configuration.reportsHeadBeforeBody`). Return false to refuse it before any of the body
+    /// is buffered, after answering with `respondError(..., close: true)`.
+    func engine(_ engine: HTTPEngine, acceptsHead request: HTTPRequest, contentLength: Int?, connection: Int32) -> Bool
 }
 
 extension HTTPEngineDelegate {
     public func engineAdmits(_ engine: HTTPEngine) -> Bool { true }
+    public func engine(_ engine: HTTPEngine, acceptsHead request: HTTPRequest, contentLength: Int?,
+                       connection: Int32) -> Bool { true }
     public func engine(_ engine: HTTPEngine, streamInput bytes: UnsafeRawBufferPointer, connection: Int32) {}
 }
 
@@ -52,7 +58,6 @@ public final class HTTPEngine {
         public var recvBufferBytes: Int = 4096
         public var sendBufferBytes: Int
         public var sendBufferCount: Int
-        public var maxQueuedResponseBytes: Int = 128 << 20
         /// Close a connection whose peer acknowledges nothing this long while data waits.
         public var sendTimeoutNanoseconds: UInt64 = 10_000_000_000
         /// How often the send-progress check reads the kernel's counters.
@@ -61,6 +66,28 @@ public final class HTTPEngine {
         public var keepaliveIdleSeconds: Int32 = 0
         public var keepaliveIntervalSeconds: Int32 = 0
         public var keepaliveCount: Int32 = 0
+        // MARK: HTTP limits (issue 10, items 7-11)
+        /// Submission-queue entries of the ring (a power of two).
+        public var ringEntries: Int = 4096
+        /// Requests a connection may have answered but not yet sent before its input is paused.
+        public var maxPipelinedRequests: Int = 32
+        /// Response bytes a connection may have queued before its input is paused.
+        public var maxResponseQueueBytes: Int = 4 << 20
+        /// Body bytes buffered across all connections of this loop; a body that would exceed it
+        /// gets 503 before it is read.
+        public var maxPendingBodyBytes: Int = 64 << 20
+        /// A body that makes no progress this long gets 408 (the header timeout ends with the head).
+        public var bodyTimeoutNanoseconds: UInt64 = 10_000_000_000
+        /// Report request heads to the delegate before their bodies (`engine(_:acceptsHead:…)`).
+        public var reportsHeadBeforeBody = false
+        /// Connections admitted past the limit that may only ask for `adminPaths`.
+        public var adminReserveConnections: Int = 16
+        public var adminPaths: [String] = ["/healthz", "/readyz", "/metrics"]
+        /// Accept is paused this long after EMFILE/ENFILE, doubling up to the maximum.
+        public var acceptBackoffMinNanoseconds: UInt64 = 100_000_000
+        public var acceptBackoffMaxNanoseconds: UInt64 = 1_000_000_000
+        /// At most one warning per this interval about failing accepts.
+        public var acceptErrorLogIntervalNanoseconds: UInt64 = 5_000_000_000
 
         public init(maxConnections: Int, headerTimeoutNanoseconds: UInt64, limits: HTTPLimits,
                     sendBufferBytes: Int, sendBufferCount: Int) {
@@ -104,6 +131,23 @@ public final class HTTPEngine {
         var head: Int32 = 0
         var tail: Int32 = 0
         var inflightEnd: Int32 = 0
+        // MARK: HTTP limits (issue 10)
+        /// Admitted past the connection limit: only `adminPaths` are answered.
+        var reserve = false
+        /// When the body being read last made progress; 0 = no body is being read.
+        var bodyProgressNanoseconds: UInt64 = 0
+        var bodyChunked = false
+        /// Bytes of `pendingBodyBytes` this connection holds.
+        var bodyReservedBytes = 0
+        /// Response bytes this connection adds to the `responseQueueBytes` gauge.
+        var responseGaugeBytes = 0
+        /// Requests answered since the output last drained (pipelining cap).
+        var requestsSinceDrain = 0
+        /// Input is paused (pipelining caps): received bytes wait in `stash`, unparsed.
+        var paused = false
+        var recvCancelPending = false
+        var inputEnded = false
+        var stash: [UInt8] = []
     }
 
     public let ring: Ring
@@ -132,6 +176,22 @@ public final class HTTPEngine {
     var lastTrim: UInt64 = 0
     var rearmList: [Int32] = []
     public private(set) var nowNanoseconds: UInt64 = rg_monotonic_ns()
+    // MARK: HTTP limits (issue 10)
+    /// Table entries: `maxConnections` ordinary ones, then the admin reserve.
+    let tableCapacity: Int
+    var freeReserveSlots: [Int32] = []
+    var reserveLive = 0
+    /// Held open so that at EMFILE one descriptor can be freed to accept and answer 503.
+    var reserveFD: Int32 = -1
+    var acceptBackoffNanoseconds: UInt64 = 0
+    var acceptResumeNanoseconds: UInt64 = 0
+    var acceptErrorsSinceLog = 0
+    var lastAcceptErrno: Int32 = 0
+    var lastAcceptErrorLogNanoseconds: UInt64 = 0
+    var tickArmed = false
+    var wakeArmed = false
+    /// Body bytes buffered across this loop's connections (bounded by `maxPendingBodyBytes`).
+    public internal(set) var pendingBodyBytes = 0
 
     public init(configuration: Configuration, listenFD: Int32, wakeFD: Int32, counters: CounterBlock,
                 logger: Logger) throws(Ring.SetupError) {
@@ -140,18 +200,26 @@ public final class HTTPEngine {
         self.wakeFD = wakeFD
         self.counters = counters
         self.logger = logger
-        let entries = UInt32(min(4096, max(256, (configuration.maxConnections * 2).nextPowerOfTwo)))
-        ring = try Ring(entries: entries)
+        ring = try Ring(entries: UInt32(max(8, configuration.ringEntries.nextPowerOfTwo)))
         recvBuffers = try ProvidedBuffers(ring: ring, group: 1, count: configuration.recvBufferCount,
                                           bufferBytes: configuration.recvBufferBytes)
         sendPool = SendBufferPool(capacity: configuration.sendBufferCount, bufferBytes: configuration.sendBufferBytes)
-        table = .allocate(capacity: configuration.maxConnections)
+        let reserve = max(0, configuration.adminReserveConnections)
+        tableCapacity = configuration.maxConnections + reserve
+        table = .allocate(capacity: tableCapacity)
+        // The reserve sits above the ordinary entries, so a delegate's per-connection arrays
+        // sized by `maxConnections` never see a reserve index (those only serve admin paths).
+        (table + configuration.maxConnections).initialize(repeating: Connection(), count: reserve)
+        freeReserveSlots = (configuration.maxConnections..<tableCapacity).reversed().map { Int32($0) }
+        reserveFD = rg_open_reserve_fd()
     }
 
     deinit {
         table.deinitialize(count: initializedCount)
+        (table + configuration.maxConnections).deinitialize(count: tableCapacity - configuration.maxConnections)
         table.deallocate()
         wakeScratch.deallocate()
+        if reserveFD >= 0 { _ = rg_close(reserveFD) }
     }
 
     // MARK: - Loop
@@ -159,16 +227,19 @@ public final class HTTPEngine {
     /// Runs until `stop()` was called and every connection is gone, or `deadline` passes.
     public func run(shouldStop: () -> Bool) {
         armAccept()
-        if wakeFD >= 0 { ring.read(fd: wakeFD, wakeScratch, 8, userData: UserData.pack(.wake)) }
-        ring.timeout(nanoseconds: configuration.tickNanoseconds, userData: UserData.pack(.tick))
+        armWake()
+        armTick()
         while true {
-            let n = ring.submitAndWait(timeoutNanoseconds: 0)
+            // Without a tick armed (the queue was full) the wait must not be unbounded.
+            let n = ring.submitAndWait(timeoutNanoseconds: tickArmed ? 0 : configuration.tickNanoseconds)
             nowNanoseconds = rg_monotonic_ns()
             counters.set(.heartbeatNanoseconds, nowNanoseconds)   // every turn: the supervisor's watchdog reads it
             for i in 0..<n { handle(ring.completions[i]) }
             delegate?.engineTurnEnd(self)
             flushDirty()
             if !rearmList.isEmpty { rearmReceives() }
+            if !tickArmed { armTick() }
+            if !wakeArmed { armWake() }
             if stopping && liveCount == 0 { return }
             if shouldStop() { return }
         }
@@ -189,10 +260,12 @@ public final class HTTPEngine {
         case .recv: handleRecv(cqe, ud)
         case .send: handleSend(cqe, ud)
         case .wake:
-            if wakeFD >= 0 { ring.read(fd: wakeFD, wakeScratch, 8, userData: UserData.pack(.wake)) }
+            wakeArmed = false
+            armWake()
             delegate?.engineWake(self)
         case .tick:
-            ring.timeout(nanoseconds: configuration.tickNanoseconds, userData: UserData.pack(.tick))
+            tickArmed = false
+            armTick()
             tick()
         case .cancel, .none:
             break
@@ -204,31 +277,58 @@ public final class HTTPEngine {
         rearmList.removeAll(keepingCapacity: true)
         for slot in list {
             let c = table + Int(slot)
-            guard c.pointee.recvNeedsRearm, !c.pointee.recvArmed,
+            guard c.pointee.recvNeedsRearm, !c.pointee.recvArmed, !c.pointee.paused,
                   c.pointee.phase == .http || c.pointee.phase == .stream || c.pointee.phase == .lingering else { continue }
             armRecv(slot)
         }
     }
 
     func armAccept() {
-        guard !stopping else { return }
-        ring.multishotAccept(fd: listenFD, userData: UserData.pack(.accept))
+        guard !stopping, !acceptArmed else { return }
+        guard ring.multishotAccept(fd: listenFD, userData: UserData.pack(.accept)) else {
+            submissionQueueFull()
+            acceptResumeNanoseconds = nowNanoseconds   // retried from the tick
+            return
+        }
         acceptArmed = true
     }
+
+    func armTick() {
+        tickArmed = ring.timeout(nanoseconds: configuration.tickNanoseconds, userData: UserData.pack(.tick))
+        if !tickArmed { submissionQueueFull() }
+    }
+
+    func armWake() {
+        guard wakeFD >= 0 else { return }
+        wakeArmed = ring.read(fd: wakeFD, wakeScratch, 8, userData: UserData.pack(.wake))
+        if !wakeArmed { submissionQueueFull() }
+    }
+
+    func submissionQueueFull() { counters.add(.submissionQueueFull) }
 
     // MARK: - Accept
 
     func handleAccept(_ cqe: rg_cqe) {
-        if cqe.flags & RG_CQE_F_MORE == 0 {
-            acceptArmed = false
-            armAccept()
-        }
+        if cqe.flags & RG_CQE_F_MORE == 0 { acceptArmed = false }
         guard cqe.res >= 0 else {
-            if cqe.res != -ECANCELED { logger.debug("accept failed: \(cqe.res)") }
+            if cqe.res == -ECANCELED { return }
+            acceptFailed(errno: -cqe.res)
             return
         }
-        let fd = cqe.res
-        guard !stopping, delegate?.engineAdmits(self) ?? true, let slot = takeSlot() else {
+        acceptBackoffNanoseconds = 0
+        if !acceptArmed { armAccept() }
+        admit(cqe.res)
+    }
+
+    /// An accepted descriptor: a table entry, or 503 when over the limit (past the admin
+    /// reserve) or stopping.
+    func admit(_ fd: Int32) {
+        guard !stopping else { return rejectOverCapacity(fd) }
+        var reserve = false
+        if !(delegate?.engineAdmits(self) ?? true) || liveCount - reserveLive >= configuration.maxConnections {
+            reserve = true
+        }
+        guard let slot = reserve ? freeReserveSlots.popLast() : takeSlot() else {
             rejectOverCapacity(fd)
             return
         }
@@ -238,15 +338,28 @@ public final class HTTPEngine {
         let c = table + Int(slot)
         c.pointee.fd = fd
         c.pointee.phase = .http
-        c.pointee.parser = HTTPRequestParser(limits: configuration.limits)
+        c.pointee.parser = HTTPRequestParser(limits: configuration.limits,
+                                               reportsHeadBeforeBody: configuration.reportsHeadBeforeBody)
         c.pointee.headStartNanoseconds = nowNanoseconds
         c.pointee.lastActivityNanoseconds = nowNanoseconds
         c.pointee.gauge = .connectionsHTTP
         c.pointee.closeReason = .completed
+        c.pointee.reserve = reserve
+        if reserve { reserveLive += 1 } else { highWater = max(highWater, slot + 1) }
         liveCount += 1
-        highWater = max(highWater, slot + 1)
         counters.add(.connectionsHTTP)
         armRecv(slot)
+    }
+
+    /// Every table entry that may be in use: the ordinary ones up to the high-water mark,
+    /// then the admin reserve.
+    @inline(__always) func forEachSlot(_ body: (Int32) -> Void) {
+        var i: Int32 = 0
+        while i < highWater { body(i); i += 1 }
+        if reserveLive > 0 {
+            var r = Int32(configuration.maxConnections)
+            while r < Int32(tableCapacity) { body(r); r += 1 }
+        }
     }
 
     func takeSlot() -> Int32? {
@@ -274,9 +387,17 @@ public final class HTTPEngine {
 
     func armRecv(_ slot: Int32) {
         let c = table + Int(slot)
+        guard ring.recvMultishot(fd: c.pointee.fd, group: recvBuffers.group, userData: userData(.recv, slot)) else {
+            submissionQueueFull()
+            c.pointee.recvArmed = false
+            if !c.pointee.recvNeedsRearm {
+                c.pointee.recvNeedsRearm = true   // retried at the end of the turn
+                rearmList.append(slot)
+            }
+            return
+        }
         c.pointee.recvArmed = true
         c.pointee.recvNeedsRearm = false
-        ring.recvMultishot(fd: c.pointee.fd, group: recvBuffers.group, userData: userData(.recv, slot))
     }
 
     // MARK: - Receive
@@ -286,10 +407,33 @@ public final class HTTPEngine {
         if cqe.flags & RG_CQE_F_BUFFER != 0 { bufferID = UInt16(truncatingIfNeeded: cqe.flags >> RG_CQE_BUFFER_SHIFT) }
         defer { if let bufferID { recvBuffers.recycle(bufferID) } }
         let slot = Int32(bitPattern: ud.connection)
-        guard slot >= 0, Int(slot) < configuration.maxConnections else { return }
+        guard slot >= 0, Int(slot) < tableCapacity else { return }
         let c = table + Int(slot)
         guard c.pointee.generation & UserData.generationMask == ud.generation, c.pointee.phase != .free else { return }
         if cqe.flags & RG_CQE_F_MORE == 0 { c.pointee.recvArmed = false }
+        if c.pointee.recvCancelPending && !c.pointee.recvArmed {
+            // The receive cancelled to pause input has ended.
+            c.pointee.recvCancelPending = false
+            if cqe.res == -ECANCELED {
+                if !c.pointee.paused && c.pointee.phase == .http { armRecv(slot) }
+                return
+            }
+        }
+        if c.pointee.paused && c.pointee.phase == .http {
+            // Bytes that arrive while input is paused wait unparsed (the receive is being
+            // cancelled, so this is bounded by what the kernel had already completed).
+            if cqe.res > 0, let bufferID {
+                let bytes = UnsafeRawBufferPointer(start: recvBuffers.buffer(bufferID), count: Int(cqe.res))
+                c.pointee.stash.append(contentsOf: bytes)
+                if c.pointee.recvArmed && !c.pointee.recvCancelPending { cancelRecv(slot) }
+                return
+            }
+            if cqe.res == 0 { c.pointee.inputEnded = true; return }   // answered once the queue drains
+            if cqe.res == -ENOBUFS {
+                if !c.pointee.recvArmed { c.pointee.recvNeedsRearm = true }
+                return
+            }
+        }
 
         if cqe.res == -ENOBUFS {
             counters.add(.recvBuffersExhausted)
@@ -314,7 +458,7 @@ public final class HTTPEngine {
             return
         }
         c.pointee.lastActivityNanoseconds = nowNanoseconds
-        if !c.pointee.recvArmed && c.pointee.phase != .closing { armRecv(slot) }
+        if !c.pointee.recvArmed && c.pointee.phase != .closing && !c.pointee.paused { armRecv(slot) }
         guard let bufferID else { return }
         let bytes = UnsafeRawBufferPointer(start: recvBuffers.buffer(bufferID), count: Int(cqe.res))
         if c.pointee.phase == .http {
@@ -330,11 +474,21 @@ public final class HTTPEngine {
         while offset < bytes.count {
             let c = table + Int(slot)
             guard c.pointee.phase == .http, c.pointee.parser != nil else { return }
-            if c.pointee.headStartNanoseconds == 0 { c.pointee.headStartNanoseconds = nowNanoseconds }
+            if c.pointee.bodyProgressNanoseconds != 0 {
+                c.pointee.bodyProgressNanoseconds = nowNanoseconds
+            } else if c.pointee.parser!.isIdle && overPipelineLimit(c) {
+                // Backpressure: stop reading this connection until its answers are sent; the
+                // kernel's receive window then stops the client.
+                pauseInput(slot, UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+                return
+            } else if c.pointee.headStartNanoseconds == 0 {
+                c.pointee.headStartNanoseconds = nowNanoseconds
+            }
             let (consumed, result) = c.pointee.parser!.parse(UnsafeRawBufferPointer(rebasing: bytes[offset...]))
             offset += consumed
             switch result {
             case .needMore:
+                if c.pointee.bodyChunked && !accountChunkedBody(slot) { return }
                 if c.pointee.parser!.awaitingContinue {
                     // curl and others wait for this before sending a body over 1 KiB.
                     c.pointee.parser!.markContinueSent()
@@ -342,12 +496,21 @@ public final class HTTPEngine {
                 }
                 return
             case .error(let error):
+                countHTTPError(error.status)
                 respondError(slot, status: error.status, error: error.code, detail: error.detail, close: true)
                 return
+            case .head(let request, let contentLength):
+                guard headAccepted(slot, request, contentLength: contentLength) else { return }
             case .request(let request):
                 c.pointee.headStartNanoseconds = 0
+                releaseBody(c)
                 counters.add(.requests)
+                c.pointee.requestsSinceDrain += 1
                 if !request.keepAlive { c.pointee.closeAfterFlush = true }
+                if c.pointee.reserve && !configuration.adminPaths.contains(request.path) {
+                    rejectOnReserve(slot)
+                    return
+                }
                 delegate?.engine(self, request: request, connection: slot)
                 if consumed == 0 && offset < bytes.count { return }   // defensive: no progress
             }
@@ -361,13 +524,11 @@ public final class HTTPEngine {
         let c = table + Int(slot)
         guard c.pointee.phase == .http else { return }
         guard c.pointee.out == nil && c.pointee.queued.isEmpty else {
-            // A pipelined response behind one in flight: append both parts to the queue.
+            // A pipelined response behind one in flight: append both parts to the queue (its
+            // size is bounded by pausing the input, see `overPipelineLimit`).
             c.pointee.queued.append(contentsOf: head)
             c.pointee.queued.append(contentsOf: body)
-            if c.pointee.queued.count > configuration.maxQueuedResponseBytes {
-                beginClose(slot, reason: .protocolError)
-                return
-            }
+            syncResponseGauge(c)
             markDirty(slot)
             return
         }
@@ -378,6 +539,7 @@ public final class HTTPEngine {
         }
         c.pointee.out = buffer
         c.pointee.outOffset = 0
+        syncResponseGauge(c)
         markDirty(slot)
     }
 
@@ -393,11 +555,8 @@ public final class HTTPEngine {
             c.pointee.outOffset = 0
         } else {
             c.pointee.queued.append(contentsOf: bytes)
-            if c.pointee.queued.count > configuration.maxQueuedResponseBytes {
-                beginClose(slot, reason: .protocolError)
-                return
-            }
         }
+        syncResponseGauge(c)
         markDirty(slot)
     }
 
@@ -409,6 +568,8 @@ public final class HTTPEngine {
         let c = table + Int(slot)
         if closeNow {
             c.pointee.parser = nil   // nothing after a framing error can be trusted
+            releaseBody(c)
+            c.pointee.stash = []
             if status == 408 { c.pointee.closeReason = .headerTimeout }
         }
         let keepAlive = !closeNow && !c.pointee.closeAfterFlush
@@ -560,25 +721,37 @@ public final class HTTPEngine {
             c.pointee.queued.removeAll()
         }
         if let out = c.pointee.out {
-            c.pointee.sendInFlight = true
-            ring.send(fd: c.pointee.fd, out.baseAddress! + c.pointee.outOffset, out.count - c.pointee.outOffset,
-                      userData: userData(.send, slot))
+            if ring.send(fd: c.pointee.fd, out.baseAddress! + c.pointee.outOffset, out.count - c.pointee.outOffset,
+                         userData: userData(.send, slot)) {
+                c.pointee.sendInFlight = true
+            } else {
+                sendDeferred(slot)
+            }
             return
         }
         if c.pointee.streamBuffer >= 0 && c.pointee.tail > c.pointee.head {
-            c.pointee.sendInFlight = true
-            c.pointee.inflightEnd = c.pointee.tail
-            ring.send(fd: c.pointee.fd, sendPool.pointer(c.pointee.streamBuffer) + Int(c.pointee.head),
-                      Int(c.pointee.tail - c.pointee.head), userData: userData(.send, slot))
+            if ring.send(fd: c.pointee.fd, sendPool.pointer(c.pointee.streamBuffer) + Int(c.pointee.head),
+                         Int(c.pointee.tail - c.pointee.head), userData: userData(.send, slot)) {
+                c.pointee.sendInFlight = true
+                c.pointee.inflightEnd = c.pointee.tail
+            } else {
+                sendDeferred(slot)
+            }
             return
         }
         if c.pointee.streamBuffer >= 0 { releaseStreamBuffer(c) }
         if c.pointee.closeAfterFlush { beginLinger(slot) }
     }
 
+    /// The submission queue stayed full: the send is tried again on the next turn.
+    func sendDeferred(_ slot: Int32) {
+        submissionQueueFull()
+        markDirty(slot)
+    }
+
     func handleSend(_ cqe: rg_cqe, _ ud: UserData) {
         let slot = Int32(bitPattern: ud.connection)
-        guard slot >= 0, Int(slot) < configuration.maxConnections else { return }
+        guard slot >= 0, Int(slot) < tableCapacity else { return }
         let c = table + Int(slot)
         guard c.pointee.generation & UserData.generationMask == ud.generation, c.pointee.phase != .free else { return }
         c.pointee.sendInFlight = false
@@ -607,6 +780,7 @@ public final class HTTPEngine {
                 c.pointee.out = nil
                 c.pointee.outOffset = 0
             }
+            syncResponseGauge(c)
         } else if c.pointee.streamBuffer >= 0 {
             c.pointee.head += Int32(n)
             counters.subtract(.pendingSendBytes, UInt64(n))
@@ -615,6 +789,9 @@ public final class HTTPEngine {
             }
         }
         submitSend(slot)
+        if c.pointee.phase == .http && c.pointee.out == nil && c.pointee.queued.isEmpty && !c.pointee.sendInFlight {
+            drained(slot)
+        }
         if c.pointee.phase == .stream && !c.pointee.closeAfterFlush {
             delegate?.engine(self, streamWritable: slot)
         }
@@ -651,6 +828,8 @@ public final class HTTPEngine {
         // The close reason is counted when the lingering ends (FIN or deadline) in beginClose.
         c.pointee.phase = .lingering
         c.pointee.parser = nil
+        releaseBody(c)
+        c.pointee.stash = []
         c.pointee.lingerDeadlineNanoseconds = nowNanoseconds + configuration.lingerNanoseconds
         _ = rg_shutdown(c.pointee.fd, 1)
         if !c.pointee.recvArmed { armRecv(slot) }
@@ -679,12 +858,22 @@ public final class HTTPEngine {
         guard c.pointee.phase == .closing, !c.pointee.recvArmed, !c.pointee.sendInFlight else { return }
         _ = rg_close(c.pointee.fd)
         if let out = c.pointee.out { out.deallocate() }
+        c.pointee.out = nil
+        c.pointee.queued = []
+        syncResponseGauge(c)
+        releaseBody(c)
         releaseStreamBuffer(c)
         counters.subtract(c.pointee.gauge)
         let generation = (c.pointee.generation &+ 1) & UserData.generationMask
+        let reserve = c.pointee.reserve
         c.pointee = Connection()
         c.pointee.generation = generation
-        freeSlots.append(slot)
+        if reserve {
+            freeReserveSlots.append(slot)
+            reserveLive -= 1
+        } else {
+            freeSlots.append(slot)
+        }
         liveCount -= 1
     }
 
@@ -694,18 +883,24 @@ public final class HTTPEngine {
         let now = nowNanoseconds
         counters.set(.heartbeatNanoseconds, now)
         let headerTimeout = configuration.headerTimeoutNanoseconds
-        var i: Int32 = 0
-        while i < highWater {
+        let bodyTimeout = configuration.bodyTimeoutNanoseconds
+        forEachSlot { i in
             let c = table + Int(i)
             switch c.pointee.phase {
             case .http:
-                if c.pointee.recvNeedsRearm && !c.pointee.recvArmed { armRecv(i) }
+                if c.pointee.recvNeedsRearm && !c.pointee.recvArmed && !c.pointee.paused { armRecv(i) }
                 if c.pointee.out == nil && c.pointee.queued.isEmpty && !c.pointee.sendInFlight {
-                    if c.pointee.headStartNanoseconds != 0 && now &- c.pointee.headStartNanoseconds > headerTimeout {
+                    if c.pointee.bodyProgressNanoseconds != 0 && now &- c.pointee.bodyProgressNanoseconds > bodyTimeout {
+                        releaseBody(c)
+                        countHTTPError(408)
+                        respondError(i, status: 408, error: "request_timeout",
+                                     detail: "the request body made no progress within the body timeout (\(bodyTimeout / 1_000_000) ms)", close: true)
+                    } else if c.pointee.headStartNanoseconds != 0 && now &- c.pointee.headStartNanoseconds > headerTimeout {
                         c.pointee.headStartNanoseconds = 0
+                        countHTTPError(408)
                         respondError(i, status: 408, error: "request_timeout",
                                      detail: "the request head was not complete within the header timeout", close: true)
-                    } else if c.pointee.headStartNanoseconds == 0
+                    } else if c.pointee.headStartNanoseconds == 0 && c.pointee.bodyProgressNanoseconds == 0
                                 && now &- c.pointee.lastActivityNanoseconds > configuration.keepAliveIdleNanoseconds {
                         beginClose(i, reason: .completed)
                     }
@@ -720,8 +915,12 @@ public final class HTTPEngine {
             case .free, .closing:
                 break
             }
-            i += 1
         }
+        if !acceptArmed && !stopping && acceptResumeNanoseconds != 0 && now >= acceptResumeNanoseconds {
+            acceptResumeNanoseconds = 0
+            armAccept()
+        }
+        logAcceptErrorsIfDue()
         if now &- lastTrim >= 1_000_000_000 {
             lastTrim = now
             sendPool.trim(keep: 32)
@@ -737,14 +936,12 @@ public final class HTTPEngine {
     /// the loop's timer, so a send that never completes cannot hold it up.
     func checkSendProgress(now: UInt64) {
         var info = rg_tcp_progress()
-        var i: Int32 = 0
-        while i < highWater {
+        forEachSlot { i in
             let c = table + Int(i)
-            defer { i += 1 }
             guard c.pointee.watchProgress, c.pointee.phase == .stream || c.pointee.phase == .http
-                || c.pointee.phase == .lingering else { continue }
+                || c.pointee.phase == .lingering else { return }
             let fd = c.pointee.fd
-            guard rg_tcp_progress_read(fd, &info) == 0 else { continue }
+            guard rg_tcp_progress_read(fd, &info) == 0 else { return }
             let queued = Int(max(0, rg_outq_bytes(fd)))
             var pending = c.pointee.out.map { $0.count - c.pointee.outOffset } ?? 0
             pending += c.pointee.queued.count
@@ -775,13 +972,11 @@ public final class HTTPEngine {
 
     /// Closes keep-alive connections that are between requests (for shutdown).
     public func closeIdleHTTP() {
-        var i: Int32 = 0
-        while i < highWater {
+        forEachSlot { i in
             let c = table[Int(i)]
             if c.phase == .http && c.out == nil && c.queued.isEmpty && !c.sendInFlight {
                 beginClose(i, reason: .shutdown)
             }
-            i += 1
         }
     }
 

@@ -46,24 +46,47 @@ public final class Ring {
         return Glibc.read(fd, &byte, 1) == 1 && byte == UInt8(ascii: "2")
     }
 
-    @inline(__always) public func multishotAccept(fd: Int32, userData: UInt64) {
+    // Each prep returns false when the submission queue stayed full even after submitting
+    // what was queued (`rg_prep_*` submits and retries once). The caller defers or gives up
+    // that one operation; nothing a peer does can turn this into a crash.
+    @discardableResult @inline(__always)
+    public func multishotAccept(fd: Int32, userData: UInt64) -> Bool {
         check(rg_prep_multishot_accept(raw, fd, userData))
     }
-    @inline(__always) public func recvMultishot(fd: Int32, group: UInt16, userData: UInt64) {
+    @discardableResult @inline(__always)
+    public func recvMultishot(fd: Int32, group: UInt16, userData: UInt64) -> Bool {
         check(rg_prep_recv_multishot(raw, fd, group, userData))
     }
-    @inline(__always) public func send(fd: Int32, _ p: UnsafeRawPointer, _ n: Int, userData: UInt64) {
+    @discardableResult @inline(__always)
+    public func send(fd: Int32, _ p: UnsafeRawPointer, _ n: Int, userData: UInt64) -> Bool {
         check(rg_prep_send(raw, fd, p, UInt32(n), userData))
     }
-    @inline(__always) public func read(fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int, userData: UInt64) {
+    @discardableResult @inline(__always)
+    public func read(fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int, userData: UInt64) -> Bool {
         check(rg_prep_read(raw, fd, p, UInt32(n), userData))
     }
-    @inline(__always) public func timeout(nanoseconds: UInt64, userData: UInt64) {
+    @discardableResult @inline(__always)
+    public func timeout(nanoseconds: UInt64, userData: UInt64) -> Bool {
         check(rg_prep_timeout(raw, nanoseconds, userData))
     }
-    @inline(__always) public func cancel(fd: Int32, userData: UInt64) {
+    @discardableResult @inline(__always)
+    public func cancel(fd: Int32, userData: UInt64) -> Bool {
         check(rg_prep_cancel_fd(raw, fd, userData))
     }
+    /// Cancels the one request submitted with `target` as its user data.
+    @discardableResult @inline(__always)
+    public func cancel(request target: UInt64, userData: UInt64) -> Bool {
+        check(rg_prep_cancel_user_data(raw, target, userData))
+    }
+
+    /// Preps that found the submission queue full (after a submit and a retry).
+    public private(set) var submissionQueueFullCount: UInt64 = 0
+
+    /// The submission queue's size, as the kernel set it up.
+    public var submissionQueueEntries: Int { Int(rg_ring_sq_entries(raw)) }
+
+    /// Tests: the next `count` preps fail as if the submission queue stayed full.
+    public func injectSubmissionQueueFull(count: UInt32) { rg_ring_inject_sq_full(raw, count) }
 
     /// Submits and waits for at least one completion (or the timeout); returns how many
     /// completions are now in `completions`.
@@ -77,10 +100,10 @@ public final class Ring {
 
     public func submit() { _ = rg_submit(raw) }
 
-    @inline(__always) private func check(_ rc: Int32) {
-        // -EBUSY here means the submission queue stayed full after a submit: the ring is sized
-        // from the connection limit, so this is a sizing bug, not something a peer can cause.
-        precondition(rc == 0, "io_uring submission queue full")
+    @inline(__always) private func check(_ rc: Int32) -> Bool {
+        if rc == 0 { return true }
+        submissionQueueFullCount &+= 1
+        return false
     }
 }
 

@@ -42,11 +42,21 @@ public final class Ingest: HTTPEngineDelegate {
         expectedAuthorization = config.publishToken.map { Array("Bearer \($0)".utf8) }
         let limits = HTTPLimits(maxBodyBytes: max(config.maxEventBytes, config.maxBatchBytes))
         var engineConfig = HTTPEngine.Configuration(
-            maxConnections: 4096, headerTimeoutNanoseconds: config.headerTimeoutNanoseconds,
-            limits: limits, sendBufferBytes: 64 << 10, sendBufferCount: 64)
+            maxConnections: config.ingestMaxConnections, headerTimeoutNanoseconds: config.headerTimeoutNanoseconds,
+            limits: limits, sendBufferBytes: 64 << 10, sendBufferCount: config.ingestSendBuffers)
         // Few connections, large bodies (NDJSON batches): larger receive buffers.
-        engineConfig.recvBufferCount = 256
-        engineConfig.recvBufferBytes = 64 << 10
+        engineConfig.recvBufferCount = config.recvBuffers
+        engineConfig.recvBufferBytes = config.ingestRecvBufferBytes
+        engineConfig.ringEntries = config.ringEntries
+        engineConfig.maxPipelinedRequests = config.maxPipelinedRequests
+        engineConfig.maxResponseQueueBytes = config.maxResponseQueueBytes
+        // Uploads are checked (token, route, size) as soon as their head is complete, and
+        // their bodies share one budget, so unauthenticated or oversized bodies are never read.
+        engineConfig.reportsHeadBeforeBody = true
+        engineConfig.maxPendingBodyBytes = config.maxPendingBodyBytes
+        engineConfig.bodyTimeoutNanoseconds = config.bodyTimeoutNanoseconds
+        engineConfig.adminReserveConnections = 4
+        engineConfig.adminPaths = ["/healthz"]
         engine = try HTTPEngine(configuration: engineConfig, listenFD: listenFD, wakeFD: -1,
                                 counters: counters, logger: logger)
         engine.delegate = self
@@ -144,6 +154,47 @@ public final class Ingest: HTTPEngineDelegate {
         if !routed {
             engine.respondError(connection, status: 404, error: "not_found", detail: "no route for \(path)")
         }
+    }
+
+    /// The head of an upload, before its body is read: the route, the token and the route's
+    /// size limit are checked here, so a refused body is never buffered.
+    public func engine(_ engine: HTTPEngine, acceptsHead request: HTTPRequest, contentLength: Int?,
+                       connection: Int32) -> Bool {
+        var path = request.path
+        let isEventsPath = path.withUTF8 { Ingest.slotOfEventsPath(UnsafeRawBufferPointer($0)) != nil }
+        let limit: Int
+        let limitName: String
+        if path == "/v1/events" {
+            limit = config.maxBatchBytes
+            limitName = "--max-batch-bytes"
+        } else if isEventsPath {
+            limit = config.maxEventBytes
+            limitName = "--max-event-bytes"
+        } else {
+            return refuseHead(connection, status: 404, error: "not_found", detail: "no route for \(path)")
+        }
+        guard request.method == .post else {
+            return refuseHead(connection, status: 405, error: "method_not_allowed",
+                              detail: "\(request.method) is not allowed here; use POST", headers: [("Allow", "POST")])
+        }
+        guard authorized(request) else {
+            return refuseHead(connection, status: 401, error: "unauthorized",
+                              detail: "publishing needs Authorization: Bearer <token>", headers: [("WWW-Authenticate", "Bearer")])
+        }
+        if let n = contentLength, n > limit {
+            return refuseHead(connection, status: 413, error: "payload_too_large",
+                              detail: "the body is \(n) bytes; the limit is \(limit) (\(limitName))")
+        }
+        return true
+    }
+
+    /// Answers a refused upload and closes (lingering, so the client reads the answer while
+    /// the rest of its body is discarded).
+    func refuseHead(_ connection: Int32, status: Int, error: String, detail: String,
+                    headers: [(String, String)] = []) -> Bool {
+        counters.add(.publishRejected)
+        engine.respondError(connection, status: status, error: error, detail: detail, extraHeaders: headers, close: true)
+        return false
     }
 
     static let slotsPrefix = Array("/v1/slots/".utf8)

@@ -68,6 +68,16 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case logRecoveryDamagedRecords     // ingest: recovery cuts at a damaged record
     case logRecoveryDiscardedBytes     // ingest: bytes turned into padding by recovery
     case publishBatchRefused           // ingest: batches refused whole by the pre-check
+    // MARK: HTTP limits (issue 10, items 7-11)
+    case acceptErrorsEMFILE            // accept failed: the process's descriptor limit
+    case acceptErrorsENFILE            // accept failed: the system's descriptor limit
+    case acceptErrorsOther             // accept failed for another reason (ENOBUFS, ENOMEM…)
+    case pendingBodyBytes              // gauge: request body bytes buffered, not yet complete
+    case pendingBodyRejected           // bodies refused (503) by --max-pending-body-bytes
+    case pipelinePaused                // connections whose input was paused by the pipeline caps
+    case responseQueueBytes            // gauge: response bytes queued and not yet sent
+    case submissionQueueFull           // io_uring preps deferred because the SQ stayed full
+    case httpErrors400, httpErrors408, httpErrors413, httpErrors414, httpErrors431, httpErrorsOther
 }
 
 extension LogCounter {

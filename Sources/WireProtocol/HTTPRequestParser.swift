@@ -17,6 +17,8 @@ import Glibc
 public struct HTTPRequestParser: Sendable {
     /// The limits this parser enforces.
     public let limits: HTTPLimits
+    /// Whether a head whose body is still to come is reported (`.head`) before the body is read.
+    public let reportsHeadBeforeBody: Bool
 
     private enum State: Sendable {
         case head
@@ -50,9 +52,23 @@ public struct HTTPRequestParser: Sendable {
     private var chunkLineBytes = 0
     private var trailerBytes = 0
 
-    /// Creates an idle parser enforcing `limits`.
-    public init(limits: HTTPLimits) {
+    /// Creates an idle parser enforcing `limits`. With `reportsHeadBeforeBody`, a request whose
+    /// body does not arrive in the same bytes as its head is first reported as `.head`, so a
+    /// server can refuse it (authorization, size) without buffering the body.
+    public init(limits: HTTPLimits, reportsHeadBeforeBody: Bool = false) {
         self.limits = limits
+        self.reportsHeadBeforeBody = reportsHeadBeforeBody
+    }
+
+    /// Body bytes of the current request held by the parser so far.
+    public var bufferedBodyBytes: Int { pending?.body.count ?? 0 }
+
+    /// Whether the head of the current request was parsed and its body is being read.
+    public var isReadingBody: Bool {
+        switch state {
+        case .body, .chunked: return true
+        default: return false
+        }
     }
 
     /// Whether no part of a request is buffered: the connection is between requests.
@@ -116,6 +132,7 @@ public struct HTTPRequestParser: Sendable {
                     r.body.reserveCapacity(n)
                     pending = r
                     state = .body(remaining: n)
+                    if reportsHeadBeforeBody { return (offset, .head(request, contentLength: n)) }
                 case .chunked:
                     pending = request
                     chunkSize = 0
@@ -123,6 +140,7 @@ public struct HTTPRequestParser: Sendable {
                     chunkLineBytes = 0
                     trailerBytes = 0
                     state = .chunked(.size)
+                    if reportsHeadBeforeBody { return (offset, .head(request, contentLength: nil)) }
                 }
             }
         }

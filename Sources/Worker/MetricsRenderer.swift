@@ -112,6 +112,29 @@ struct MetricsRenderer {
         out += "ringgate_log_recovery_discarded_bytes_total \(sum(.logRecoveryDiscardedBytes))\n"
         family("publish_batch_refused_total", "counter", "NDJSON batches refused whole before any line was appended (log or directory limits).")
         out += "ringgate_publish_batch_refused_total \(sum(.publishBatchRefused))\n"
+        // MARK: HTTP limits (issue 10, items 7-11)
+        family("accept_errors_total", "counter", "Accepts that failed, by errno (accept backs off; waiting connections get 503).")
+        out += "ringgate_accept_errors_total{errno=\"EMFILE\"} \(sum(.acceptErrorsEMFILE))\n"
+        out += "ringgate_accept_errors_total{errno=\"ENFILE\"} \(sum(.acceptErrorsENFILE))\n"
+        out += "ringgate_accept_errors_total{errno=\"other\"} \(sum(.acceptErrorsOther))\n"
+        family("pending_body_bytes", "gauge", "Request body bytes buffered before the body was complete.")
+        out += "ringgate_pending_body_bytes \(gauge(.pendingBodyBytes))\n"
+        family("pending_body_rejected_total", "counter", "Request bodies refused with 503 by --max-pending-body-bytes.")
+        out += "ringgate_pending_body_rejected_total \(sum(.pendingBodyRejected))\n"
+        family("pipeline_paused_total", "counter", "Times a connection's input was paused by --max-pipelined-requests or --max-response-queue-bytes.")
+        out += "ringgate_pipeline_paused_total \(sum(.pipelinePaused))\n"
+        family("response_queue_bytes", "gauge", "Response bytes queued and not yet sent.")
+        out += "ringgate_response_queue_bytes \(gauge(.responseQueueBytes))\n"
+        family("submission_queue_full_total", "counter", "io_uring operations deferred because the submission queue stayed full.")
+        out += "ringgate_submission_queue_full_total \(sum(.submissionQueueFull))\n"
+        family("http_errors_total", "counter", "Requests answered with a parse error or a timeout, by status.")
+        let httpErrors: [(String, LogCounter)] = [
+            ("400", .httpErrors400), ("408", .httpErrors408), ("413", .httpErrors413),
+            ("414", .httpErrors414), ("431", .httpErrors431), ("other", .httpErrorsOther),
+        ]
+        for (status, counter) in httpErrors {
+            out += "ringgate_http_errors_total{status=\"\(status)\"} \(sum(counter))\n"
+        }
         return Array(out.utf8)
     }
 }

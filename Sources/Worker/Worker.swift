@@ -111,7 +111,15 @@ public final class Worker: HTTPEngineDelegate {
             headerTimeoutNanoseconds: config.headerTimeoutNanoseconds,
             limits: limits,
             sendBufferBytes: sendBufferBytes,
-            sendBufferCount: min(tableCapacity, 4096))
+            sendBufferCount: min(tableCapacity, config.sendBuffers))
+        // MARK: HTTP limits (issue 10)
+        engineConfig.recvBufferCount = config.recvBuffers
+        engineConfig.recvBufferBytes = config.recvBufferBytes
+        engineConfig.ringEntries = config.ringEntries
+        engineConfig.maxPipelinedRequests = config.maxPipelinedRequests
+        engineConfig.maxResponseQueueBytes = config.maxResponseQueueBytes
+        engineConfig.bodyTimeoutNanoseconds = config.bodyTimeoutNanoseconds
+        engineConfig.adminReserveConnections = config.adminReserveConnections
         engineConfig.userTimeoutMilliseconds = UInt32(min(config.tcpUserTimeoutNanoseconds / 1_000_000, UInt64(UInt32.max)))
         engineConfig.sendTimeoutNanoseconds = config.sendTimeoutNanoseconds
         if config.tcpKeepaliveNanoseconds > 0 {

@@ -86,7 +86,7 @@ func serve(_ fd: Int32, maxMessageBytes: Int) {
         guard n > 0 else { close(fd); return }
         let (consumed, result) = buffer.withUnsafeBytes { parser.parse(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         switch result {
-        case .needMore:
+        case .needMore, .head:
             continue
         case .error(let error):
             _ = writeAll(fd, HTTPResponseWriter.error(error))

@@ -35,6 +35,20 @@ struct ServeOptions: ParsableArguments {
     // MARK: LOG
     @Option(help: "When the log is flushed to disk: none, interval or always (default none).") var fsync: String?
     @Option(name: .customLong("fsync-interval"), help: "Flush period of --fsync interval (default 1s).") var fsyncInterval: String?
+    // MARK: HTTP limits (issue 10, items 7-11)
+    @Option(name: .customLong("max-pending-body-bytes"), help: "Request body bytes the ingest buffers at once (default 64MiB).") var maxPendingBodyBytes: String?
+    @Option(name: .customLong("body-timeout"), help: "408 when a request body makes no progress this long (default 10s).") var bodyTimeout: String?
+    @Option(name: .customLong("max-pipelined-requests"), help: "Unsent answers per connection before its input pauses (default 32).") var maxPipelinedRequests: String?
+    @Option(name: .customLong("max-response-queue-bytes"), help: "Queued response bytes per connection before its input pauses (default 4MiB).") var maxResponseQueueBytes: String?
+    @Option(name: .customLong("admin-reserve-connections"), help: "Connections per worker past --max-connections for /healthz, /readyz, /metrics (default 16).") var adminReserveConnections: String?
+    @Option(name: .customLong("send-buffers"), help: "Pooled send buffers per worker (default 4096).") var sendBuffers: String?
+    @Option(name: .customLong("recv-buffers"), help: "Provided receive buffers per process, a power of two (default 256).") var recvBuffers: String?
+    @Option(name: .customLong("recv-buffer-bytes"), help: "Size of a worker's receive buffer (default 4KiB).") var recvBufferBytes: String?
+    @Option(name: .customLong("ingest-max-connections"), help: "Publish connections the ingest holds (default 4096).") var ingestMaxConnections: String?
+    @Option(name: .customLong("ingest-recv-buffer-bytes"), help: "Size of an ingest receive buffer (default 64KiB).") var ingestRecvBufferBytes: String?
+    @Option(name: .customLong("ingest-send-buffers"), help: "Pooled send buffers of the ingest (default 64).") var ingestSendBuffers: String?
+    @Option(name: .customLong("max-batch-events"), help: "Lines of one NDJSON batch (default 1000000).") var maxBatchEvents: String?
+    @Option(name: .customLong("ring-entries"), help: "io_uring submission-queue entries per process, a power of two (default 4096).") var ringEntries: String?
 
     static func env(_ name: String) -> String? {
         guard let v = getenv("RINGGATE_" + name) else { return nil }
@@ -148,6 +162,37 @@ struct ServeOptions: ParsableArguments {
         if c.ephemeral && c.fsync != .none {
             throw ValidationError("--fsync \(c.fsync.rawValue) needs a file-backed log: an --ephemeral log lives in memory and has no disk to flush to")
         }
+        // MARK: HTTP limits (issue 10, items 7-11)
+        func powerOfTwo(_ n: Int?, _ flag: String) throws -> Int? {
+            guard let n else { return nil }
+            guard n & (n - 1) == 0 else { throw fail(flag, "\(n)", "must be a power of two") }
+            return n
+        }
+        if let n = try bytes(pick(maxPendingBodyBytes, "MAX_PENDING_BODY_BYTES"), "max-pending-body-bytes", 1...(1 << 40)) {
+            c.maxPendingBodyBytes = n
+        }
+        if let n = try duration(pick(bodyTimeout, "BODY_TIMEOUT"), "body-timeout") { c.bodyTimeoutNanoseconds = n }
+        if let n = try int(pick(maxPipelinedRequests, "MAX_PIPELINED_REQUESTS"), "max-pipelined-requests", 1...100_000) {
+            c.maxPipelinedRequests = n
+        }
+        if let n = try bytes(pick(maxResponseQueueBytes, "MAX_RESPONSE_QUEUE_BYTES"), "max-response-queue-bytes", 1...(1 << 30)) {
+            c.maxResponseQueueBytes = n
+        }
+        if let n = try int(pick(adminReserveConnections, "ADMIN_RESERVE_CONNECTIONS"), "admin-reserve-connections", 0...10_000) {
+            c.adminReserveConnections = n
+        }
+        if let n = try int(pick(sendBuffers, "SEND_BUFFERS"), "send-buffers", 1...1_000_000) { c.sendBuffers = n }
+        if let n = try powerOfTwo(int(pick(recvBuffers, "RECV_BUFFERS"), "recv-buffers", 1...32768), "recv-buffers") { c.recvBuffers = n }
+        if let n = try bytes(pick(recvBufferBytes, "RECV_BUFFER_BYTES"), "recv-buffer-bytes", 512...(1 << 20)) { c.recvBufferBytes = n }
+        if let n = try int(pick(ingestMaxConnections, "INGEST_MAX_CONNECTIONS"), "ingest-max-connections", 1...1_000_000) {
+            c.ingestMaxConnections = n
+        }
+        if let n = try bytes(pick(ingestRecvBufferBytes, "INGEST_RECV_BUFFER_BYTES"), "ingest-recv-buffer-bytes", 512...(1 << 20)) {
+            c.ingestRecvBufferBytes = n
+        }
+        if let n = try int(pick(ingestSendBuffers, "INGEST_SEND_BUFFERS"), "ingest-send-buffers", 1...1_000_000) { c.ingestSendBuffers = n }
+        if let n = try int(pick(maxBatchEvents, "MAX_BATCH_EVENTS"), "max-batch-events", 1...100_000_000) { c.maxBatchEvents = n }
+        if let n = try powerOfTwo(int(pick(ringEntries, "RING_ENTRIES"), "ring-entries", 16...32768), "ring-entries") { c.ringEntries = n }
         if c.maxEventBytes + 512 > c.logCapacityBytes / 4 {
             throw ValidationError("--max-event-bytes \(c.maxEventBytes) does not fit --log-capacity \(c.logCapacityBytes): an event may take at most a quarter of the ring")
         }
@@ -183,6 +228,20 @@ struct ServeOptions: ParsableArguments {
             "--watchdog-timeout", c.watchdogTimeoutNanoseconds == 0 ? "0" : "\(c.watchdogTimeoutNanoseconds / 1_000_000)ms",
             "--cors-origins", c.corsOrigins.flagValue,
             "--ws-origins", c.webSocketOrigins.flagValue,
+            // MARK: HTTP limits (issue 10, items 7-11)
+            "--max-pending-body-bytes", "\(c.maxPendingBodyBytes)",
+            "--body-timeout", "\(c.bodyTimeoutNanoseconds / 1_000_000)ms",
+            "--max-pipelined-requests", "\(c.maxPipelinedRequests)",
+            "--max-response-queue-bytes", "\(c.maxResponseQueueBytes)",
+            "--admin-reserve-connections", "\(c.adminReserveConnections)",
+            "--send-buffers", "\(c.sendBuffers)",
+            "--recv-buffers", "\(c.recvBuffers)",
+            "--recv-buffer-bytes", "\(c.recvBufferBytes)",
+            "--ingest-max-connections", "\(c.ingestMaxConnections)",
+            "--ingest-recv-buffer-bytes", "\(c.ingestRecvBufferBytes)",
+            "--ingest-send-buffers", "\(c.ingestSendBuffers)",
+            "--max-batch-events", "\(c.maxBatchEvents)",
+            "--ring-entries", "\(c.ringEntries)",
         ]
         // MARK: LOG
         a += ["--fsync", c.fsync.rawValue, "--fsync-interval", "\(c.fsyncIntervalNanoseconds / 1_000_000)ms"]

@@ -50,6 +50,8 @@ func feed(_ chunks: [[UInt8]], limits: HTTPLimits = defaultLimits) -> (outcomes:
             case .needMore:
                 #expect(pending.isEmpty, "needMore must consume everything")
                 continue outer
+            case .head:
+                Issue.record("head reported by a parser that was not asked to")
             case .request(let r):
                 outcomes.append(Outcome(r))
             case .error(let e):

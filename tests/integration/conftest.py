@@ -42,9 +42,10 @@ def gateway(ringgate_bin, tmp_path, request):
     """
     started: list[Gateway] = []
 
-    def start(*flags: str, workers: int = 2, data_dir=None, name: str | None = None) -> Gateway:
+    def start(*flags: str, workers: int = 2, data_dir=None, name: str | None = None, prefix=()) -> Gateway:
         gw = Gateway(flags, workers=workers, data_dir=data_dir, log_dir=tmp_path,
-                     name=name or f"{request.node.name[:40]}-{len(started)}", binary=ringgate_bin)
+                     name=name or f"{request.node.name[:40]}-{len(started)}", binary=ringgate_bin,
+                     prefix=prefix)
         started.append(gw)
         rgtest.TEST_GATEWAYS.append(gw)
         return gw.start()

@@ -548,6 +548,21 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (utime + stime of /proc/PID/stat)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    rest = text[text.rindex(")") + 2:].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_bytes(pid: int) -> int:
+    """Resident memory of a process (VmRSS of /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"no VmRSS for pid {pid}")
+
+
 def children_of(ppid: int) -> list[int]:
     out = []
     for d in os.listdir("/proc"):
@@ -641,8 +656,12 @@ class Gateway:
     """`ringgate serve` on loopback, with its stderr in a file and helpers to talk to it."""
 
     def __init__(self, flags: Iterable[str] = (), workers: int = 2, data_dir: Path | None = None,
-                 log_dir: Path = Path("/tmp"), name: str = "gw", binary: Path | None = None):
+                 log_dir: Path = Path("/tmp"), name: str = "gw", binary: Path | None = None,
+                 prefix: Iterable[str] = ()):
         self.flags = list(flags)
+        # Runs before the binary and execs it (e.g. ["prlimit", "--nofile=300:300", "--"]),
+        # so the supervisor's pid is still the process we started.
+        self.prefix = list(prefix)
         self.nworkers = workers
         self.data_dir = data_dir
         self.name = name
@@ -659,8 +678,8 @@ class Gateway:
 
     # --- lifecycle
     def argv(self) -> list[str]:
-        argv = [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--publish-listen", "127.0.0.1:0",
-                "--workers", str(self.nworkers)]
+        argv = self.prefix + [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--publish-listen", "127.0.0.1:0",
+                              "--workers", str(self.nworkers)]
         argv += ["--data-dir", str(self.data_dir)] if self.data_dir is not None else ["--ephemeral"]
         return argv + self.flags
 

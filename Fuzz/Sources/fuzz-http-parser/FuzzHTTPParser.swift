@@ -40,6 +40,8 @@ func parse(_ chunks: [UnsafeRawBufferPointer]) -> [String] {
             switch result {
             case .needMore:
                 precondition(offset == pending.count, "needMore with bytes left")
+            case .head:
+                preconditionFailure("head reported by a parser that was not asked to")
             case .request(let r):
                 outcomes.append("\(r.method) \(r.target) \(r.path) \(r.query.map { "\($0.0)=\($0.1)" }) "
                     + "\(r.version) \(r.keepAlive) \(r.headers.map { "\($0.name):\($0.value)" }) \(r.body)")

@@ -1,0 +1,63 @@
+import CRinggateSys
+import Glibc
+import WireProtocol
+
+/// Pipelining caps (issue 10, item 9): a connection whose answers pile up unsent stops being
+/// read (the kernel's receive window then stops the client) and resumes when they are sent.
+/// What was received but not parsed waits in the connection's `stash`.
+extension HTTPEngine {
+    func responseBytes(_ c: UnsafeMutablePointer<Connection>) -> Int {
+        (c.pointee.out.map { $0.count - c.pointee.outOffset } ?? 0) + c.pointee.queued.count
+    }
+
+    /// Keeps the `responseQueueBytes` gauge equal to the sum of every connection's unsent answers.
+    func syncResponseGauge(_ c: UnsafeMutablePointer<Connection>) {
+        let now = responseBytes(c)
+        let before = c.pointee.responseGaugeBytes
+        if now > before { counters.add(.responseQueueBytes, UInt64(now - before)) }
+        if now < before { counters.subtract(.responseQueueBytes, UInt64(before - now)) }
+        c.pointee.responseGaugeBytes = now
+    }
+
+    func overPipelineLimit(_ c: UnsafeMutablePointer<Connection>) -> Bool {
+        c.pointee.requestsSinceDrain >= configuration.maxPipelinedRequests
+            || responseBytes(c) >= configuration.maxResponseQueueBytes
+    }
+
+    /// Keeps `rest` unparsed and stops receiving until the connection's answers are sent.
+    func pauseInput(_ slot: Int32, _ rest: UnsafeRawBufferPointer) {
+        let c = table + Int(slot)
+        c.pointee.stash.append(contentsOf: rest)
+        guard !c.pointee.paused else { return }
+        c.pointee.paused = true
+        c.pointee.headStartNanoseconds = 0
+        counters.add(.pipelinePaused)
+        if c.pointee.recvArmed { cancelRecv(slot) }
+    }
+
+    func cancelRecv(_ slot: Int32) {
+        let c = table + Int(slot)
+        if ring.cancel(request: userData(.recv, slot), userData: UserData.pack(.cancel)) {
+            c.pointee.recvCancelPending = true
+        } else {
+            submissionQueueFull()   // tried again on the next receive
+        }
+    }
+
+    /// The answers were sent: count afresh, parse what waited, and receive again.
+    func drained(_ slot: Int32) {
+        let c = table + Int(slot)
+        c.pointee.requestsSinceDrain = 0
+        guard c.pointee.paused, c.pointee.phase == .http else { return }
+        c.pointee.paused = false
+        let waiting = c.pointee.stash
+        c.pointee.stash = []
+        waiting.withUnsafeBytes { feed(slot, $0) }
+        guard c.pointee.phase == .http, !c.pointee.paused else { return }
+        if c.pointee.inputEnded {
+            closeAfterFlush(slot, reason: .completed)
+        } else if !c.pointee.recvArmed {
+            armRecv(slot)
+        }
+    }
+}

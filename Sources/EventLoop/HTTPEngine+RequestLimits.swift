@@ -1,0 +1,85 @@
+import CRinggateSys
+import Glibc
+import WireProtocol
+
+/// Requests judged before their bodies are read, the process-wide body budget, the admin reserve
+/// and parse-error counts (issue 10, items 8, 10, 11).
+extension HTTPEngine {
+    /// The head of a request whose body follows: the header timeout ends, the delegate may
+    /// refuse it, and the body must fit the pending-body budget. False when it was refused.
+    func headAccepted(_ slot: Int32, _ request: HTTPRequest, contentLength: Int?) -> Bool {
+        let c = table + Int(slot)
+        c.pointee.headStartNanoseconds = 0
+        c.pointee.bodyProgressNanoseconds = nowNanoseconds
+        c.pointee.bodyChunked = contentLength == nil
+        if c.pointee.reserve && !configuration.adminPaths.contains(request.path) {
+            rejectOnReserve(slot)
+            return false
+        }
+        if let delegate, !delegate.engine(self, acceptsHead: request, contentLength: contentLength, connection: slot) {
+            if c.pointee.phase == .http && c.pointee.parser != nil {
+                respondError(slot, status: 400, error: "rejected", detail: "the request was refused", close: true)
+            }
+            return false
+        }
+        guard c.pointee.phase == .http, c.pointee.parser != nil else { return false }
+        if let n = contentLength, !reserveBody(slot, bytes: n) { return false }
+        if c.pointee.parser!.awaitingContinue {
+            c.pointee.parser!.markContinueSent()
+            respond(slot, HTTPResponseWriter.continueResponse)
+        }
+        return true
+    }
+
+    /// Takes `bytes` more of the pending-body budget, or answers 503 and closes.
+    func reserveBody(_ slot: Int32, bytes: Int) -> Bool {
+        let c = table + Int(slot)
+        guard pendingBodyBytes + bytes <= configuration.maxPendingBodyBytes else {
+            counters.add(.pendingBodyRejected)
+            respondError(slot, status: 503, error: "over_capacity",
+                         detail: "request bodies in progress fill the buffer limit (--max-pending-body-bytes \(configuration.maxPendingBodyBytes)); retry later",
+                         extraHeaders: [("Retry-After", "1")], close: true)
+            return false
+        }
+        pendingBodyBytes += bytes
+        c.pointee.bodyReservedBytes += bytes
+        counters.add(.pendingBodyBytes, UInt64(bytes))
+        return true
+    }
+
+    /// A chunked body has no length up front: the budget follows what is buffered.
+    func accountChunkedBody(_ slot: Int32) -> Bool {
+        let c = table + Int(slot)
+        let growth = (c.pointee.parser?.bufferedBodyBytes ?? 0) - c.pointee.bodyReservedBytes
+        return growth <= 0 || reserveBody(slot, bytes: growth)
+    }
+
+    func releaseBody(_ c: UnsafeMutablePointer<Connection>) {
+        c.pointee.bodyProgressNanoseconds = 0
+        c.pointee.bodyChunked = false
+        let n = c.pointee.bodyReservedBytes
+        guard n > 0 else { return }
+        pendingBodyBytes -= n
+        counters.subtract(.pendingBodyBytes, UInt64(n))
+        c.pointee.bodyReservedBytes = 0
+    }
+
+    /// A connection admitted past the limit asked for something other than an admin path.
+    func rejectOnReserve(_ slot: Int32) {
+        counters.add(.disconnectOverCapacity)
+        respondError(slot, status: 503, error: "over_capacity",
+                     detail: "the server is at its connection limit; retry later",
+                     extraHeaders: [("Retry-After", "1")], close: true)
+    }
+
+    func countHTTPError(_ status: Int) {
+        switch status {
+        case 400: counters.add(.httpErrors400)
+        case 408: counters.add(.httpErrors408)
+        case 413: counters.add(.httpErrors413)
+        case 414: counters.add(.httpErrors414)
+        case 431: counters.add(.httpErrors431)
+        default: counters.add(.httpErrorsOther)
+        }
+    }
+}

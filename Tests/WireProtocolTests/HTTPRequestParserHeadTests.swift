@@ -1,0 +1,68 @@
+import Testing
+@testable import WireProtocol
+
+/// `reportsHeadBeforeBody`: a server learns of an upload when its head is complete, so it can
+/// refuse it (401, 413) before buffering any of the body.
+@Suite struct HTTPRequestParserHeadTests {
+    let limits = HTTPLimits(maxBodyBytes: 1 << 20)
+    let head = "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
+
+    @Test func aHeadWhoseBodyIsStillToComeIsReportedFirst() {
+        var parser = HTTPRequestParser(limits: limits, reportsHeadBeforeBody: true)
+        let bytes = [UInt8](head + "0123")
+        let (consumed, first) = parser.parse(bytes)
+        guard case .head(let request, let length) = first else { Issue.record("expected .head, got \(first)"); return }
+        #expect(consumed == head.utf8.count, "the body bytes after the head are left for the next call")
+        #expect(length == 10)
+        #expect(request.path == "/v1/events" && request.body.isEmpty)
+        #expect(parser.isReadingBody && parser.bufferedBodyBytes == 0)
+
+        let (c2, second) = parser.parse(Array(bytes[consumed...]))
+        guard case .needMore = second else { Issue.record("expected .needMore, got \(second)"); return }
+        #expect(c2 == 4 && parser.bufferedBodyBytes == 4)
+        let (c3, third) = parser.parse([UInt8]("456789"))
+        guard case .request(let done) = third else { Issue.record("expected .request, got \(third)"); return }
+        #expect(c3 == 6 && done.body == [UInt8]("0123456789"))
+        #expect(parser.isIdle && !parser.isReadingBody)
+    }
+
+    @Test func aRequestWhoseBodyArrivedWithItsHeadIsReportedWhole() {
+        var parser = HTTPRequestParser(limits: limits, reportsHeadBeforeBody: true)
+        let (_, result) = parser.parse([UInt8](head + "0123456789"))
+        guard case .request(let r) = result else { Issue.record("expected .request, got \(result)"); return }
+        #expect(r.body == [UInt8]("0123456789"))
+    }
+
+    @Test func aChunkedHeadIsReportedWithoutALength() {
+        var parser = HTTPRequestParser(limits: limits, reportsHeadBeforeBody: true)
+        let chunkedHead = "POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        let (consumed, result) = parser.parse([UInt8](chunkedHead + "5\r\nhel"))
+        guard case .head(_, let length) = result else { Issue.record("expected .head, got \(result)"); return }
+        #expect(length == nil && consumed == chunkedHead.utf8.count)
+        _ = parser.parse([UInt8]("5\r\nhel"))
+        #expect(parser.bufferedBodyBytes == 3)
+        let (_, done) = parser.parse([UInt8]("lo\r\n0\r\n\r\n"))
+        guard case .request(let r) = done else { Issue.record("expected .request, got \(done)"); return }
+        #expect(r.body == [UInt8]("hello"))
+    }
+
+    @Test func withoutTheOptionNoHeadIsReportedAtAnySplit() {
+        let whole = [UInt8](head + "0123456789")
+        for split in 1..<whole.count {
+            var parser = HTTPRequestParser(limits: limits)
+            var results: [HTTPParseResult] = []
+            var pending = Array(whole[0..<split])
+            for chunk in [Array(whole[split...]), []] {
+                while !pending.isEmpty {
+                    let (consumed, r) = parser.parse(pending)
+                    results.append(r)
+                    pending.removeFirst(consumed)
+                    if case .needMore = r { break }
+                }
+                pending += chunk
+            }
+            #expect(!results.contains { if case .head = $0 { true } else { false } }, "split \(split)")
+            #expect(results.contains { if case .request = $0 { true } else { false } }, "split \(split)")
+        }
+    }
+}

@@ -330,7 +330,7 @@ public final class Ingest: HTTPEngineDelegate {
             return reject(connection, status: 413, error: "payload_too_large",
                           detail: "the batch is \(request.body.count) bytes; the limit is \(config.maxBatchBytes) (--max-batch-bytes)")
         }
-        let parsed = request.body.withUnsafeBytes { NDJSONBatchParser.parse($0, maxEvents: 1_000_000) }
+        let parsed = request.body.withUnsafeBytes { NDJSONBatchParser.parse($0, maxEvents: config.maxBatchEvents) }
         let items: [BatchItem]
         switch parsed {
         case .failure(let error):

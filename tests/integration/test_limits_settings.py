@@ -94,3 +94,16 @@ def test_parse_errors_are_counted_by_status(gateway):
     assert m.value("ringgate_http_errors_total", status="413") == 1
     assert m.value("ringgate_http_errors_total", status="408") == 1
     assert m.value("ringgate_submission_queue_full_total") == 0
+
+
+def test_batch_over_max_batch_events_is_refused_whole(gateway):
+    """`--max-batch-events` bounds the lines of one NDJSON batch: one line more is a 400 that
+    names the limit, and nothing of that batch is appended; a batch at the limit is accepted."""
+    gw = gateway("--max-batch-events", "5", workers=1)
+    over = gw.publish_batch([{"slot": "lines", "data": f"e{i}"} for i in range(6)])
+    assert over.status_code == 400, over.text
+    assert "more than 5 events" in over.json()["detail"], over.json()
+    assert gw.history("lines")["events"] == []
+    at = gw.publish_batch([{"slot": "lines", "data": f"e{i}"} for i in range(5)])
+    assert at.status_code == 201, at.text
+    assert [e["data"] for e in gw.history("lines")["events"]] == [f"e{i}" for i in range(5)]

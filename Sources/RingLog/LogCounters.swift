@@ -78,6 +78,12 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case responseQueueBytes            // gauge: response bytes queued and not yet sent
     case submissionQueueFull           // io_uring preps deferred because the SQ stayed full
     case httpErrors400, httpErrors408, httpErrors413, httpErrors414, httpErrors431, httpErrorsOther
+    // MARK: LIVENESS (not metrics): what the supervisor's start-up wait and watchdog read
+    // besides `heartbeatNanoseconds`.
+    /// Monotonic time of the ingest's last progress through the start-up recovery scan.
+    case startupProgressNanoseconds
+    /// Monotonic time the ingest entered a blocking fdatasync (`--fsync always`); 0 outside one.
+    case fsyncStartedNanoseconds
 }
 
 extension LogCounter {

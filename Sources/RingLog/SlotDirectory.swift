@@ -148,33 +148,17 @@ struct SlotDirectory {
             newestPosition: LogDescriptor.Record.noPosition, newestSeq: 0, count: 0)
     }
 
-    /// Whether `resolveForAppend` would succeed, without changing anything.
-    func canResolve(_ name: UnsafeRawBufferPointer, oldestPosition: UInt64, liveSlots: Int) -> Bool {
-        if liveSlots < region.geometry.maxSlots { return true }
-        let mask = entryCount - 1
-        var index = Int(truncatingIfNeeded: LogDescriptor.nameHash(name)) & mask
-        for _ in 0..<entryCount {
-            let entry = region.directoryEntry(index)
-            let state = entry.loadU32(D.stateOffset)
-            if state == D.stateEmpty { break }
-            if state == D.stateLive && nameEquals(entry, name) { return true }
-            index = (index + 1) & mask
-        }
-        for i in 0..<entryCount where isDead(region.directoryEntry(i), oldestPosition: oldestPosition) {
-            return true
-        }
-        return false
-    }
-
-    /// Whether `name` has a live entry (an append to it would not need a new one).
-    func holdsLive(_ name: UnsafeRawBufferPointer) -> Bool {
+    /// Whether `name` has a live entry that is not dead (an append to it needs no new entry). A
+    /// dead one is counted as new: `deadCount` also counts it as recyclable, and staging the
+    /// name revives it, so counting it as held too would pass a batch that then fails.
+    func holdsLive(_ name: UnsafeRawBufferPointer, oldestPosition: UInt64) -> Bool {
         let mask = entryCount - 1
         var index = Int(truncatingIfNeeded: LogDescriptor.nameHash(name)) & mask
         for _ in 0..<entryCount {
             let entry = region.directoryEntry(index)
             let state = entry.loadU32(D.stateOffset)
             if state == D.stateEmpty { return false }
-            if state == D.stateLive && nameEquals(entry, name) { return true }
+            if state == D.stateLive && nameEquals(entry, name) { return !isDead(entry, oldestPosition: oldestPosition) }
             index = (index + 1) & mask
         }
         return false

@@ -37,7 +37,10 @@ public struct LogWriter {
     /// Takes over a log: runs the recovery scan (see `LogRecovery`) unless the log never held
     /// a byte, so that a fresh log's pages stay untouched. `file`, the descriptor the region is
     /// mapped from (offset 0), lets the scan read the slot directory without faulting it in.
-    public init(region: LogRegion, file: Int32 = -1) {
+    /// `progress` is called when the scan starts and after every `progressStrideBytes` it covers
+    /// (records, then directory), so that a long scan of a large log is seen to be alive.
+    public init(region: LogRegion, file: Int32 = -1, progress: (() -> Void)? = nil,
+                progressStrideBytes: UInt64 = 64 << 20) {
         self.region = region
         self.directory = SlotDirectory(region: region)
         tailPosition = region.loadAcquire(LogDescriptor.tailOffset)
@@ -48,7 +51,7 @@ public struct LogWriter {
         liveSlots = Int(region.loadAcquire(LogDescriptor.liveSlotsOffset))
         committed = (tailPosition, nextSeq, liveSlots, latestPosition)
         if tailPosition > 0 || region.loadAcquire(LogDescriptor.tailIntentOffset) > 0 {
-            recover(file: file)
+            recover(file: file, progress: progress, progressStrideBytes: progressStrideBytes)
             committed = (tailPosition, nextSeq, liveSlots, latestPosition)
         }
     }
@@ -59,13 +62,6 @@ public struct LogWriter {
     /// Unaligned length of a record: header + slot name + type + data.
     public static func recordLength(slotBytes: Int, typeBytes: Int, dataBytes: Int) -> Int {
         R.headerLength + slotBytes + typeBytes + dataBytes
-    }
-
-    /// Whether `append` of such an item would succeed now (record size and slot directory).
-    /// Use it to check a whole batch before appending any of it.
-    public func canAppend(slot: UnsafeRawBufferPointer, typeBytes: Int, dataBytes: Int) -> Bool {
-        guard fits(slotBytes: slot.count, typeBytes: typeBytes, dataBytes: dataBytes) else { return false }
-        return directory.canResolve(slot, oldestPosition: oldestPosition, liveSlots: liveSlots)
     }
 
     private func fits(slotBytes: Int, typeBytes: Int, dataBytes: Int) -> Bool {
@@ -299,7 +295,8 @@ public struct LogWriter {
         var position = from
         while position < to {
             let remaining = region.capacity - (position & region.mask)
-            let piece = min(remaining, to - position)
+            // A padding length is a u32: a longer range (a log of more than 4 GiB) takes several.
+            let piece = min(remaining, to - position, 1 << 31)
             writePadding(at: position, length: piece)
             position += piece
         }

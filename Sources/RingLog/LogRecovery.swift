@@ -226,22 +226,18 @@ extension LogWriter {
     /// before `limit`; nil when its framing or crc is wrong.
     private func verifiedRecord(at position: UInt64, remaining: UInt64, limit: UInt64) -> (UInt64?, UInt64)? {
         let record = region.recordPointer(position)
-        let length = UInt64(record.loadU32(R.lengthOffset))
-        let kind = record.loadU16(R.kindOffset)
-        let aligned = (length + 7) & ~7
-        guard length >= 16, aligned <= remaining, position <= limit, aligned <= limit - position,
-              record.loadU64(R.positionOffset) == position
-        else { return nil }
-        if kind == R.kindPadding { return (nil, position + aligned) }
-        let nameLength = UInt64(record.loadU8(R.nameLengthOffset))
-        let typeLength = UInt64(record.loadU8(R.typeLengthOffset))
-        guard kind == R.kindEvent, length >= UInt64(R.headerLength),
-              length <= UInt64(region.geometry.maxRecordBytes), nameLength >= 1,
-              UInt64(R.headerLength) + nameLength + typeLength + UInt64(record.loadU32(R.dataLengthOffset)) == length,
-              Int(record.loadU32(R.slotIndexOffset)) < directory.entryCount,
-              record.loadU32(R.crcOffset) == Self.crc(record, length: Int(length))
-        else { return nil }
-        return (record.loadU64(R.seqOffset), position + aligned)
+        switch region.framing(of: record, at: position, remaining: remaining) {
+        case .invalid:
+            return nil
+        case .padding(let aligned):
+            guard position <= limit, aligned <= limit - position else { return nil }
+            return (nil, position + aligned)
+        case .event(let aligned):
+            guard position <= limit, aligned <= limit - position,
+                  record.loadU32(R.crcOffset) == Self.crc(record, length: Int(record.loadU32(R.lengthOffset)))
+            else { return nil }
+            return (record.loadU64(R.seqOffset), position + aligned)
+        }
     }
 
     /// The slot's state before its records at or past `cut`: follows the prev links from the

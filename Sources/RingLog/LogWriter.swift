@@ -252,18 +252,16 @@ public struct LogWriter {
                 continue
             }
             let record = region.recordPointer(oldestPosition)
-            let length = UInt64(record.loadU32(R.lengthOffset))
-            let kind = record.loadU16(R.kindOffset)
-            let alignedLength = (length + 7) & ~7
-            guard (kind == R.kindEvent || kind == R.kindPadding), length >= 8, alignedLength <= remaining,
-                  record.loadU64(R.positionOffset) == oldestPosition
-            else {
+            switch region.framing(of: record, at: oldestPosition, remaining: remaining) {
+            case .invalid:
                 // Not a record boundary (corrupt file): give up everything before the new record.
                 oldestPosition = tailPosition
-                break
+            case .padding(let alignedLength):
+                oldestPosition += alignedLength
+            case .event(let alignedLength):
+                oldestSeq = record.loadU64(R.seqOffset) + 1
+                oldestPosition += alignedLength
             }
-            if kind == R.kindEvent { oldestSeq = record.loadU64(R.seqOffset) + 1 }
-            oldestPosition += alignedLength
         }
         if oldestPosition >= tailPosition {
             // Everything older is gone (or the log was empty): the new record is the oldest.
@@ -295,8 +293,10 @@ public struct LogWriter {
         var position = from
         while position < to {
             let remaining = region.capacity - (position & region.mask)
-            // A padding length is a u32: a longer range (a log of more than 4 GiB) takes several.
-            let piece = min(remaining, to - position, 1 << 31)
+            // A padding length is a u32: a longer range (a log of more than 4 GiB) takes several,
+            // none of them too short to hold its own position.
+            var piece = min(remaining, to - position)
+            if piece > 1 << 31 { piece = (to - position) - (1 << 31) < 128 ? (1 << 31) - 128 : 1 << 31 }
             writePadding(at: position, length: piece)
             position += piece
         }

@@ -90,14 +90,14 @@ public struct LogWriter {
     /// Check the batch with `LogBatchCheck` first, so that no line fails half-way.
     public mutating func beginBatch() {
         precondition(tailPosition == committed.tail, "a batch is already open")
-        undo.saved.removeAll(keepingCapacity: true)
+        undo.reset()
         recordingUndo = true
     }
 
     /// Makes every staged record visible: `latest`, `nextSeq`, `tail` (release), once.
     public mutating func commit() {
         recordingUndo = false
-        undo.saved.removeAll(keepingCapacity: true)
+        undo.reset()
         guard tailPosition != committed.tail else { return }
         rg_store_release_u64(region.field(LogDescriptor.liveSlotsOffset), UInt64(liveSlots))
         region.storeRelease(LogDescriptor.latestOffset, latestPosition)
@@ -111,10 +111,8 @@ public struct LogWriter {
     public mutating func rollback() {
         precondition(recordingUndo, "rollback needs beginBatch")
         recordingUndo = false
-        for (index, saved) in undo.saved {
-            directory.restore(index, saved)
-        }
-        undo.saved.removeAll(keepingCapacity: true)
+        undo.restore(into: directory)
+        undo.reset()
         let end = tailPosition
         coverWithPadding(from: committed.tail, to: end)
         nextSeq = committed.nextSeq
@@ -304,11 +302,29 @@ public struct LogWriter {
 }
 
 /// The directory entries an open batch changed, as they were before it (for `rollback`).
+/// Flat storage that keeps its capacity from batch to batch: after the first batches of a
+/// given size, staging allocates nothing per touched entry.
 final class DirectoryUndo {
-    var saved: [Int: [UInt8]] = [:]
+    /// Entry index -> offset of its saved bytes in `bytes`.
+    private var offsets: [Int: Int] = [:]
+    private var bytes: [UInt8] = []
+
+    func reset() {
+        offsets.removeAll(keepingCapacity: true)
+        bytes.removeAll(keepingCapacity: true)
+    }
 
     /// Saves entry `index` unless this batch already saved it.
     func remember(_ index: Int, in directory: SlotDirectory) {
-        if saved[index] == nil { saved[index] = directory.save(index) }
+        guard offsets[index] == nil else { return }
+        offsets[index] = bytes.count
+        directory.save(index, appendingTo: &bytes)
+    }
+
+    /// Puts every saved entry back.
+    func restore(into directory: SlotDirectory) {
+        bytes.withUnsafeBytes { saved in
+            for (index, offset) in offsets { directory.restore(index, from: saved.baseAddress! + offset) }
+        }
     }
 }

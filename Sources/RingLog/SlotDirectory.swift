@@ -202,17 +202,15 @@ struct SlotDirectory {
         }
     }
 
-    /// A copy of entry `index` (everything but its seqlock), for `restore`.
-    func save(_ index: Int) -> [UInt8] {
+    /// Appends a copy of entry `index` (everything but its seqlock) to `bytes`, for `restore`.
+    func save(_ index: Int, appendingTo bytes: inout [UInt8]) {
         let entry = region.directoryEntry(index)
-        return Array(UnsafeRawBufferPointer(start: entry + 4, count: D.entryLength - 4))
+        bytes.append(contentsOf: UnsafeRawBufferPointer(start: entry + 4, count: D.entryLength - 4))
     }
 
-    /// Puts back what `save` copied, under the seqlock.
-    func restore(_ index: Int, _ saved: [UInt8]) {
-        write(index) { entry in
-            saved.withUnsafeBytes { _ = memcpy(entry + 4, $0.baseAddress!, D.entryLength - 4) }
-        }
+    /// Puts back what `save` copied (at `saved`), under the seqlock.
+    func restore(_ index: Int, from saved: UnsafeRawPointer) {
+        write(index) { entry in _ = memcpy(entry + 4, saved, D.entryLength - 4) }
     }
 
     /// Points a live entry at an older record of its slot (recovery cut the newer ones).

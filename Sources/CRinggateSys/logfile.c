@@ -105,7 +105,26 @@ typedef struct rg_flusher_args {
     const void *tail;
     void *count;
     void *nanoseconds;
+    void *errors;
+    void *last_errno;
 } rg_flusher_args;
+
+uint64_t rg_flush_step(int fd, uint64_t tail, uint64_t synced, void *count, void *nanoseconds,
+                       void *errors, void *last_errno) {
+    if (tail == synced) return synced;
+    uint64_t start = rg_monotonic_ns();
+    int rc = fdatasync(fd);
+    int code = errno;
+    rg_fetch_add_relaxed_u64(count, 1);
+    rg_fetch_add_relaxed_u64(nanoseconds, rg_monotonic_ns() - start);
+    if (rc == 0) return tail;
+    // The kernel reports a write-back error once and marks the pages clean: the next call
+    // succeeds although those writes are lost. So every failure is counted (the ingest logs
+    // it), and `synced` stays, so the next interval flushes again.
+    rg_store_relaxed_u64(last_errno, (uint64_t)code);
+    rg_fetch_add_relaxed_u64(errors, 1);
+    return synced;
+}
 
 static void *flusher_main(void *arg) {
     rg_flusher_args a = *(rg_flusher_args *)arg;
@@ -114,20 +133,17 @@ static void *flusher_main(void *arg) {
     for (;;) {
         struct timespec ts = {(time_t)(a.interval_ns / 1000000000u), (long)(a.interval_ns % 1000000000u)};
         while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-        uint64_t tail = rg_load_acquire_u64(a.tail);
-        if (tail == synced) continue;
-        uint64_t start = rg_monotonic_ns();
-        if (fdatasync(a.fd) == 0) synced = tail;
-        rg_fetch_add_relaxed_u64(a.count, 1);
-        rg_fetch_add_relaxed_u64(a.nanoseconds, rg_monotonic_ns() - start);
+        synced = rg_flush_step(a.fd, rg_load_acquire_u64(a.tail), synced, a.count, a.nanoseconds, a.errors,
+                               a.last_errno);
     }
     return NULL;
 }
 
-int rg_flusher_start(int fd, uint64_t interval_ns, const void *tail, void *count, void *nanoseconds) {
+int rg_flusher_start(int fd, uint64_t interval_ns, const void *tail, void *count, void *nanoseconds,
+                     void *errors, void *last_errno) {
     rg_flusher_args *a = malloc(sizeof *a);
     if (a == NULL) return -1;
-    *a = (rg_flusher_args){fd, interval_ns, tail, count, nanoseconds};
+    *a = (rg_flusher_args){fd, interval_ns, tail, count, nanoseconds, errors, last_errno};
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);

@@ -18,6 +18,7 @@ public final class Ingest: HTTPEngineDelegate {
     let logFD: Int32
     let expectedAuthorization: [UInt8]?
     var appendedThisTurn = false
+    var flusherErrorsLogged: UInt64 = 0
     var shuttingDown = false
     var shutdownDeadline: UInt64 = 0
     static let defaultType = Array("message".utf8)
@@ -29,14 +30,19 @@ public final class Ingest: HTTPEngineDelegate {
         self.logFD = logFD
         let mapping = try LogFile.map(fd: logFD)
         region = try LogRegion.attach(base: mapping.base, length: mapping.length)
-        writer = LogWriter(region: region, file: logFD)
-        counters = CounterBlock(region: region, process: ProcessBlock.ingest)
+        let block = CounterBlock(region: region, process: ProcessBlock.ingest)
+        // The scan is O(retained bytes): its stamps tell the supervisor it is alive meanwhile.
+        writer = LogWriter(region: region, file: logFD, progress: { block.set(.startupProgressNanoseconds, rg_monotonic_ns()) })
+        counters = block
+        flusherErrorsLogged = block.get(.logFsyncErrors)   // the block outlives a restarted ingest
         counters.set(.pid, UInt64(getpid()))
         Ingest.report(writer.recovery, counters: counters, logger: logger)
         if config.fsync == .interval {
             guard rg_flusher_start(logFD, config.fsyncIntervalNanoseconds, region.tailFieldPointer,
                                    counters.base + LogCounter.logFsyncs.rawValue * 8,
-                                   counters.base + LogCounter.logFsyncNanoseconds.rawValue * 8) == 0
+                                   counters.base + LogCounter.logFsyncNanoseconds.rawValue * 8,
+                                   counters.base + LogCounter.logFsyncErrors.rawValue * 8,
+                                   counters.base + LogCounter.logFsyncLastErrno.rawValue * 8) == 0
             else { throw Ingest.StartError("cannot start the --fsync interval flusher thread (errno \(errno))") }
         }
         expectedAuthorization = config.publishToken.map { Array("Bearer \($0)".utf8) }
@@ -97,21 +103,36 @@ public final class Ingest: HTTPEngineDelegate {
             logger.error("log recovery: damaged record (bad crc or framing) at position \(damaged); the log was cut there",
                          metadata: ["verified": "\(recovery.recordsVerified)", "discarded_bytes": "\(recovery.discardedBytes)",
                                     "rewound_slots": "\(recovery.rewoundSlots)"])
-        } else if recovery.rolledBackBatch {
+        }
+        if let intent = recovery.damagedTailIntent {
+            logger.error("log recovery: the header's tailIntent \(intent) is impossible (behind tail or more than a lap ahead): treated as damage, nothing past tail was claimed")
+        }
+        if recovery.seqsSkippedPastTail > 0 {
+            logger.warning("log recovery: intact records past the header's tail (a rolled-back batch, or a header page older than its data after a power loss): their seqs are not reused",
+                           metadata: ["skipped_seqs": "\(recovery.seqsSkippedPastTail)"])
+        }
+        if recovery.damagedPosition == nil && recovery.rolledBackBatch {
             logger.warning("log recovery: rolled back a batch the previous ingest did not finish (it was never acknowledged)",
                            metadata: ["discarded_bytes": "\(recovery.discardedBytes)", "rewound_slots": "\(recovery.rewoundSlots)"])
         }
     }
 
     public func engineTurnEnd(_ engine: HTTPEngine) {
+        if config.fsync == .interval { reportFlusherErrors() }
         guard appendedThisTurn else { return }
         appendedThisTurn = false
         // Group commit: this turn's 201s are only queued; flushDirty sends them after this
         // returns, so with --fsync always they leave once every appended byte is on disk.
         if config.fsync == .always {
             let start = rg_monotonic_ns()
-            if rg_fdatasync(logFD) != 0 {
-                logger.critical("fdatasync of the log failed (errno \(errno)); stopping so nothing unflushed is acknowledged")
+            // The supervisor allows a blocking flush a longer limit than a loop turn.
+            counters.set(.fsyncStartedNanoseconds, start)
+            let failed = rg_fdatasync(logFD) != 0
+            let code = errno
+            counters.set(.fsyncStartedNanoseconds, 0)
+            if failed {
+                counters.add(.logFsyncErrors)
+                logger.critical("fdatasync of the log failed (errno \(code)); stopping so nothing unflushed is acknowledged")
                 exit(74)
             }
             counters.add(.logFsyncs)
@@ -124,6 +145,16 @@ public final class Ingest: HTTPEngineDelegate {
         where rg_load_relaxed_u64(region.counterPointer(process: ProcessBlock.worker(i), counter: LogCounter.wakeWanted.rawValue)) != 0 {
             _ = rg_eventfd_signal(fd)
         }
+    }
+
+    /// Logs the `--fsync interval` flusher's failures since the last call (it counts them in
+    /// `logFsyncErrors`; it cannot log from its own thread).
+    func reportFlusherErrors() {
+        let errors = counters.get(.logFsyncErrors)
+        guard errors != flusherErrorsLogged else { return }
+        logger.error("fdatasync of the log by the --fsync interval flusher failed; events acknowledged since its last good flush may be lost on power loss",
+                     metadata: ["errno": "\(counters.get(.logFsyncLastErrno))", "failures": "\(errors - flusherErrorsLogged)"])
+        flusherErrorsLogged = errors
     }
 
     // MARK: - Requests

@@ -57,7 +57,7 @@ public struct LogBatchCheck {
         let start = offset + aligned > region.capacity ? position + (region.capacity - offset) : position
         if firstPosition == nil { firstPosition = start }
         position = start + aligned
-        if !directory.holdsLive(slot) && newNames.count <= region.geometry.maxSlots {
+        if !directory.holdsLive(slot, oldestPosition: oldestPosition) && newNames.count <= region.geometry.maxSlots {
             newNames.insert(Array(slot))
         }
         return nil

@@ -84,6 +84,9 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case startupProgressNanoseconds
     /// Monotonic time the ingest entered a blocking fdatasync (`--fsync always`); 0 outside one.
     case fsyncStartedNanoseconds
+    // MARK: LOG (review of issue 10)
+    case logFsyncErrors                // ingest: fdatasync calls that failed (the flusher goes on)
+    case logFsyncLastErrno             // not a metric: errno of the last failed flush, for the log line
 }
 
 extension LogCounter {

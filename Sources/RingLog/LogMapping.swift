@@ -96,21 +96,33 @@ public enum LogFile {
     static func lockHolder(fd: Int32) -> Int32? {
         var info = stat()
         guard fstat(fd, &info) == 0 else { return nil }
-        let inode = "\(info.st_ino)"
         let file = fopen("/proc/locks", "r")
         guard let file else { return nil }
         defer { fclose(file) }
         var line = [CChar](repeating: 0, count: 512)
         while fgets(&line, Int32(line.count), file) != nil {
-            let fields = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                .split(separator: " ", omittingEmptySubsequences: true)
-            // Blocked waiters are listed as "N: -> FLOCK ..."; only holders count.
-            guard fields.count >= 6, fields[1] == "FLOCK", let pid = Int32(fields[4]),
-                  fields[5].split(separator: ":").last.map(String.init) == inode
-            else { continue }
-            return pid
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if let pid = flockHolder(locksLine: text, device: UInt64(info.st_dev), inode: UInt64(info.st_ino)) { return pid }
         }
         return nil
+    }
+
+    /// The pid of a /proc/locks line when it is a FLOCK held on the file (device, inode): an
+    /// inode number alone names a file only within its device.
+    static func flockHolder(locksLine: String, device: UInt64, inode: UInt64) -> Int32? {
+        let fields = locksLine.split(separator: " ", omittingEmptySubsequences: true)
+        // Blocked waiters are listed as "N: -> FLOCK ..."; only holders count.
+        guard fields.count >= 6, fields[1] == "FLOCK", let pid = Int32(fields[4]) else { return nil }
+        // The kernel prints "%02x:%02x:%lu": major and minor in hex, the inode in decimal.
+        let id = fields[5].split(separator: ":")
+        guard id.count == 3, let major = UInt64(id[0], radix: 16), let minor = UInt64(id[1], radix: 16),
+              let number = UInt64(id[2])
+        else { return nil }
+        // glibc's gnu_dev_major / gnu_dev_minor.
+        let deviceMajor = ((device >> 8) & 0xfff) | ((device >> 32) & ~0xfff)
+        let deviceMinor = (device & 0xff) | ((device >> 12) & ~0xff)
+        guard major == deviceMajor, minor == deviceMinor, number == inode else { return nil }
+        return pid
     }
 
     /// A formatted log in an anonymous memfd (for `--ephemeral`). The fd has CLOEXEC set;

@@ -114,30 +114,30 @@ public struct LogReader: @unchecked Sendable {
         rg_fence_acquire()
         guard isIntact(position) else { return .lapped }
 
-        let length = UInt64(copy.loadU32(R.lengthOffset))
-        let kind = copy.loadU16(R.kindOffset)
-        let alignedLength = (length + 7) & ~7
         // From here on the bytes are this lap's (the check above passed after the copy): a
         // failed validation is damage, not a lap.
-        guard copy.loadU64(R.positionOffset) == position else { return .damaged(damaged(position, copy)) }
-        if kind == R.kindPadding {
-            guard length >= 8, alignedLength <= remaining else { return .damaged(damaged(position, copy)) }
-            return .padding(nextPosition: position + alignedLength)
+        let alignedLength: UInt64
+        switch region.framing(of: copy, at: position, remaining: remaining) {
+        case .invalid:
+            return .damaged(damaged(position, copy))
+        case .padding(let aligned):
+            return .padding(nextPosition: position + aligned)
+        case .event(let aligned):
+            alignedLength = aligned
         }
-        let nameLength = Int(copy.loadU8(R.nameLengthOffset))
-        let typeLength = Int(copy.loadU8(R.typeLengthOffset))
-        let dataLength = UInt64(copy.loadU32(R.dataLengthOffset))
-        guard kind == R.kindEvent,
-              length >= UInt64(R.headerLength),
-              length <= UInt64(maxRecordBytes),
-              length <= UInt64(scratch.count),
-              alignedLength <= remaining,
-              UInt64(R.headerLength + nameLength + typeLength) + dataLength == length
-        else { return .damaged(damaged(position, copy)) }
-        memcpy(copy + R.headerLength, source + R.headerLength, Int(length) - R.headerLength)
+        let length = Int(copy.loadU32(R.lengthOffset))
+        guard length <= scratch.count else { return .damaged(damaged(position, copy)) }
+        memcpy(copy + R.headerLength, source + R.headerLength, length - R.headerLength)
         beforeRecheck?()
         rg_fence_acquire()
         guard isIntact(position) else { return .lapped }
+        // Intact after the copy, so a crc mismatch is the record's own damage (a power loss
+        // that kept a stale page, a bit flip), never a torn copy.
+        guard copy.loadU32(R.crcOffset) == LogWriter.crc(copy, length: length) else {
+            return .damaged(damaged(position, copy))
+        }
+        let nameLength = Int(copy.loadU8(R.nameLengthOffset))
+        let typeLength = Int(copy.loadU8(R.typeLengthOffset))
 
         let nameStart = R.headerLength
         let typeStart = nameStart + nameLength
@@ -154,7 +154,7 @@ public struct LogReader: @unchecked Sendable {
             timeMilliseconds: copy.loadU64(R.timeMillisecondsOffset),
             name: nameStart..<typeStart,
             type: typeStart..<dataStart,
-            data: dataStart..<Int(length)))
+            data: dataStart..<length))
     }
 
     /// What the header copy at `copy` says about the damaged record at `position`.

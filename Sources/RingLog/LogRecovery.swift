@@ -9,6 +9,12 @@ public struct LogRecovery: Sendable, Equatable {
     public var rolledBackBatch = false
     /// Position of the first damaged record (bad framing or crc); nil when none.
     public var damagedPosition: UInt64? = nil
+    /// The header's `tailIntent` when it could not be a writer's (behind `tail` or more than a lap
+    /// plus one record ahead): ignored, nothing past `tail` is claimed. nil when sound.
+    public var damagedTailIntent: UInt64? = nil
+    /// Seqs found on intact records past `tail` (a header page older than its data pages)
+    /// that `nextSeq` was moved past, so that no seq a reader may hold is reused.
+    public var seqsSkippedPastTail: UInt64 = 0
     /// Bytes from the cut to the end of what the previous writer had claimed, now padding.
     public var discardedBytes: UInt64 = 0
     /// Directory entries pointed back at an older record (or tombstoned) by the cut.
@@ -34,25 +40,42 @@ extension LogWriter {
         var ordinal: UInt64
     }
 
-    mutating func recover(file: Int32) {
-        let intent = region.loadAcquire(LogDescriptor.tailIntentOffset)
-        let claimedEnd = (max(intent, tailPosition) + 7) & ~7
+    mutating func recover(file: Int32, progress: (() -> Void)?, progressStrideBytes: UInt64) {
+        let tail = tailPosition
+        let capacity = region.capacity
         var report = LogRecovery()
-        report.rolledBackBatch = intent > tailPosition
+        progress?()
+        var unstamped: UInt64 = 0
+        func scanned(_ bytes: UInt64) {
+            unstamped &+= bytes
+            if unstamped >= progressStrideBytes {
+                unstamped = 0
+                progress?()
+            }
+        }
+
+        // 0. `tailIntent` has no crc: a value no writer could have left (behind `tail`, or more
+        // than a lap plus one record ahead of it) is damage, not a batch; it claims nothing.
+        let intent = region.loadAcquire(LogDescriptor.tailIntentOffset)
+        let intentBound = capacity + UInt64(region.geometry.maxRecordBytes)
+        let intentSound = intent >= tail && intent - tail <= intentBound && UInt64.max - intent >= 8
+        report.damagedTailIntent = intentSound ? nil : intent
+        report.rolledBackBatch = intentSound && intent > tail
+        let claimed = intentSound ? intent : tail
+        let claimedEnd = claimed & 7 == 0 ? claimed : (claimed | 7) &+ 1
 
         // 1. Walk oldest -> tail, verifying framing and crc; P = the first bad record or tail.
         var newest: [UInt32: SlotNewest] = [:]
-        var position = min(oldestPosition, tailPosition)
+        var position = min(oldestPosition, tail)
         var lastSeq: UInt64 = 0
         var lastPosition: UInt64? = nil
-        while position < tailPosition {
-            let remaining = region.capacity - (position & region.mask)
+        while position < tail {
+            let remaining = capacity - (position & region.mask)
             if remaining < UInt64(R.headerLength) {
                 position += remaining
                 continue
             }
-            guard let (seq, next) = verifiedRecord(at: position, remaining: remaining, limit: tailPosition)
-            else {
+            guard let (seq, next) = verifiedRecord(at: position, remaining: remaining, limit: tail) else {
                 report.damagedPosition = position
                 break
             }
@@ -62,14 +85,38 @@ extension LogWriter {
                 newest[index] = SlotNewest(
                     generation: record.loadU32(R.slotGenerationOffset), position: position, seq: seq,
                     ordinal: record.loadU64(R.slotOrdinalOffset))
-                rg_store_release_u64(region.indexPointer(seq), position)
+                // Only entries that differ are written: a clean restart leaves the index's pages clean.
+                let entry = region.indexPointer(seq)
+                if rg_load_acquire_u64(entry) != position { rg_store_release_u64(entry, position) }
                 lastSeq = seq
                 lastPosition = position
                 report.recordsVerified += 1
             }
+            scanned(next - position)
             position = next
         }
         let cut = position
+
+        // 1b. Past `tail`: after a power loss the header page can be older than the data pages,
+        // so intact records there may carry seqs readers already received. They are not kept,
+        // but their seqs are never handed out again.
+        var highestSeq = max(lastSeq, nextSeq - 1)
+        var ahead = tail
+        while ahead - tail < capacity {
+            let remaining = capacity - (ahead & region.mask)
+            if remaining < UInt64(R.headerLength) {
+                ahead += remaining
+                continue
+            }
+            guard let (seq, next) = verifiedRecord(at: ahead, remaining: remaining, limit: tail &+ capacity)
+            else { break }
+            if let seq, seq > highestSeq, seq != R.noPosition {
+                report.seqsSkippedPastTail += seq - highestSeq
+                highestSeq = seq
+            }
+            scanned(next - ahead)
+            ahead = next
+        }
 
         // 2. The directory: seqlocks, entries at or past the cut, entries behind the data. It is
         // read with pread when the log has a file, so that its untouched pages (most of it) are
@@ -111,18 +158,43 @@ extension LogWriter {
                     live += 1
                 }
             }
+            scanned(UInt64(count * D.entryLength))
             first += count
         }
         liveSlots = live
         rg_store_release_u64(region.field(LogDescriptor.liveSlotsOffset), UInt64(liveSlots))
 
-        // 3. Everything from the cut to what was claimed becomes padding; publish the new tail.
+        // 3. The seqs past the last kept record are gone: their index entries name no record,
+        // so `position(ofSeq:)` cannot resolve one to a header the padding below left intact.
+        // Bounded by the index size, and never an entry a kept seq shares (seq mod entries).
+        let indexEntries = UInt64(region.geometry.indexEntries)
+        var discarded = lastSeq + 1
+        var discardedEnd = highestSeq &+ 1
+        if lastPosition != nil {
+            discardedEnd = min(discardedEnd, max(oldestSeq, 1) &+ indexEntries)
+        } else if discardedEnd - discarded > indexEntries {
+            discarded = discardedEnd - indexEntries
+        }
+        while discarded < discardedEnd {
+            let entry = region.indexPointer(discarded)
+            if rg_load_acquire_u64(entry) != R.noPosition { rg_store_release_u64(entry, R.noPosition) }
+            discarded += 1
+        }
+
+        // 4. Everything from the cut to what was claimed becomes padding. The claim is published
+        // first (the writer rule), and `[cut, tail)` and `[tail, claimedEnd)` are padded apart, so
+        // a padding header sits at the old `tail`: a live worker waiting there, or walking from
+        // any record below it, steps over the rolled-back batch instead of delivering it.
+        // `tail` and `tailIntent` never move back: positions readers hold (a pump at the old
+        // tail, links, index entries) stay record boundaries, which they would not be if new
+        // records were written from the cut on.
+        if claimedEnd != intent { region.storeRelease(LogDescriptor.tailIntentOffset, claimedEnd) }
         if cut < claimedEnd {
             report.discardedBytes = claimedEnd - cut
-            coverWithPadding(from: cut, to: claimedEnd)
+            if cut < tail { coverWithPadding(from: cut, to: tail) }
+            coverWithPadding(from: max(cut, tail), to: claimedEnd)
         }
-        if claimedEnd != intent { region.storeRelease(LogDescriptor.tailIntentOffset, claimedEnd) }
-        nextSeq = max(nextSeq, lastSeq + 1)
+        nextSeq = max(nextSeq, highestSeq + 1)
         if let lastPosition { latestPosition = lastPosition }
         if lastPosition == nil || oldestPosition >= cut {
             // Nothing is retained: the next record becomes the oldest.
@@ -154,22 +226,18 @@ extension LogWriter {
     /// before `limit`; nil when its framing or crc is wrong.
     private func verifiedRecord(at position: UInt64, remaining: UInt64, limit: UInt64) -> (UInt64?, UInt64)? {
         let record = region.recordPointer(position)
-        let length = UInt64(record.loadU32(R.lengthOffset))
-        let kind = record.loadU16(R.kindOffset)
-        let aligned = (length + 7) & ~7
-        guard length >= 16, aligned <= remaining, position + aligned <= limit,
-              record.loadU64(R.positionOffset) == position
-        else { return nil }
-        if kind == R.kindPadding { return (nil, position + aligned) }
-        let nameLength = UInt64(record.loadU8(R.nameLengthOffset))
-        let typeLength = UInt64(record.loadU8(R.typeLengthOffset))
-        guard kind == R.kindEvent, length >= UInt64(R.headerLength),
-              length <= UInt64(region.geometry.maxRecordBytes), nameLength >= 1,
-              UInt64(R.headerLength) + nameLength + typeLength + UInt64(record.loadU32(R.dataLengthOffset)) == length,
-              Int(record.loadU32(R.slotIndexOffset)) < directory.entryCount,
-              record.loadU32(R.crcOffset) == Self.crc(record, length: Int(length))
-        else { return nil }
-        return (record.loadU64(R.seqOffset), position + aligned)
+        switch region.framing(of: record, at: position, remaining: remaining) {
+        case .invalid:
+            return nil
+        case .padding(let aligned):
+            guard position <= limit, aligned <= limit - position else { return nil }
+            return (nil, position + aligned)
+        case .event(let aligned):
+            guard position <= limit, aligned <= limit - position,
+                  record.loadU32(R.crcOffset) == Self.crc(record, length: Int(record.loadU32(R.lengthOffset)))
+            else { return nil }
+            return (record.loadU64(R.seqOffset), position + aligned)
+        }
     }
 
     /// The slot's state before its records at or past `cut`: follows the prev links from the

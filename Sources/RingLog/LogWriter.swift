@@ -37,7 +37,10 @@ public struct LogWriter {
     /// Takes over a log: runs the recovery scan (see `LogRecovery`) unless the log never held
     /// a byte, so that a fresh log's pages stay untouched. `file`, the descriptor the region is
     /// mapped from (offset 0), lets the scan read the slot directory without faulting it in.
-    public init(region: LogRegion, file: Int32 = -1) {
+    /// `progress` is called when the scan starts and after every `progressStrideBytes` it covers
+    /// (records, then directory), so that a long scan of a large log is seen to be alive.
+    public init(region: LogRegion, file: Int32 = -1, progress: (() -> Void)? = nil,
+                progressStrideBytes: UInt64 = 64 << 20) {
         self.region = region
         self.directory = SlotDirectory(region: region)
         tailPosition = region.loadAcquire(LogDescriptor.tailOffset)
@@ -48,7 +51,7 @@ public struct LogWriter {
         liveSlots = Int(region.loadAcquire(LogDescriptor.liveSlotsOffset))
         committed = (tailPosition, nextSeq, liveSlots, latestPosition)
         if tailPosition > 0 || region.loadAcquire(LogDescriptor.tailIntentOffset) > 0 {
-            recover(file: file)
+            recover(file: file, progress: progress, progressStrideBytes: progressStrideBytes)
             committed = (tailPosition, nextSeq, liveSlots, latestPosition)
         }
     }
@@ -59,13 +62,6 @@ public struct LogWriter {
     /// Unaligned length of a record: header + slot name + type + data.
     public static func recordLength(slotBytes: Int, typeBytes: Int, dataBytes: Int) -> Int {
         R.headerLength + slotBytes + typeBytes + dataBytes
-    }
-
-    /// Whether `append` of such an item would succeed now (record size and slot directory).
-    /// Use it to check a whole batch before appending any of it.
-    public func canAppend(slot: UnsafeRawBufferPointer, typeBytes: Int, dataBytes: Int) -> Bool {
-        guard fits(slotBytes: slot.count, typeBytes: typeBytes, dataBytes: dataBytes) else { return false }
-        return directory.canResolve(slot, oldestPosition: oldestPosition, liveSlots: liveSlots)
     }
 
     private func fits(slotBytes: Int, typeBytes: Int, dataBytes: Int) -> Bool {
@@ -94,14 +90,14 @@ public struct LogWriter {
     /// Check the batch with `LogBatchCheck` first, so that no line fails half-way.
     public mutating func beginBatch() {
         precondition(tailPosition == committed.tail, "a batch is already open")
-        undo.saved.removeAll(keepingCapacity: true)
+        undo.reset()
         recordingUndo = true
     }
 
     /// Makes every staged record visible: `latest`, `nextSeq`, `tail` (release), once.
     public mutating func commit() {
         recordingUndo = false
-        undo.saved.removeAll(keepingCapacity: true)
+        undo.reset()
         guard tailPosition != committed.tail else { return }
         rg_store_release_u64(region.field(LogDescriptor.liveSlotsOffset), UInt64(liveSlots))
         region.storeRelease(LogDescriptor.latestOffset, latestPosition)
@@ -115,10 +111,8 @@ public struct LogWriter {
     public mutating func rollback() {
         precondition(recordingUndo, "rollback needs beginBatch")
         recordingUndo = false
-        for (index, saved) in undo.saved {
-            directory.restore(index, saved)
-        }
-        undo.saved.removeAll(keepingCapacity: true)
+        undo.restore(into: directory)
+        undo.reset()
         let end = tailPosition
         coverWithPadding(from: committed.tail, to: end)
         nextSeq = committed.nextSeq
@@ -256,18 +250,16 @@ public struct LogWriter {
                 continue
             }
             let record = region.recordPointer(oldestPosition)
-            let length = UInt64(record.loadU32(R.lengthOffset))
-            let kind = record.loadU16(R.kindOffset)
-            let alignedLength = (length + 7) & ~7
-            guard (kind == R.kindEvent || kind == R.kindPadding), length >= 8, alignedLength <= remaining,
-                  record.loadU64(R.positionOffset) == oldestPosition
-            else {
+            switch region.framing(of: record, at: oldestPosition, remaining: remaining) {
+            case .invalid:
                 // Not a record boundary (corrupt file): give up everything before the new record.
                 oldestPosition = tailPosition
-                break
+            case .padding(let alignedLength):
+                oldestPosition += alignedLength
+            case .event(let alignedLength):
+                oldestSeq = record.loadU64(R.seqOffset) + 1
+                oldestPosition += alignedLength
             }
-            if kind == R.kindEvent { oldestSeq = record.loadU64(R.seqOffset) + 1 }
-            oldestPosition += alignedLength
         }
         if oldestPosition >= tailPosition {
             // Everything older is gone (or the log was empty): the new record is the oldest.
@@ -299,7 +291,10 @@ public struct LogWriter {
         var position = from
         while position < to {
             let remaining = region.capacity - (position & region.mask)
-            let piece = min(remaining, to - position)
+            // A padding length is a u32: a longer range (a log of more than 4 GiB) takes several,
+            // none of them too short to hold its own position.
+            var piece = min(remaining, to - position)
+            if piece > 1 << 31 { piece = (to - position) - (1 << 31) < 128 ? (1 << 31) - 128 : 1 << 31 }
             writePadding(at: position, length: piece)
             position += piece
         }
@@ -307,11 +302,29 @@ public struct LogWriter {
 }
 
 /// The directory entries an open batch changed, as they were before it (for `rollback`).
+/// Flat storage that keeps its capacity from batch to batch: after the first batches of a
+/// given size, staging allocates nothing per touched entry.
 final class DirectoryUndo {
-    var saved: [Int: [UInt8]] = [:]
+    /// Entry index -> offset of its saved bytes in `bytes`.
+    private var offsets: [Int: Int] = [:]
+    private var bytes: [UInt8] = []
+
+    func reset() {
+        offsets.removeAll(keepingCapacity: true)
+        bytes.removeAll(keepingCapacity: true)
+    }
 
     /// Saves entry `index` unless this batch already saved it.
     func remember(_ index: Int, in directory: SlotDirectory) {
-        if saved[index] == nil { saved[index] = directory.save(index) }
+        guard offsets[index] == nil else { return }
+        offsets[index] = bytes.count
+        directory.save(index, appendingTo: &bytes)
+    }
+
+    /// Puts every saved entry back.
+    func restore(into directory: SlotDirectory) {
+        bytes.withUnsafeBytes { saved in
+            for (index, offset) in offsets { directory.restore(index, from: saved.baseAddress! + offset) }
+        }
     }
 }

@@ -148,33 +148,17 @@ struct SlotDirectory {
             newestPosition: LogDescriptor.Record.noPosition, newestSeq: 0, count: 0)
     }
 
-    /// Whether `resolveForAppend` would succeed, without changing anything.
-    func canResolve(_ name: UnsafeRawBufferPointer, oldestPosition: UInt64, liveSlots: Int) -> Bool {
-        if liveSlots < region.geometry.maxSlots { return true }
-        let mask = entryCount - 1
-        var index = Int(truncatingIfNeeded: LogDescriptor.nameHash(name)) & mask
-        for _ in 0..<entryCount {
-            let entry = region.directoryEntry(index)
-            let state = entry.loadU32(D.stateOffset)
-            if state == D.stateEmpty { break }
-            if state == D.stateLive && nameEquals(entry, name) { return true }
-            index = (index + 1) & mask
-        }
-        for i in 0..<entryCount where isDead(region.directoryEntry(i), oldestPosition: oldestPosition) {
-            return true
-        }
-        return false
-    }
-
-    /// Whether `name` has a live entry (an append to it would not need a new one).
-    func holdsLive(_ name: UnsafeRawBufferPointer) -> Bool {
+    /// Whether `name` has a live entry that is not dead (an append to it needs no new entry). A
+    /// dead one is counted as new: `deadCount` also counts it as recyclable, and staging the
+    /// name revives it, so counting it as held too would pass a batch that then fails.
+    func holdsLive(_ name: UnsafeRawBufferPointer, oldestPosition: UInt64) -> Bool {
         let mask = entryCount - 1
         var index = Int(truncatingIfNeeded: LogDescriptor.nameHash(name)) & mask
         for _ in 0..<entryCount {
             let entry = region.directoryEntry(index)
             let state = entry.loadU32(D.stateOffset)
             if state == D.stateEmpty { return false }
-            if state == D.stateLive && nameEquals(entry, name) { return true }
+            if state == D.stateLive && nameEquals(entry, name) { return !isDead(entry, oldestPosition: oldestPosition) }
             index = (index + 1) & mask
         }
         return false
@@ -218,17 +202,15 @@ struct SlotDirectory {
         }
     }
 
-    /// A copy of entry `index` (everything but its seqlock), for `restore`.
-    func save(_ index: Int) -> [UInt8] {
+    /// Appends a copy of entry `index` (everything but its seqlock) to `bytes`, for `restore`.
+    func save(_ index: Int, appendingTo bytes: inout [UInt8]) {
         let entry = region.directoryEntry(index)
-        return Array(UnsafeRawBufferPointer(start: entry + 4, count: D.entryLength - 4))
+        bytes.append(contentsOf: UnsafeRawBufferPointer(start: entry + 4, count: D.entryLength - 4))
     }
 
-    /// Puts back what `save` copied, under the seqlock.
-    func restore(_ index: Int, _ saved: [UInt8]) {
-        write(index) { entry in
-            saved.withUnsafeBytes { _ = memcpy(entry + 4, $0.baseAddress!, D.entryLength - 4) }
-        }
+    /// Puts back what `save` copied (at `saved`), under the seqlock.
+    func restore(_ index: Int, from saved: UnsafeRawPointer) {
+        write(index) { entry in _ = memcpy(entry + 4, saved, D.entryLength - 4) }
     }
 
     /// Points a live entry at an older record of its slot (recovery cut the newer ones).

@@ -140,7 +140,6 @@ public final class Supervisor {
         }
         // READER: workers size their buffers for the largest event the log may hold (a log
         // from before the header kept it is measured once).
-        if region.maxEventBytesAcquire == 0 { region.raiseMaxEventBytes(LogReader(region: region).largestRetainedEventBytes()) }
         region.raiseMaxEventBytes(config.maxEventBytes)
         _ = rg_clear_cloexec(logFD)
         counters = CounterBlock(region: region, process: ProcessBlock.supervisor)

@@ -112,6 +112,9 @@ struct MetricsRenderer {
         out += "ringgate_log_recovery_discarded_bytes_total \(sum(.logRecoveryDiscardedBytes))\n"
         family("publish_batch_refused_total", "counter", "NDJSON batches refused whole before any line was appended (log or directory limits).")
         out += "ringgate_publish_batch_refused_total \(sum(.publishBatchRefused))\n"
+        // MARK: LOG (review of issue 10)
+        family("log_fsync_errors_total", "counter", "fdatasync calls on the log file that failed (writes since the last good flush may be lost on power loss).")
+        out += "ringgate_log_fsync_errors_total \(sum(.logFsyncErrors))\n"
         // MARK: HTTP limits (issue 10, items 7-11)
         family("accept_errors_total", "counter", "Accepts that failed, by errno (accept backs off; waiting connections get 503).")
         out += "ringgate_accept_errors_total{errno=\"EMFILE\"} \(sum(.acceptErrorsEMFILE))\n"

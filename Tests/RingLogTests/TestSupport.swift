@@ -46,8 +46,11 @@ extension LogWriter {
         return try result.get()
     }
 
+    /// Whether a one-line batch of `slot` passes `LogBatchCheck` (what the ingest asks).
     func canAppend(_ slot: String, dataBytes: Int) -> Bool {
-        Array(slot.utf8).withUnsafeBytes { canAppend(slot: $0, typeBytes: 1, dataBytes: dataBytes) }
+        var check = LogBatchCheck(writer: self)
+        let line = Array(slot.utf8).withUnsafeBytes { check.add(slot: $0, typeBytes: 1, dataBytes: dataBytes) }
+        return line == nil && check.finish() == nil
     }
 }
 

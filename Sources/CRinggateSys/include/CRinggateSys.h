@@ -151,6 +151,12 @@ int rg_fallocate(int fd, uint64_t length);      // posix_fallocate from 0; -1 wi
 int rg_flock_exclusive_nonblocking(int fd);     // flock(LOCK_EX|LOCK_NB); -1 with errno (EWOULDBLOCK)
 int rg_fdatasync(int fd);
 // Starts a detached thread that calls fdatasync(fd) every interval_ns while the u64 at `tail`
-// (acquire) moved since the last flush; adds 1 to `*count` and the flush time to `*nanoseconds`.
-int rg_flusher_start(int fd, uint64_t interval_ns, const void *tail, void *count, void *nanoseconds);
+// (acquire) moved since the last flush; adds 1 to `*count` and the flush time to `*nanoseconds`;
+// a failed flush adds 1 to `*errors` and stores its errno in `*last_errno` (all u64, relaxed).
+int rg_flusher_start(int fd, uint64_t interval_ns, const void *tail, void *count, void *nanoseconds,
+                     void *errors, void *last_errno);
+// One turn of that thread: flushes when `tail` != `synced`; returns the new `synced` (unchanged
+// after a failure, which is counted in `*errors` with its errno in `*last_errno`).
+uint64_t rg_flush_step(int fd, uint64_t tail, uint64_t synced, void *count, void *nanoseconds,
+                       void *errors, void *last_errno);
 #endif

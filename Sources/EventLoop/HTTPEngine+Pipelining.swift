@@ -53,10 +53,13 @@ extension HTTPEngine {
         let waiting = c.pointee.stash
         c.pointee.stash = []
         waiting.withUnsafeBytes { feed(slot, $0) }
-        guard c.pointee.phase == .http, !c.pointee.paused else { return }
+        // A stashed request may have started a stream (SSE, WebSocket): it needs the receive
+        // as much as an HTTP connection does (a WebSocket's frames, any peer's FIN).
+        let phase = c.pointee.phase
+        guard phase == .http || phase == .stream, !c.pointee.paused else { return }
         if c.pointee.inputEnded {
-            closeAfterFlush(slot, reason: .completed)
-        } else if !c.pointee.recvArmed {
+            if phase == .http { closeAfterFlush(slot, reason: .completed) } else { beginClose(slot, reason: .peerClosed) }
+        } else if !c.pointee.recvArmed && !c.pointee.recvCancelPending {
             armRecv(slot)
         }
     }

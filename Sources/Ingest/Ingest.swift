@@ -185,6 +185,8 @@ public final class Ingest: HTTPEngineDelegate {
             return refuseHead(connection, status: 413, error: "payload_too_large",
                               detail: "the body is \(n) bytes; the limit is \(limit) (\(limitName))")
         }
+        // A chunked body has no length to judge here: the engine holds it to the route's limit.
+        if contentLength == nil { engine.limitBody(connection, maxBytes: limit, name: limitName) }
         return true
     }
 

@@ -84,6 +84,9 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case startupProgressNanoseconds
     /// Monotonic time the ingest entered a blocking fdatasync (`--fsync always`); 0 outside one.
     case fsyncStartedNanoseconds
+    // MARK: HTTP review (issue 10 follow-up)
+    case disconnectBodyTimeout         // a request body made too little progress (408)
+    case connectionsAdmin              // gauge: connections on the admin reserve (not in connectionsHTTP)
 }
 
 extension LogCounter {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 @testable import WireProtocol
 
@@ -64,5 +67,23 @@ import Testing
             #expect(!results.contains { if case .head = $0 { true } else { false } }, "split \(split)")
             #expect(results.contains { if case .request = $0 { true } else { false } }, "split \(split)")
         }
+    }
+
+    /// A refused head must not cost its Content-Length: the body is reserved only when its
+    /// bytes arrive. Measured with glibc's count of mmapped bytes (large blocks are mmapped),
+    /// which a 256 MiB reservation would raise by 256 MiB.
+    @Test func aHeadReportedFirstReservesNothingForItsBody() {
+        let declared = 256 << 20
+        var parser = HTTPRequestParser(limits: HTTPLimits(maxBodyBytes: declared), reportsHeadBeforeBody: true)
+        let before = mallinfo2().hblkhd
+        let (_, result) = parser.parse([UInt8]("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: \(declared)\r\n\r\n"))
+        let after = mallinfo2().hblkhd
+        guard case .head(_, let length) = result else { Issue.record("expected .head, got \(result)"); return }
+        #expect(length == declared)
+        let grewBytes = Int(after) - Int(before)
+        #expect(grewBytes < declared / 2, "the head reserved \(grewBytes) bytes")
+        let (_, more) = parser.parse([UInt8]("0123"))
+        guard case .needMore = more else { Issue.record("expected .needMore, got \(more)"); return }
+        #expect(parser.bufferedBodyBytes == 4)
     }
 }

@@ -29,8 +29,14 @@ extension HTTPEngine {
             c.pointee.parser!.markContinueSent()
             respond(slot, HTTPResponseWriter.continueResponse)
         }
+        c.pointee.headJudged = true
         return true
     }
+
+    /// Whether the request being handed to `engine(_:request:connection:)` had its head
+    /// accepted by `engine(_:acceptsHead:…)` already (its body came after the head), so the
+    /// delegate need not judge the same head twice.
+    public func requestHeadWasAccepted(_ slot: Int32) -> Bool { table[Int(slot)].requestJudged }
 
     /// Holds the body of the request whose head the delegate is judging to `maxBytes` (a
     /// route's limit below the parser's): a chunked body gets 413 as soon as it would cross it,

@@ -142,6 +142,10 @@ public final class HTTPEngine {
         var bodyChunked = false
         /// Body bytes received since `bodyProgressNanoseconds` was last moved.
         var bodyBytesSinceProgress = 0
+        /// The delegate accepted the head of the request being read (`acceptsHead`).
+        var headJudged = false
+        /// The request being handed to the delegate had its head accepted.
+        var requestJudged = false
         /// Bytes of `pendingBodyBytes` this connection holds.
         var bodyReservedBytes = 0
         /// Response bytes this connection adds to the `responseQueueBytes` gauge.
@@ -526,7 +530,10 @@ public final class HTTPEngine {
                     rejectOnReserve(slot)
                     return
                 }
+                c.pointee.requestJudged = c.pointee.headJudged
+                c.pointee.headJudged = false
                 delegate?.engine(self, request: request, connection: slot)
+                c.pointee.requestJudged = false
                 if consumed == 0 && offset < bytes.count { return }   // defensive: no progress
             }
         }
@@ -952,6 +959,7 @@ public final class HTTPEngine {
             armAccept()
         }
         logAcceptErrorsIfDue()
+        reopenReserveFDIfLost()
         if now &- lastTrim >= 1_000_000_000 {
             lastTrim = now
             sendPool.trim(keep: 32)

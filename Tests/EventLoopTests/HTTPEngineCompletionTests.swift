@@ -98,3 +98,15 @@ import WireProtocol
         #expect(f.engine.table[Int(slot)].sendInFlight)
     }
 }
+
+@Suite struct HTTPEngineReserveDescriptorTests {
+    @Test func aReserveDescriptorThatCouldNotBeReopenedIsRetriedFromTheTick() throws {
+        let f = try HTTPEngineCompletionTests.Fixture()
+        #expect(f.engine.reserveFD >= 0)
+        // As after a shed whose reopen failed with ENFILE.
+        _ = rg_close(f.engine.reserveFD)
+        f.engine.reserveFD = -1
+        f.engine.tick()
+        #expect(f.engine.reserveFD >= 0, "shedding at EMFILE stays off for the life of the process")
+    }
+}

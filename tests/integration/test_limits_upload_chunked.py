@@ -3,6 +3,9 @@
 was buffered."""
 from __future__ import annotations
 
+import json
+import time
+
 from rgtest import RawConnection, check_error
 
 EVENT_LIMIT = 1024
@@ -30,3 +33,20 @@ def test_a_chunked_single_event_over_the_event_limit_gets_413_as_it_crosses_it(g
     # Nothing was published, and an event within the limit still is.
     assert gw.metrics().value("ringgate_http_errors_total", status="413") >= 1
     gw.publish("chunky", "x" * 100)
+
+
+def test_healthz_with_a_body_after_its_head_answers_as_with_the_body_in_the_head(gateway):
+    """Review finding 12: one route decision for the head hook and the request handler."""
+    gw = gateway(workers=1)
+    for split in (False, True):
+        with RawConnection(gw.pub_port, timeout=5.0) as conn:
+            head = b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n"
+            if split:
+                conn.send(head)
+                time.sleep(0.2)   # the head alone reaches the ingest first
+                conn.send(b"ping")
+            else:
+                conn.send(head + b"ping")
+            r = conn.read_response(5.0)
+            assert r.status == 200, (split, r.status, r.body)
+            assert json.loads(r.body) == {"status": "ok"}, r.body

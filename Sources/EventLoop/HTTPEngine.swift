@@ -69,7 +69,8 @@ public final class HTTPEngine {
         // MARK: HTTP limits (issue 10, items 7-11)
         /// Submission-queue entries of the ring (a power of two).
         public var ringEntries: Int = 4096
-        /// Requests a connection may have answered but not yet sent before its input is paused.
+        /// Requests a connection may have read whose answers are not completely sent yet
+        /// before its input is paused (an answer counts as sent once the send holding it is).
         public var maxPipelinedRequests: Int = 32
         /// Response bytes a connection may have queued before its input is paused.
         public var maxResponseQueueBytes: Int = 4 << 20

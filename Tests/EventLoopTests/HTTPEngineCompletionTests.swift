@@ -112,3 +112,28 @@ import WireProtocol
         #expect(f.engine.reserveFD >= 0, "shedding at EMFILE stays off for the life of the process")
     }
 }
+
+@Suite struct HTTPEnginePipeliningCountTests {
+    /// `--max-pipelined-requests` counts answers not yet sent: a client that keeps two
+    /// requests in flight, so the output is never completely empty, is never paused.
+    @Test func aClientPipeliningTwoDeepIsNeverPaused() throws {
+        let f = try HTTPEngineCompletionTests.Fixture()
+        let delegate = Answering()
+        f.engine.delegate = delegate
+        let slot = f.connect()
+        let request = Array("GET /x HTTP/1.1\r\nHost: t\r\n\r\n".utf8)
+        func feed() { request.withUnsafeBytes { f.engine.feed(slot, $0) } }
+        feed()
+        f.engine.flushDirty()            // answer 1 in flight
+        for _ in 0..<100 {
+            feed()                       // the next request arrives while the previous answer is being sent
+            #expect(!f.engine.table[Int(slot)].paused)
+            let inFlight = f.engine.table[Int(slot)].out!.count
+            f.complete(.send, slot, res: Int32(inFlight))
+            f.engine.flushDirty()        // the turn ends: the queued answer goes out
+            #expect(f.engine.table[Int(slot)].sendInFlight)
+        }
+        #expect(delegate.requests == 101)
+        #expect(!f.engine.table[Int(slot)].paused)
+    }
+}

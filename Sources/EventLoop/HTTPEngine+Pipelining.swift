@@ -20,7 +20,7 @@ extension HTTPEngine {
     }
 
     func overPipelineLimit(_ c: UnsafeMutablePointer<Connection>) -> Bool {
-        c.pointee.requestsSinceDrain >= configuration.maxPipelinedRequests
+        c.pointee.unsentAnswers >= configuration.maxPipelinedRequests
             || responseBytes(c) >= configuration.maxResponseQueueBytes
     }
 
@@ -44,10 +44,10 @@ extension HTTPEngine {
         }
     }
 
-    /// The answers were sent: count afresh, parse what waited, and receive again.
+    /// The answers were sent: parse what waited, and receive again.
     func drained(_ slot: Int32) {
         let c = table + Int(slot)
-        c.pointee.requestsSinceDrain = 0
+        c.pointee.unsentAnswers = 0
         guard c.pointee.paused, c.pointee.phase == .http else { return }
         c.pointee.paused = false
         let waiting = c.pointee.stash

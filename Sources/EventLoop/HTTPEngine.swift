@@ -151,8 +151,11 @@ public final class HTTPEngine {
         var bodyReservedBytes = 0
         /// Response bytes this connection adds to the `responseQueueBytes` gauge.
         var responseGaugeBytes = 0
-        /// Requests answered since the output last drained (pipelining cap).
-        var requestsSinceDrain = 0
+        /// Requests read whose answers are not completely sent yet (pipelining cap).
+        var unsentAnswers = 0
+        /// Answers in `out` and in `queued`: when `out` is sent, its answers are.
+        var answersInOut = 0
+        var answersQueued = 0
         /// Input is paused (pipelining caps): received bytes wait in `stash`, unparsed.
         var paused = false
         var recvCancelPending = false
@@ -525,7 +528,7 @@ public final class HTTPEngine {
                 c.pointee.headStartNanoseconds = 0
                 releaseBody(c)
                 counters.add(.requests)
-                c.pointee.requestsSinceDrain += 1
+                c.pointee.unsentAnswers += 1
                 if !request.keepAlive { c.pointee.closeAfterFlush = true }
                 if c.pointee.reserve && !configuration.adminPaths.contains(request.path) {
                     rejectOnReserve(slot)
@@ -551,6 +554,7 @@ public final class HTTPEngine {
             // size is bounded by pausing the input, see `overPipelineLimit`).
             c.pointee.queued.append(contentsOf: head)
             c.pointee.queued.append(contentsOf: body)
+            c.pointee.answersQueued += 1
             syncResponseGauge(c)
             markDirty(slot)
             return
@@ -562,6 +566,7 @@ public final class HTTPEngine {
         }
         c.pointee.out = buffer
         c.pointee.outOffset = 0
+        c.pointee.answersInOut += 1
         syncResponseGauge(c)
         markDirty(slot)
     }
@@ -576,8 +581,10 @@ public final class HTTPEngine {
             bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
             c.pointee.out = buffer
             c.pointee.outOffset = 0
+            c.pointee.answersInOut += 1
         } else {
             c.pointee.queued.append(contentsOf: bytes)
+            c.pointee.answersQueued += 1
         }
         syncResponseGauge(c)
         markDirty(slot)
@@ -743,6 +750,8 @@ public final class HTTPEngine {
             c.pointee.out = buffer
             c.pointee.outOffset = 0
             c.pointee.queued.removeAll()
+            c.pointee.answersInOut += c.pointee.answersQueued
+            c.pointee.answersQueued = 0
         }
         if let out = c.pointee.out {
             if ring.send(fd: c.pointee.fd, out.baseAddress! + c.pointee.outOffset, out.count - c.pointee.outOffset,
@@ -815,6 +824,9 @@ public final class HTTPEngine {
                 out.deallocate()
                 c.pointee.out = nil
                 c.pointee.outOffset = 0
+                // Its answers are sent (an interim 100 Continue counts too: never below 0).
+                c.pointee.unsentAnswers = max(0, c.pointee.unsentAnswers - c.pointee.answersInOut)
+                c.pointee.answersInOut = 0
             }
             syncResponseGauge(c)
         } else if c.pointee.streamBuffer >= 0 {

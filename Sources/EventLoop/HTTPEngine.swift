@@ -941,8 +941,7 @@ public final class HTTPEngine {
                 if c.pointee.recvNeedsRearm && !c.pointee.recvArmed && !c.pointee.paused { armRecv(i) }
                 if c.pointee.out == nil && c.pointee.queued.isEmpty && !c.pointee.sendInFlight {
                     if c.pointee.bodyProgressNanoseconds != 0 && now &- c.pointee.bodyProgressNanoseconds > bodyTimeout {
-                        releaseBody(c)
-                        countHTTPError(408)
+                        countHTTPError(408)   // respondError(close:) releases the body
                         respondError(i, status: 408, error: "request_timeout",
                                      detail: "the request body made no progress within the body timeout (\(bodyTimeout / 1_000_000) ms; progress is at least \(configuration.bodyProgressMinBytes) bytes or the rest of the body)", close: true)
                         c.pointee.closeReason = .bodyTimeout

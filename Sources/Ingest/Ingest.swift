@@ -21,6 +21,13 @@ public final class Ingest: HTTPEngineDelegate {
     var shuttingDown = false
     var shutdownDeadline: UInt64 = 0
     static let defaultType = Array("message".utf8)
+    /// Connections past `--ingest-max-connections` that may only ask for `adminPaths`: the
+    /// publish listener has no /metrics (workers serve it), so a few health probes is all.
+    static let adminReserveConnections = 4
+    static let adminPaths = ["/healthz"]
+    /// The engine's pooled buffers serve stream output, which the ingest has none of (its
+    /// answers are small JSON, sent from per-response buffers): the smallest useful size.
+    static let sendBufferBytes = 64 << 10
 
     public init(config: GatewayConfig, logFD: Int32, listenFD: Int32, wakeFDs: [Int32], logger: Logger) throws {
         self.config = config
@@ -43,7 +50,7 @@ public final class Ingest: HTTPEngineDelegate {
         let limits = HTTPLimits(maxBodyBytes: max(config.maxEventBytes, config.maxBatchBytes))
         var engineConfig = HTTPEngine.Configuration(
             maxConnections: config.ingestMaxConnections, headerTimeoutNanoseconds: config.headerTimeoutNanoseconds,
-            limits: limits, sendBufferBytes: 64 << 10, sendBufferCount: config.ingestSendBuffers)
+            limits: limits, sendBufferBytes: Ingest.sendBufferBytes, sendBufferCount: config.ingestSendBuffers)
         // Few connections, large bodies (NDJSON batches): larger receive buffers.
         engineConfig.recvBufferCount = config.recvBuffers
         engineConfig.recvBufferBytes = config.ingestRecvBufferBytes
@@ -55,8 +62,8 @@ public final class Ingest: HTTPEngineDelegate {
         engineConfig.reportsHeadBeforeBody = true
         engineConfig.maxPendingBodyBytes = config.maxPendingBodyBytes
         engineConfig.bodyTimeoutNanoseconds = config.bodyTimeoutNanoseconds
-        engineConfig.adminReserveConnections = 4
-        engineConfig.adminPaths = ["/healthz"]
+        engineConfig.adminReserveConnections = Ingest.adminReserveConnections
+        engineConfig.adminPaths = Ingest.adminPaths
         engine = try HTTPEngine(configuration: engineConfig, listenFD: listenFD, wakeFD: -1,
                                 counters: counters, logger: logger)
         engine.delegate = self

@@ -65,8 +65,8 @@ public struct HTTPRequestParser: Sendable {
     /// Body bytes of the current request held by the parser so far.
     public var bufferedBodyBytes: Int { pending?.body.count ?? 0 }
 
-    /// Whether the head of the current request was parsed and its body is being read.
-    public var isReadingBody: Bool {
+    /// Whether the head of the current request was parsed and its body is being read (tests).
+    var isReadingBody: Bool {
         switch state {
         case .body, .chunked: return true
         default: return false

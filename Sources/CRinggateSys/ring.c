@@ -239,4 +239,3 @@ int rg_prep_cancel_user_data(rg_ring *r, uint64_t target, uint64_t user_data) {
 
 void rg_ring_inject_sq_full(rg_ring *r, unsigned int count) { r->inject_sq_full = count; }
 
-unsigned int rg_ring_sq_entries(const rg_ring *r) { return r->ring.sq.ring_entries; }

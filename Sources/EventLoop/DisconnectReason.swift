@@ -6,6 +6,7 @@ public enum DisconnectReason: String, CaseIterable, Sendable {
     case sendTimeout = "send_timeout"
     case halfOpen = "half_open"
     case headerTimeout = "header_timeout"
+    case bodyTimeout = "body_timeout"
     case maxLifetime = "max_lifetime"
     case peerClosed = "peer_closed"
     case shutdown = "shutdown"
@@ -20,6 +21,7 @@ public enum DisconnectReason: String, CaseIterable, Sendable {
         case .sendTimeout: .disconnectSendTimeout
         case .halfOpen: .disconnectHalfOpen
         case .headerTimeout: .disconnectHeaderTimeout
+        case .bodyTimeout: .disconnectBodyTimeout
         case .maxLifetime: .disconnectMaxLifetime
         case .peerClosed: .disconnectPeerClosed
         case .shutdown: .disconnectShutdown

@@ -50,8 +50,9 @@ extension HTTPEngine {
     /// Answers connections waiting in the listen backlog with 503, one at a time through the
     /// reserve descriptor (closed to make room for the accept, reopened after). Bounded per call.
     func shedWaitingConnections() {
+        reopenReserveFDIfLost()
         var shed = 0
-        while shed < 64 && reserveFD >= 0 {
+        while shed < HTTPEngine.shedPerCallMax && reserveFD >= 0 {
             _ = rg_close(reserveFD)
             reserveFD = -1
             let fd = rg_accept_nonblock(listenFD)
@@ -60,5 +61,16 @@ extension HTTPEngine {
             if fd < 0 { break }
             shed += 1
         }
+    }
+
+    /// Connections answered 503 per shed: bounds the time one turn spends on the backlog (each
+    /// costs an accept, a send and two closes) while the loop's other connections wait.
+    static let shedPerCallMax = 64
+
+    /// Reopening the reserve descriptor fails when the host is out of descriptors (ENFILE):
+    /// try again (at the next shed, and from the tick), so shedding is not off for good.
+    func reopenReserveFDIfLost() {
+        guard reserveFD < 0 else { return }
+        reserveFD = rg_open_reserve_fd()
     }
 }

@@ -20,7 +20,7 @@ extension HTTPEngine {
     }
 
     func overPipelineLimit(_ c: UnsafeMutablePointer<Connection>) -> Bool {
-        c.pointee.requestsSinceDrain >= configuration.maxPipelinedRequests
+        c.pointee.unsentAnswers >= configuration.maxPipelinedRequests
             || responseBytes(c) >= configuration.maxResponseQueueBytes
     }
 
@@ -44,19 +44,22 @@ extension HTTPEngine {
         }
     }
 
-    /// The answers were sent: count afresh, parse what waited, and receive again.
+    /// The answers were sent: parse what waited, and receive again.
     func drained(_ slot: Int32) {
         let c = table + Int(slot)
-        c.pointee.requestsSinceDrain = 0
+        c.pointee.unsentAnswers = 0
         guard c.pointee.paused, c.pointee.phase == .http else { return }
         c.pointee.paused = false
         let waiting = c.pointee.stash
         c.pointee.stash = []
         waiting.withUnsafeBytes { feed(slot, $0) }
-        guard c.pointee.phase == .http, !c.pointee.paused else { return }
+        // A stashed request may have started a stream (SSE, WebSocket): it needs the receive
+        // as much as an HTTP connection does (a WebSocket's frames, any peer's FIN).
+        let phase = c.pointee.phase
+        guard phase == .http || phase == .stream, !c.pointee.paused else { return }
         if c.pointee.inputEnded {
-            closeAfterFlush(slot, reason: .completed)
-        } else if !c.pointee.recvArmed {
+            if phase == .http { closeAfterFlush(slot, reason: .completed) } else { beginClose(slot, reason: .peerClosed) }
+        } else if !c.pointee.recvArmed && !c.pointee.recvCancelPending {
             armRecv(slot)
         }
     }

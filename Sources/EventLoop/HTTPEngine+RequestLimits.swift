@@ -11,6 +11,7 @@ extension HTTPEngine {
         let c = table + Int(slot)
         c.pointee.headStartNanoseconds = 0
         c.pointee.bodyProgressNanoseconds = nowNanoseconds
+        c.pointee.bodyBytesSinceProgress = 0
         c.pointee.bodyChunked = contentLength == nil
         if c.pointee.reserve && !configuration.adminPaths.contains(request.path) {
             rejectOnReserve(slot)
@@ -28,7 +29,22 @@ extension HTTPEngine {
             c.pointee.parser!.markContinueSent()
             respond(slot, HTTPResponseWriter.continueResponse)
         }
+        c.pointee.headJudged = true
         return true
+    }
+
+    /// Whether the request being handed to `engine(_:request:connection:)` had its head
+    /// accepted by `engine(_:acceptsHead:…)` already (its body came after the head), so the
+    /// delegate need not judge the same head twice.
+    public func requestHeadWasAccepted(_ slot: Int32) -> Bool { table[Int(slot)].requestJudged }
+
+    /// Holds the body of the request whose head the delegate is judging to `maxBytes` (a
+    /// route's limit below the parser's): a chunked body gets 413 as soon as it would cross it,
+    /// not once it was buffered whole. Call from `engine(_:acceptsHead:…)`.
+    public func limitBody(_ slot: Int32, maxBytes: Int, name: String) {
+        let c = table + Int(slot)
+        guard c.pointee.phase == .http, c.pointee.parser != nil else { return }
+        c.pointee.parser!.limitBody(maxBytes: maxBytes, name: name)
     }
 
     /// Takes `bytes` more of the pending-body budget, or answers 503 and closes.
@@ -54,8 +70,21 @@ extension HTTPEngine {
         return growth <= 0 || reserveBody(slot, bytes: growth)
     }
 
+    /// Moves the body's progress time once `bodyProgressMinBytes` (or the rest of the body)
+    /// arrived since it last moved; fewer bytes are not progress.
+    func countBodyProgress(_ c: UnsafeMutablePointer<Connection>, bytes: Int) {
+        c.pointee.bodyBytesSinceProgress += bytes
+        let rest = c.pointee.bodyChunked ? Int.max
+            : c.pointee.bodyReservedBytes - (c.pointee.parser?.bufferedBodyBytes ?? 0)
+        if c.pointee.bodyBytesSinceProgress >= min(configuration.bodyProgressMinBytes, rest) {
+            c.pointee.bodyProgressNanoseconds = nowNanoseconds
+            c.pointee.bodyBytesSinceProgress = 0
+        }
+    }
+
     func releaseBody(_ c: UnsafeMutablePointer<Connection>) {
         c.pointee.bodyProgressNanoseconds = 0
+        c.pointee.bodyBytesSinceProgress = 0
         c.pointee.bodyChunked = false
         let n = c.pointee.bodyReservedBytes
         guard n > 0 else { return }

@@ -69,7 +69,8 @@ public final class HTTPEngine {
         // MARK: HTTP limits (issue 10, items 7-11)
         /// Submission-queue entries of the ring (a power of two).
         public var ringEntries: Int = 4096
-        /// Requests a connection may have answered but not yet sent before its input is paused.
+        /// Requests a connection may have read whose answers are not completely sent yet
+        /// before its input is paused (an answer counts as sent once the send holding it is).
         public var maxPipelinedRequests: Int = 32
         /// Response bytes a connection may have queued before its input is paused.
         public var maxResponseQueueBytes: Int = 4 << 20
@@ -78,6 +79,9 @@ public final class HTTPEngine {
         public var maxPendingBodyBytes: Int = 64 << 20
         /// A body that makes no progress this long gets 408 (the header timeout ends with the head).
         public var bodyTimeoutNanoseconds: UInt64 = 10_000_000_000
+        /// Body bytes that count as progress (or the rest of the body, if less): a client that
+        /// trickles a byte now and then cannot hold its reserved share of the body budget.
+        public var bodyProgressMinBytes: Int = 16 << 10
         /// Report request heads to the delegate before their bodies (`engine(_:acceptsHead:…)`).
         public var reportsHeadBeforeBody = false
         /// Connections admitted past the limit that may only ask for `adminPaths`.
@@ -137,12 +141,21 @@ public final class HTTPEngine {
         /// When the body being read last made progress; 0 = no body is being read.
         var bodyProgressNanoseconds: UInt64 = 0
         var bodyChunked = false
+        /// Body bytes received since `bodyProgressNanoseconds` was last moved.
+        var bodyBytesSinceProgress = 0
+        /// The delegate accepted the head of the request being read (`acceptsHead`).
+        var headJudged = false
+        /// The request being handed to the delegate had its head accepted.
+        var requestJudged = false
         /// Bytes of `pendingBodyBytes` this connection holds.
         var bodyReservedBytes = 0
         /// Response bytes this connection adds to the `responseQueueBytes` gauge.
         var responseGaugeBytes = 0
-        /// Requests answered since the output last drained (pipelining cap).
-        var requestsSinceDrain = 0
+        /// Requests read whose answers are not completely sent yet (pipelining cap).
+        var unsentAnswers = 0
+        /// Answers in `out` and in `queued`: when `out` is sent, its answers are.
+        var answersInOut = 0
+        var answersQueued = 0
         /// Input is paused (pipelining caps): received bytes wait in `stash`, unparsed.
         var paused = false
         var recvCancelPending = false
@@ -342,12 +355,14 @@ public final class HTTPEngine {
                                                reportsHeadBeforeBody: configuration.reportsHeadBeforeBody)
         c.pointee.headStartNanoseconds = nowNanoseconds
         c.pointee.lastActivityNanoseconds = nowNanoseconds
-        c.pointee.gauge = .connectionsHTTP
+        // Reserve connections have their own gauge: the host-wide admission check sums the
+        // ordinary ones, so a scraper on keep-alive must not lower the ordinary capacity.
+        c.pointee.gauge = reserve ? .connectionsAdmin : .connectionsHTTP
         c.pointee.closeReason = .completed
         c.pointee.reserve = reserve
         if reserve { reserveLive += 1 } else { highWater = max(highWater, slot + 1) }
         liveCount += 1
-        counters.add(.connectionsHTTP)
+        counters.add(c.pointee.gauge)
         armRecv(slot)
     }
 
@@ -411,11 +426,19 @@ public final class HTTPEngine {
         let c = table + Int(slot)
         guard c.pointee.generation & UserData.generationMask == ud.generation, c.pointee.phase != .free else { return }
         if cqe.flags & RG_CQE_F_MORE == 0 { c.pointee.recvArmed = false }
+        if c.pointee.phase == .closing {
+            // beginClose waits for the receive to end; whatever this completion carries (a
+            // cancel, ENOBUFS, late bytes), the entry is freed once nothing else is pending.
+            c.pointee.recvCancelPending = false
+            finishCloseIfIdle(slot)
+            return
+        }
         if c.pointee.recvCancelPending && !c.pointee.recvArmed {
             // The receive cancelled to pause input has ended.
             c.pointee.recvCancelPending = false
             if cqe.res == -ECANCELED {
-                if !c.pointee.paused && c.pointee.phase == .http { armRecv(slot) }
+                let phase = c.pointee.phase
+                if !c.pointee.paused && (phase == .http || phase == .stream || phase == .lingering) { armRecv(slot) }
                 return
             }
         }
@@ -475,7 +498,7 @@ public final class HTTPEngine {
             let c = table + Int(slot)
             guard c.pointee.phase == .http, c.pointee.parser != nil else { return }
             if c.pointee.bodyProgressNanoseconds != 0 {
-                c.pointee.bodyProgressNanoseconds = nowNanoseconds
+                countBodyProgress(c, bytes: bytes.count - offset)
             } else if c.pointee.parser!.isIdle && overPipelineLimit(c) {
                 // Backpressure: stop reading this connection until its answers are sent; the
                 // kernel's receive window then stops the client.
@@ -505,13 +528,16 @@ public final class HTTPEngine {
                 c.pointee.headStartNanoseconds = 0
                 releaseBody(c)
                 counters.add(.requests)
-                c.pointee.requestsSinceDrain += 1
+                c.pointee.unsentAnswers += 1
                 if !request.keepAlive { c.pointee.closeAfterFlush = true }
                 if c.pointee.reserve && !configuration.adminPaths.contains(request.path) {
                     rejectOnReserve(slot)
                     return
                 }
+                c.pointee.requestJudged = c.pointee.headJudged
+                c.pointee.headJudged = false
                 delegate?.engine(self, request: request, connection: slot)
+                c.pointee.requestJudged = false
                 if consumed == 0 && offset < bytes.count { return }   // defensive: no progress
             }
         }
@@ -528,6 +554,7 @@ public final class HTTPEngine {
             // size is bounded by pausing the input, see `overPipelineLimit`).
             c.pointee.queued.append(contentsOf: head)
             c.pointee.queued.append(contentsOf: body)
+            c.pointee.answersQueued += 1
             syncResponseGauge(c)
             markDirty(slot)
             return
@@ -539,6 +566,7 @@ public final class HTTPEngine {
         }
         c.pointee.out = buffer
         c.pointee.outOffset = 0
+        c.pointee.answersInOut += 1
         syncResponseGauge(c)
         markDirty(slot)
     }
@@ -553,8 +581,10 @@ public final class HTTPEngine {
             bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
             c.pointee.out = buffer
             c.pointee.outOffset = 0
+            c.pointee.answersInOut += 1
         } else {
             c.pointee.queued.append(contentsOf: bytes)
+            c.pointee.answersQueued += 1
         }
         syncResponseGauge(c)
         markDirty(slot)
@@ -585,6 +615,7 @@ public final class HTTPEngine {
         let c = table + Int(slot)
         precondition(c.pointee.phase == .http)
         c.pointee.phase = .stream
+        c.pointee.paused = false   // pipelining caps apply to HTTP answers only
         c.pointee.wantsInput = wantsInput
         c.pointee.parser = nil
         c.pointee.closeAfterFlush = false
@@ -719,6 +750,8 @@ public final class HTTPEngine {
             c.pointee.out = buffer
             c.pointee.outOffset = 0
             c.pointee.queued.removeAll()
+            c.pointee.answersInOut += c.pointee.answersQueued
+            c.pointee.answersQueued = 0
         }
         if let out = c.pointee.out {
             if ring.send(fd: c.pointee.fd, out.baseAddress! + c.pointee.outOffset, out.count - c.pointee.outOffset,
@@ -743,6 +776,18 @@ public final class HTTPEngine {
         if c.pointee.closeAfterFlush { beginLinger(slot) }
     }
 
+    /// Continues sending after a send completed. Pipelined answers queued during this turn
+    /// leave from `flushDirty`, after `engineTurnEnd`: with `--fsync always` the ingest's 201s
+    /// must not go out before the turn's fdatasync.
+    func sendNext(_ slot: Int32) {
+        let c = table + Int(slot)
+        if c.pointee.phase == .http && !c.pointee.queued.isEmpty {
+            markDirty(slot)
+        } else {
+            submitSend(slot)
+        }
+    }
+
     /// The submission queue stayed full: the send is tried again on the next turn.
     func sendDeferred(_ slot: Int32) {
         submissionQueueFull()
@@ -760,7 +805,7 @@ public final class HTTPEngine {
             return
         }
         if cqe.res == -EAGAIN || cqe.res == -EINTR {
-            submitSend(slot)
+            sendNext(slot)
             return
         }
         guard cqe.res > 0 else {
@@ -779,6 +824,9 @@ public final class HTTPEngine {
                 out.deallocate()
                 c.pointee.out = nil
                 c.pointee.outOffset = 0
+                // Its answers are sent (an interim 100 Continue counts too: never below 0).
+                c.pointee.unsentAnswers = max(0, c.pointee.unsentAnswers - c.pointee.answersInOut)
+                c.pointee.answersInOut = 0
             }
             syncResponseGauge(c)
         } else if c.pointee.streamBuffer >= 0 {
@@ -788,7 +836,7 @@ public final class HTTPEngine {
                 releaseStreamBuffer(c)
             }
         }
-        submitSend(slot)
+        sendNext(slot)
         if c.pointee.phase == .http && c.pointee.out == nil && c.pointee.queued.isEmpty && !c.pointee.sendInFlight {
             drained(slot)
         }
@@ -827,12 +875,14 @@ public final class HTTPEngine {
         guard c.pointee.phase == .http || c.pointee.phase == .stream else { return }
         // The close reason is counted when the lingering ends (FIN or deadline) in beginClose.
         c.pointee.phase = .lingering
+        c.pointee.paused = false   // a lingering connection reads (and drops) until the FIN
         c.pointee.parser = nil
         releaseBody(c)
         c.pointee.stash = []
         c.pointee.lingerDeadlineNanoseconds = nowNanoseconds + configuration.lingerNanoseconds
         _ = rg_shutdown(c.pointee.fd, 1)
-        if !c.pointee.recvArmed { armRecv(slot) }
+        // A receive being cancelled re-arms itself when the cancel completes.
+        if !c.pointee.recvArmed && !c.pointee.recvCancelPending { armRecv(slot) }
     }
 
     /// Closes the connection now: shuts the socket down so pending operations complete, and
@@ -840,7 +890,7 @@ public final class HTTPEngine {
     public func beginClose(_ slot: Int32, reason: DisconnectReason) {
         let c = table + Int(slot)
         guard c.pointee.phase != .free && c.pointee.phase != .closing else { return }
-        let wasStream = c.pointee.gauge != .connectionsHTTP
+        let wasStream = c.pointee.gauge != .connectionsHTTP && c.pointee.gauge != .connectionsAdmin
         var finalReason = reason
         if c.pointee.phase == .lingering || c.pointee.closeAfterFlush { finalReason = c.pointee.closeReason }
         c.pointee.phase = .closing
@@ -891,10 +941,10 @@ public final class HTTPEngine {
                 if c.pointee.recvNeedsRearm && !c.pointee.recvArmed && !c.pointee.paused { armRecv(i) }
                 if c.pointee.out == nil && c.pointee.queued.isEmpty && !c.pointee.sendInFlight {
                     if c.pointee.bodyProgressNanoseconds != 0 && now &- c.pointee.bodyProgressNanoseconds > bodyTimeout {
-                        releaseBody(c)
-                        countHTTPError(408)
+                        countHTTPError(408)   // respondError(close:) releases the body
                         respondError(i, status: 408, error: "request_timeout",
-                                     detail: "the request body made no progress within the body timeout (\(bodyTimeout / 1_000_000) ms)", close: true)
+                                     detail: "the request body made no progress within the body timeout (\(bodyTimeout / 1_000_000) ms; progress is at least \(configuration.bodyProgressMinBytes) bytes or the rest of the body)", close: true)
+                        c.pointee.closeReason = .bodyTimeout
                     } else if c.pointee.headStartNanoseconds != 0 && now &- c.pointee.headStartNanoseconds > headerTimeout {
                         c.pointee.headStartNanoseconds = 0
                         countHTTPError(408)
@@ -921,6 +971,7 @@ public final class HTTPEngine {
             armAccept()
         }
         logAcceptErrorsIfDue()
+        reopenReserveFDIfLost()
         if now &- lastTrim >= 1_000_000_000 {
             lastTrim = now
             sendPool.trim(keep: 32)

@@ -79,12 +79,6 @@ public final class Ring {
         check(rg_prep_cancel_user_data(raw, target, userData))
     }
 
-    /// Preps that found the submission queue full (after a submit and a retry).
-    public private(set) var submissionQueueFullCount: UInt64 = 0
-
-    /// The submission queue's size, as the kernel set it up.
-    public var submissionQueueEntries: Int { Int(rg_ring_sq_entries(raw)) }
-
     /// Tests: the next `count` preps fail as if the submission queue stayed full.
     public func injectSubmissionQueueFull(count: UInt32) { rg_ring_inject_sq_full(raw, count) }
 
@@ -100,11 +94,8 @@ public final class Ring {
 
     public func submit() { _ = rg_submit(raw) }
 
-    @inline(__always) private func check(_ rc: Int32) -> Bool {
-        if rc == 0 { return true }
-        submissionQueueFullCount &+= 1
-        return false
-    }
+    /// The engine counts what the caller defers (`submission_queue_full_total`).
+    @inline(__always) private func check(_ rc: Int32) -> Bool { rc == 0 }
 }
 
 /// A provided-buffer ring: the kernel picks a free buffer for each receive.

@@ -22,6 +22,13 @@ public final class Ingest: HTTPEngineDelegate {
     var shuttingDown = false
     var shutdownDeadline: UInt64 = 0
     static let defaultType = Array("message".utf8)
+    /// Connections past `--ingest-max-connections` that may only ask for `adminPaths`: the
+    /// publish listener has no /metrics (workers serve it), so a few health probes is all.
+    static let adminReserveConnections = 4
+    static let adminPaths = ["/healthz"]
+    /// The engine's pooled buffers serve stream output, which the ingest has none of (its
+    /// answers are small JSON, sent from per-response buffers): the smallest useful size.
+    static let sendBufferBytes = 64 << 10
 
     public init(config: GatewayConfig, logFD: Int32, listenFD: Int32, wakeFDs: [Int32], logger: Logger) throws {
         self.config = config
@@ -49,7 +56,7 @@ public final class Ingest: HTTPEngineDelegate {
         let limits = HTTPLimits(maxBodyBytes: max(config.maxEventBytes, config.maxBatchBytes))
         var engineConfig = HTTPEngine.Configuration(
             maxConnections: config.ingestMaxConnections, headerTimeoutNanoseconds: config.headerTimeoutNanoseconds,
-            limits: limits, sendBufferBytes: 64 << 10, sendBufferCount: config.ingestSendBuffers)
+            limits: limits, sendBufferBytes: Ingest.sendBufferBytes, sendBufferCount: config.ingestSendBuffers)
         // Few connections, large bodies (NDJSON batches): larger receive buffers.
         engineConfig.recvBufferCount = config.recvBuffers
         engineConfig.recvBufferBytes = config.ingestRecvBufferBytes
@@ -61,8 +68,8 @@ public final class Ingest: HTTPEngineDelegate {
         engineConfig.reportsHeadBeforeBody = true
         engineConfig.maxPendingBodyBytes = config.maxPendingBodyBytes
         engineConfig.bodyTimeoutNanoseconds = config.bodyTimeoutNanoseconds
-        engineConfig.adminReserveConnections = 4
-        engineConfig.adminPaths = ["/healthz"]
+        engineConfig.adminReserveConnections = Ingest.adminReserveConnections
+        engineConfig.adminPaths = Ingest.adminPaths
         engine = try HTTPEngine(configuration: engineConfig, listenFD: listenFD, wakeFD: -1,
                                 counters: counters, logger: logger)
         engine.delegate = self
@@ -160,30 +167,33 @@ public final class Ingest: HTTPEngineDelegate {
     // MARK: - Requests
 
     public func engine(_ engine: HTTPEngine, request: HTTPRequest, connection: Int32) {
-        let path = request.path
-        if path == "/healthz" {
-            engine.respond(connection, HTTPResponseWriter.json(status: 200, body: Array(#"{"status":"ok"}"#.utf8),
-                                                               keepAlive: request.keepAlive, extraHeaders: []))
-            return
-        }
-        if path == "/v1/events" {
-            guard request.method == .post else { return methodNotAllowed(connection, request) }
-            guard authorized(request) else { return unauthorized(connection) }
-            publishBatch(connection, request)
-            return
-        }
+        // A request whose head was judged (route, method, token) is not judged again.
+        let judged = engine.requestHeadWasAccepted(connection)
         // Byte-wise, on the path's own storage: no String or Array is made per publish.
-        var pathBytes = path
-        let routed: Bool = pathBytes.withUTF8 { p in
-            let raw = UnsafeRawBufferPointer(p)
-            guard let slot = Ingest.slotOfEventsPath(raw) else { return false }
-            guard request.method == .post else { methodNotAllowed(connection, request); return true }
-            guard authorized(request) else { unauthorized(connection); return true }
-            publishOne(connection, request, slot: slot)
-            return true
-        }
-        if !routed {
-            engine.respondError(connection, status: 404, error: "not_found", detail: "no route for \(path)")
+        var pathBytes = request.path
+        pathBytes.withUTF8 { p in
+            let path = UnsafeRawBufferPointer(p)
+            let route = IngestRoute(path: path)
+            switch route {
+            case .health:
+                engine.respond(connection, HTTPResponseWriter.json(status: 200, body: Array(#"{"status":"ok"}"#.utf8),
+                                                                   keepAlive: request.keepAlive, extraHeaders: []))
+                return
+            case .notFound:
+                engine.respondError(connection, status: 404, error: "not_found", detail: "no route for \(request.path)")
+                return
+            case .batch, .event:
+                break
+            }
+            if !judged {
+                guard request.method == .post else { return methodNotAllowed(connection, request) }
+                guard authorized(request) else { return unauthorized(connection) }
+            }
+            if case .event = route {
+                publishOne(connection, request, slot: IngestRoute.slotOfEventsPath(path)!)
+            } else {
+                publishBatch(connection, request)
+            }
         }
     }
 
@@ -191,31 +201,41 @@ public final class Ingest: HTTPEngineDelegate {
     /// size limit are checked here, so a refused body is never buffered.
     public func engine(_ engine: HTTPEngine, acceptsHead request: HTTPRequest, contentLength: Int?,
                        connection: Int32) -> Bool {
-        var path = request.path
-        let isEventsPath = path.withUTF8 { Ingest.slotOfEventsPath(UnsafeRawBufferPointer($0)) != nil }
+        var pathBytes = request.path
+        let route = pathBytes.withUTF8 { IngestRoute(path: UnsafeRawBufferPointer($0)) }
         let limit: Int
         let limitName: String
-        if path == "/v1/events" {
+        switch route {
+        case .batch:
             limit = config.maxBatchBytes
             limitName = "--max-batch-bytes"
-        } else if isEventsPath {
+        case .event:
             limit = config.maxEventBytes
             limitName = "--max-event-bytes"
-        } else {
-            return refuseHead(connection, status: 404, error: "not_found", detail: "no route for \(path)")
+        case .health:
+            // Answered whatever the method, as when the body came with the head; the body is
+            // read and dropped, held to the smaller limit.
+            limit = config.maxEventBytes
+            limitName = "--max-event-bytes"
+        case .notFound:
+            return refuseHead(connection, status: 404, error: "not_found", detail: "no route for \(request.path)")
         }
-        guard request.method == .post else {
-            return refuseHead(connection, status: 405, error: "method_not_allowed",
-                              detail: "\(request.method) is not allowed here; use POST", headers: [("Allow", "POST")])
-        }
-        guard authorized(request) else {
-            return refuseHead(connection, status: 401, error: "unauthorized",
-                              detail: "publishing needs Authorization: Bearer <token>", headers: [("WWW-Authenticate", "Bearer")])
+        if route != .health {
+            guard request.method == .post else {
+                return refuseHead(connection, status: 405, error: "method_not_allowed",
+                                  detail: "\(request.method) is not allowed here; use POST", headers: [("Allow", "POST")])
+            }
+            guard authorized(request) else {
+                return refuseHead(connection, status: 401, error: "unauthorized",
+                                  detail: "publishing needs Authorization: Bearer <token>", headers: [("WWW-Authenticate", "Bearer")])
+            }
         }
         if let n = contentLength, n > limit {
             return refuseHead(connection, status: 413, error: "payload_too_large",
                               detail: "the body is \(n) bytes; the limit is \(limit) (\(limitName))")
         }
+        // A chunked body has no length to judge here: the engine holds it to the route's limit.
+        if contentLength == nil { engine.limitBody(connection, maxBytes: limit, name: limitName) }
         return true
     }
 
@@ -226,18 +246,6 @@ public final class Ingest: HTTPEngineDelegate {
         counters.add(.publishRejected)
         engine.respondError(connection, status: status, error: error, detail: detail, extraHeaders: headers, close: true)
         return false
-    }
-
-    static let slotsPrefix = Array("/v1/slots/".utf8)
-    static let eventsSuffix = Array("/events".utf8)
-
-    /// The slot of `/v1/slots/{slot}/events`, as a slice of `path`; nil for any other path.
-    static func slotOfEventsPath(_ path: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
-        let p = slotsPrefix.count, q = eventsSuffix.count
-        guard path.count > p + q, path.starts(with: slotsPrefix), path.suffix(q).elementsEqual(eventsSuffix) else {
-            return nil
-        }
-        return UnsafeRawBufferPointer(rebasing: path[p..<(path.count - q)])
     }
 
     func methodNotAllowed(_ connection: Int32, _ request: HTTPRequest) {
@@ -257,13 +265,15 @@ public final class Ingest: HTTPEngineDelegate {
 
     func authorized(_ request: HTTPRequest) -> Bool {
         guard let expected = expectedAuthorization else { return true }
-        guard let given = request.header("Authorization") else { return false }
+        guard var given = request.header("Authorization") else { return false }
         // Constant time in the token's length, so a timing probe learns nothing but the length.
-        let g = Array(given.utf8)
-        guard g.count == expected.count else { return false }
-        var diff: UInt8 = 0
-        for i in 0..<g.count { diff |= g[i] ^ expected[i] }
-        return diff == 0
+        // Compared on the header's own storage: nothing is allocated per publish.
+        return given.withUTF8 { g in
+            guard g.count == expected.count else { return false }
+            var diff: UInt8 = 0
+            for i in 0..<g.count { diff |= g[i] ^ expected[i] }
+            return diff == 0
+        }
     }
 
     /// Checks one event's fields; returns an error (status, code, detail) or nil.

@@ -87,6 +87,9 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     // MARK: LOG (review of issue 10)
     case logFsyncErrors                // ingest: fdatasync calls that failed (the flusher goes on)
     case logFsyncLastErrno             // not a metric: errno of the last failed flush, for the log line
+    // MARK: HTTP review (issue 10 follow-up)
+    case disconnectBodyTimeout         // a request body made too little progress (408)
+    case connectionsAdmin              // gauge: connections on the admin reserve (not in connectionsHTTP)
 }
 
 extension LogCounter {

@@ -47,6 +47,8 @@ public struct HTTPRequestParser: Sendable {
     // Body of the request whose head was parsed.
     private var pending: HTTPRequest?
     private var continueSent = false
+    /// A tighter body limit for the current request (set after `.head`, see `limitBody`).
+    private var bodyLimit: (bytes: Int, name: String)?
     private var chunkSize = 0
     private var chunkSizeDigits = 0
     private var chunkLineBytes = 0
@@ -63,8 +65,8 @@ public struct HTTPRequestParser: Sendable {
     /// Body bytes of the current request held by the parser so far.
     public var bufferedBodyBytes: Int { pending?.body.count ?? 0 }
 
-    /// Whether the head of the current request was parsed and its body is being read.
-    public var isReadingBody: Bool {
+    /// Whether the head of the current request was parsed and its body is being read (tests).
+    var isReadingBody: Bool {
         switch state {
         case .body, .chunked: return true
         default: return false
@@ -100,6 +102,13 @@ public struct HTTPRequestParser: Sendable {
         }
     }
 
+    /// Holds the body of the request just reported as `.head` to `maxBytes` (a route's own
+    /// limit, below `limits.maxBodyBytes`): a chunked body that grows past it fails with 413 as
+    /// soon as the chunk size that crosses it is read. `name` says in the error which limit it is.
+    public mutating func limitBody(maxBytes: Int, name: String) {
+        bodyLimit = (min(maxBytes, limits.maxBodyBytes), name)
+    }
+
     /// Records that the interim `100 Continue` was sent for the pending request.
     public mutating func markContinueSent() {
         continueSent = true
@@ -129,7 +138,10 @@ public struct HTTPRequestParser: Sendable {
                         return (offset + n, .request(finish(r)))
                     }
                     var r = request
-                    r.body.reserveCapacity(n)
+                    // With the head reported first, the body is reserved when its first bytes
+                    // arrive: a refused head (no token, too large) must not cost its
+                    // Content-Length in memory.
+                    if !reportsHeadBeforeBody { r.body.reserveCapacity(n) }
                     pending = r
                     state = .body(remaining: n)
                     if reportsHeadBeforeBody { return (offset, .head(request, contentLength: n)) }
@@ -148,6 +160,7 @@ public struct HTTPRequestParser: Sendable {
         case .body(let remaining):
             let take = min(remaining, bytes.count - offset)
             if take > 0 {
+                if pending!.body.isEmpty { pending!.body.reserveCapacity(remaining) }
                 pending!.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + take]))
             }
             offset += take
@@ -190,6 +203,7 @@ public struct HTTPRequestParser: Sendable {
         state = .head
         pending = nil
         continueSent = false
+        bodyLimit = nil
         return request
     }
 
@@ -536,6 +550,9 @@ public struct HTTPRequestParser: Sendable {
                 if chunkSize == 0 {
                     chunk = .trailerLineStart
                 } else {
+                    if let (limit, name) = bodyLimit, chunkSize > limit - pending!.body.count {
+                        return (0, fail(.payloadTooLarge("chunked body over \(limit) bytes (\(name))")))
+                    }
                     if chunkSize > limits.maxBodyBytes - pending!.body.count {
                         return (0, fail(.payloadTooLarge("chunked body over \(limits.maxBodyBytes) bytes")))
                     }

@@ -26,6 +26,8 @@ struct MetricsRenderer {
         out += "ringgate_connections{transport=\"sse\"} \(gauge(.connectionsSSE))\n"
         out += "ringgate_connections{transport=\"ws\"} \(gauge(.connectionsWS))\n"
         out += "ringgate_connections{transport=\"http\"} \(gauge(.connectionsHTTP))\n"
+        // MARK: HTTP review (issue 10 follow-up): the admin reserve, outside the connection limit
+        out += "ringgate_connections{transport=\"admin\"} \(gauge(.connectionsAdmin))\n"
         family("events_appended_total", "counter", "Events appended to the log.")
         out += "ringgate_events_appended_total \(sum(.eventsAppended))\n"
         family("events_delivered_total", "counter", "Events written to subscribers.")
@@ -38,6 +40,8 @@ struct MetricsRenderer {
             ("max_lifetime", .disconnectMaxLifetime), ("peer_closed", .disconnectPeerClosed),
             ("shutdown", .disconnectShutdown), ("over_capacity", .disconnectOverCapacity),
             ("protocol_error", .disconnectProtocolError),
+            // MARK: HTTP review (issue 10 follow-up)
+            ("body_timeout", .disconnectBodyTimeout),
         ]
         for (reason, counter) in reasons {
             out += "ringgate_disconnects_total{reason=\"\(reason)\"} \(sum(counter))\n"

@@ -14,8 +14,10 @@ enum WorkerRoute: Equatable {
     case badSlot(String)
     case notFound
 
-    /// Whether the answer says what `--cors-origins` allows: not for a WebSocket handshake
-    /// (browsers do not apply CORS to it; `--ws-origins` does that) nor for an unknown route.
+    /// Whether an origin `--cors-origins` does not allow is counted as refused
+    /// (`origin_rejected_total{check="cors"}`): not for a WebSocket handshake (browsers do not
+    /// apply CORS to it; `--ws-origins` does that) nor for an unknown route (probes of random
+    /// paths are not refusals). Every answer, a 404 included, carries the CORS headers.
     var answersWithCORS: Bool {
         switch self {
         case .webSocket, .notFound: false

@@ -193,6 +193,13 @@ struct ServeOptions: ParsableArguments {
         if let n = try int(pick(ingestSendBuffers, "INGEST_SEND_BUFFERS"), "ingest-send-buffers", 1...1_000_000) { c.ingestSendBuffers = n }
         if let n = try int(pick(maxBatchEvents, "MAX_BATCH_EVENTS"), "max-batch-events", 1...100_000_000) { c.maxBatchEvents = n }
         if let n = try powerOfTwo(int(pick(ringEntries, "RING_ENTRIES"), "ring-entries", 16...32768), "ring-entries") { c.ringEntries = n }
+        // A budget below one body would answer every such upload 503 Retry-After forever,
+        // which looks like a temporary overload; say so at start-up instead.
+        let largestBodyBytes = max(c.maxEventBytes, c.maxBatchBytes)
+        if c.maxPendingBodyBytes < largestBodyBytes {
+            let bodyFlag = c.maxBatchBytes >= c.maxEventBytes ? "--max-batch-bytes" : "--max-event-bytes"
+            throw ValidationError("--max-pending-body-bytes \(c.maxPendingBodyBytes) is below \(bodyFlag) \(largestBodyBytes): an upload of the largest allowed body could never be buffered; raise it to at least \(largestBodyBytes)")
+        }
         if c.maxEventBytes + 512 > c.logCapacityBytes / 4 {
             throw ValidationError("--max-event-bytes \(c.maxEventBytes) does not fit --log-capacity \(c.logCapacityBytes): an event may take at most a quarter of the ring")
         }

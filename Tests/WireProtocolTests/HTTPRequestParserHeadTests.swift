@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Testing
 @testable import WireProtocol
 
@@ -64,5 +67,35 @@ import Testing
             #expect(!results.contains { if case .head = $0 { true } else { false } }, "split \(split)")
             #expect(results.contains { if case .request = $0 { true } else { false } }, "split \(split)")
         }
+    }
+
+    /// A refused head must not cost its Content-Length: the body is reserved only when its
+    /// bytes arrive. Measured as the process's virtual size (a large block is mmapped whole,
+    /// so a 256 MiB reservation raises it by 256 MiB even though no page is touched).
+    @Test func aHeadReportedFirstReservesNothingForItsBody() {
+        let declared = 256 << 20
+        var parser = HTTPRequestParser(limits: HTTPLimits(maxBodyBytes: declared), reportsHeadBeforeBody: true)
+        let before = virtualSizeBytes()
+        let (_, result) = parser.parse([UInt8]("POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: \(declared)\r\n\r\n"))
+        let after = virtualSizeBytes()
+        guard case .head(_, let length) = result else { Issue.record("expected .head, got \(result)"); return }
+        #expect(length == declared)
+        let grewBytes = after - before
+        #expect(grewBytes < declared / 2, "the head reserved \(grewBytes) bytes")
+        let (_, more) = parser.parse([UInt8]("0123"))
+        guard case .needMore = more else { Issue.record("expected .needMore, got \(more)"); return }
+        #expect(parser.bufferedBodyBytes == 4)
+    }
+
+    /// The first field of /proc/self/statm (pages) in bytes.
+    func virtualSizeBytes() -> Int {
+        let fd = open("/proc/self/statm", O_RDONLY)
+        guard fd >= 0 else { return 0 }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return 0 }
+        let pages = buffer[0..<n].prefix { $0 != UInt8(ascii: " ") }.reduce(0) { $0 * 10 + Int($1 - UInt8(ascii: "0")) }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }

@@ -38,3 +38,33 @@ def test_admin_paths_answer_at_the_connection_limit(gateway):
     finally:
         for s in streams:
             s.close()
+
+
+def test_a_keep_alive_scraper_on_the_reserve_does_not_lower_the_ordinary_capacity(gateway):
+    """Review finding 8: reserve connections have their own gauge, outside the host-wide limit."""
+    gw = gateway("--max-connections", "2", "--heartbeat", "30s", workers=1)
+    streams = [gw.stream("cap"), gw.stream("cap")]
+    scraper = RawConnection(gw.sub_port, timeout=5.0)
+    try:
+        # At the limit: the scraper lands on the admin reserve and stays on keep-alive.
+        scraper.send(request_bytes("GET", "/metrics"))
+        r = scraper.read_response(5.0)
+        assert r.status == 200, r.status
+        streams.pop().close()
+        # One ordinary place is free again, whatever the scraper does.
+        for _ in range(50):
+            scraper.send(request_bytes("GET", "/metrics"))
+            body = scraper.read_response(5.0).body
+            if b'ringgate_connections{transport="sse"} 1' in body:
+                break
+        else:
+            raise AssertionError("the closed stream was never counted out")
+        streams.append(gw.stream("cap"))   # fails with 503 when the scraper takes the free place
+        scraper.send(request_bytes("GET", "/metrics"))
+        body = scraper.read_response(5.0).body
+        assert b'ringgate_connections{transport="admin"} 1' in body, body[:600]
+        assert b'ringgate_connections{transport="http"} 0' in body, body[:600]
+    finally:
+        scraper.close()
+        for s in streams:
+            s.close()

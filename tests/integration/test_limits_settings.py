@@ -25,17 +25,20 @@ BAD = [
     ("--max-batch-events", "0", "--max-batch-events 0: expected a whole number from 1 to 100000000"),
     ("--ring-entries", "100", "--ring-entries 100: must be a power of two"),
     ("--ring-entries", "8", "--ring-entries 8: expected a whole number from 16 to 32768"),
+    # Review finding 4: a body budget below the largest body would answer such uploads 503 forever.
+    ("--max-pending-body-bytes", "8MiB",
+     "--max-pending-body-bytes 8388608 is below --max-batch-bytes 16777216: an upload of the largest allowed body could never be buffered"),
 ]
 
 GOOD = {
-    "--max-pending-body-bytes": "8MiB", "--body-timeout": "3s", "--max-pipelined-requests": "7",
+    "--max-pending-body-bytes": "32MiB", "--body-timeout": "3s", "--max-pipelined-requests": "7",
     "--max-response-queue-bytes": "1MiB", "--admin-reserve-connections": "3", "--send-buffers": "128",
     "--recv-buffers": "64", "--recv-buffer-bytes": "8KiB", "--ingest-max-connections": "256",
     "--ingest-recv-buffer-bytes": "32KiB", "--ingest-send-buffers": "16", "--max-batch-events": "5000",
     "--ring-entries": "1024",
 }
 CHILD_VALUES = {
-    "--max-pending-body-bytes": str(8 << 20), "--body-timeout": "3000ms", "--max-pipelined-requests": "7",
+    "--max-pending-body-bytes": str(32 << 20), "--body-timeout": "3000ms", "--max-pipelined-requests": "7",
     "--max-response-queue-bytes": str(1 << 20), "--admin-reserve-connections": "3", "--send-buffers": "128",
     "--recv-buffers": "64", "--recv-buffer-bytes": "8192", "--ingest-max-connections": "256",
     "--ingest-recv-buffer-bytes": str(32 << 10), "--ingest-send-buffers": "16", "--max-batch-events": "5000",

@@ -72,7 +72,7 @@ def test_body_over_the_route_limit_gets_413_before_it_is_read(gateway):
 
 
 def test_bodies_in_progress_share_the_pending_body_budget(gateway):
-    gw = gateway("--max-pending-body-bytes", "1MiB", workers=1)
+    gw = gateway("--max-pending-body-bytes", "1MiB", "--max-batch-bytes", "1MiB", workers=1)
     first = RawConnection(gw.pub_port, timeout=5.0)
     second = RawConnection(gw.pub_port, timeout=5.0)
     try:

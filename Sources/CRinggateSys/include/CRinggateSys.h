@@ -119,7 +119,6 @@ void rg_buf_ring_recycle(rg_buf_ring *br, uint16_t bid);
 int rg_prep_cancel_user_data(rg_ring *ring, uint64_t target, uint64_t user_data);
 // Tests: the next `count` preps fail with -EBUSY, as when the queue stays full after a submit.
 void rg_ring_inject_sq_full(rg_ring *ring, unsigned int count);
-unsigned int rg_ring_sq_entries(const rg_ring *ring);
 // accept4(SOCK_NONBLOCK | SOCK_CLOEXEC) on a listener, without the peer address; fd or -1 (errno).
 int rg_accept_nonblock(int listen_fd);
 // A descriptor held in reserve (/dev/null), closed to make room for one accept at EMFILE.

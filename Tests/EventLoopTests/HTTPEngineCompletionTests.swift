@@ -1,0 +1,139 @@
+import CRinggateSys
+import Glibc
+import Logging
+import RingLog
+import Testing
+import WireProtocol
+@testable import EventLoop
+
+/// The engine's completion handling driven by synthetic completions (no kernel in the loop):
+/// a connection on one end of a socket pair, the engine's `handle` fed exactly the completions
+/// a fault would produce.
+@Suite struct HTTPEngineCompletionTests {
+    final class Fixture {
+        let log = HeapLog()
+        let counters: CounterBlock
+        let engine: HTTPEngine
+        let listenFD: Int32
+        var peers: [Int32] = []
+
+        init(maxPendingBodyBytes: Int = 1 << 20) throws {
+            counters = CounterBlock(region: log.region, process: ProcessBlock.worker(0))
+            listenFD = rg_listen_tcp("127.0.0.1", 0, 16, 0)
+            var config = HTTPEngine.Configuration(maxConnections: 4, headerTimeoutNanoseconds: 5_000_000_000,
+                                                  limits: HTTPLimits(maxBodyBytes: 1 << 20), sendBufferBytes: 4096,
+                                                  sendBufferCount: 4)
+            config.ringEntries = 64
+            config.recvBufferCount = 8
+            config.maxPendingBodyBytes = maxPendingBodyBytes
+            engine = try HTTPEngine(configuration: config, listenFD: listenFD, wakeFD: -1, counters: counters,
+                                    logger: Logger(label: "test"))
+        }
+
+        deinit {
+            for fd in peers { _ = rg_close(fd) }
+            _ = rg_close(listenFD)
+        }
+
+        /// Admits the server end of a fresh socket pair; returns its slot.
+        func connect() -> Int32 {
+            var fds: [Int32] = [-1, -1]
+            precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+            peers.append(fds[1])
+            engine.admit(fds[0])
+            let slot = Int32(engine.liveCount - 1)
+            precondition(engine.table[Int(slot)].fd == fds[0] && engine.table[Int(slot)].recvArmed)
+            return slot
+        }
+
+        func complete(_ op: IOOperation, _ slot: Int32, res: Int32, more: Bool = false) {
+            let ud = UserData.pack(op, connection: UInt32(slot), generation: engine.table[Int(slot)].generation)
+            engine.handle(rg_cqe(user_data: ud, res: res, flags: more ? RG_CQE_F_MORE : 0))
+        }
+    }
+
+    @Test func aClosingConnectionWhoseReceiveEndsWithENOBUFSIsFreed() throws {
+        let f = try Fixture()
+        let gaugeBefore = f.counters.get(.connectionsHTTP)
+        let slot = f.connect()
+        #expect(f.engine.reserveBody(slot, bytes: 1000))
+        f.engine.beginClose(slot, reason: .peerClosed)
+        #expect(f.engine.connectionCount == 1, "waits for its receive to end")
+        f.complete(.recv, slot, res: -ENOBUFS)
+        #expect(f.engine.connectionCount == 0)
+        #expect(f.engine.pendingBodyBytes == 0)
+        #expect(f.counters.get(.connectionsHTTP) == gaugeBefore)
+        #expect(f.engine.table[Int(slot)].phase == .free)
+    }
+
+    @Test func aClosingConnectionWhosePauseCancelCompletesIsFreed() throws {
+        let f = try Fixture()
+        let gaugeBefore = f.counters.get(.connectionsHTTP)
+        let slot = f.connect()
+        #expect(f.engine.reserveBody(slot, bytes: 1000))
+        // Input was paused (pipelining cap) and the receive is being cancelled when it closes.
+        f.engine.table[Int(slot)].paused = true
+        f.engine.cancelRecv(slot)
+        #expect(f.engine.table[Int(slot)].recvCancelPending)
+        f.engine.beginClose(slot, reason: .peerClosed)
+        f.complete(.recv, slot, res: -ECANCELED)
+        #expect(f.engine.connectionCount == 0)
+        #expect(f.engine.pendingBodyBytes == 0)
+        #expect(f.counters.get(.connectionsHTTP) == gaugeBefore)
+    }
+
+    @Test func queuedPipelinedAnswersLeaveOnlyFromTheTurnEndFlush() throws {
+        let f = try Fixture()
+        let slot = f.connect()
+        let first = HTTPResponseWriter.json(status: 201, body: Array("{}".utf8), keepAlive: true, extraHeaders: [])
+        f.engine.respond(slot, first)
+        f.engine.flushDirty()
+        #expect(f.engine.table[Int(slot)].sendInFlight)
+        f.engine.respond(slot, first)   // a pipelined answer, queued behind the one in flight
+        f.engine.flushDirty()           // nothing can be sent while a send is in flight
+        // The first send completes during the next turn's completion handling: the queued
+        // answer must wait for the turn end (where the ingest's fdatasync runs).
+        f.complete(.send, slot, res: Int32(first.count))
+        #expect(!f.engine.table[Int(slot)].sendInFlight, "sent before the turn ended")
+        #expect(f.engine.table[Int(slot)].dirty)
+        f.engine.flushDirty()
+        #expect(f.engine.table[Int(slot)].sendInFlight)
+    }
+}
+
+@Suite struct HTTPEngineReserveDescriptorTests {
+    @Test func aReserveDescriptorThatCouldNotBeReopenedIsRetriedFromTheTick() throws {
+        let f = try HTTPEngineCompletionTests.Fixture()
+        #expect(f.engine.reserveFD >= 0)
+        // As after a shed whose reopen failed with ENFILE.
+        _ = rg_close(f.engine.reserveFD)
+        f.engine.reserveFD = -1
+        f.engine.tick()
+        #expect(f.engine.reserveFD >= 0, "shedding at EMFILE stays off for the life of the process")
+    }
+}
+
+@Suite struct HTTPEnginePipeliningCountTests {
+    /// `--max-pipelined-requests` counts answers not yet sent: a client that keeps two
+    /// requests in flight, so the output is never completely empty, is never paused.
+    @Test func aClientPipeliningTwoDeepIsNeverPaused() throws {
+        let f = try HTTPEngineCompletionTests.Fixture()
+        let delegate = Answering()
+        f.engine.delegate = delegate
+        let slot = f.connect()
+        let request = Array("GET /x HTTP/1.1\r\nHost: t\r\n\r\n".utf8)
+        func feed() { request.withUnsafeBytes { f.engine.feed(slot, $0) } }
+        feed()
+        f.engine.flushDirty()            // answer 1 in flight
+        for _ in 0..<100 {
+            feed()                       // the next request arrives while the previous answer is being sent
+            #expect(!f.engine.table[Int(slot)].paused)
+            let inFlight = f.engine.table[Int(slot)].out!.count
+            f.complete(.send, slot, res: Int32(inFlight))
+            f.engine.flushDirty()        // the turn ends: the queued answer goes out
+            #expect(f.engine.table[Int(slot)].sendInFlight)
+        }
+        #expect(delegate.requests == 101)
+        #expect(!f.engine.table[Int(slot)].paused)
+    }
+}

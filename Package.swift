@@ -59,6 +59,8 @@ let package = Package(
         .testTarget(name: "StreamPolicyTests", dependencies: ["StreamPolicy", "RingLog"]),
         // READER: the worker's pure parts (the history body over a heap log), without sockets.
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "RingLog", "WireProtocol"]),
+        // The supervisor's pure parts (the watchdog's verdicts).
+        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"]),
         .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "RingLog", "WireProtocol", "CRinggateSys",
                                                           .product(name: "Logging", package: "swift-log")]),
     ]

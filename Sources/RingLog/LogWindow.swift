@@ -4,20 +4,28 @@ extension LogReader {
         /// Record positions in ascending seq order; read each with `copyRecord` (it may be
         /// lapped by then: the caller reports that like any lap). The walk validates headers
         /// only, so a record whose lengths or payload are damaged is named here and copies as
-        /// `.damaged`: the caller steps past it (its seq is in `DamagedRecord`).
+        /// `.damaged`: the caller steps past it with the seq and ordinal named here.
         public var positions: [UInt64]
+        /// Seq and slot ordinal of each record of `positions`, from the headers the walk read
+        /// and validated: a damaged record is stepped past without searching the seq index.
+        public var seqs: [UInt64]
+        public var slotOrdinals: [UInt64]
         /// Events of this slot after `after` were overwritten; the window starts at the slot's
         /// oldest retained event.
         public var reset: Bool
         /// With `reset` and a known `afterOrdinal`: exactly how many events were lost.
         public var dropped: UInt64?
-        /// Oldest and newest retained seq of the slot; 0 when it has none.
+        /// Oldest and newest retained, committed seq of the slot (records below `tail`: a
+        /// staged batch is not reported, its seqs may be rolled back and reused); 0 when none.
         public var slotOldestSeq: UInt64
         public var slotHeadSeq: UInt64
 
-        public init(positions: [UInt64] = [], reset: Bool = false, dropped: UInt64? = nil,
+        public init(positions: [UInt64] = [], seqs: [UInt64] = [], slotOrdinals: [UInt64] = [],
+                    reset: Bool = false, dropped: UInt64? = nil,
                     slotOldestSeq: UInt64 = 0, slotHeadSeq: UInt64 = 0) {
             self.positions = positions
+            self.seqs = seqs
+            self.slotOrdinals = slotOrdinals
             self.reset = reset
             self.dropped = dropped
             self.slotOldestSeq = slotOldestSeq
@@ -71,15 +79,31 @@ extension LogReader {
     ) -> Window? {
         var window = Window()
         hops += 1
-        guard let newest = readHeader(
+        guard let staged = readHeader(
             info.newestPosition, slot: (info.index, info.generation, info.count))
         else {
-            // Nothing of the slot is retained.
-            if let after, after < info.newestSeq {
+            // Nothing of the slot is retained: its newest record was overwritten, so it was
+            // committed (the cap on the published head covers a directory snapshot taken
+            // before a rollback whose position was reused since).
+            if let after, after < min(info.newestSeq, headSeqAcquire()) {
                 window.reset = true
                 if let afterOrdinal, afterOrdinal < info.count { window.dropped = info.count - afterOrdinal }
             }
             return window
+        }
+        // The directory is published at stage time: a batch not committed yet (records at or
+        // past `tail`) is not part of the slot for anything this reports.
+        var newest = staged
+        if staged.position >= tail {
+            let uncommitted = descend(from: staged, hops: &hops) { $0.position >= tail }.header
+            hops += 1
+            guard let committed = readPrevious(uncommitted) else {
+                // Nothing committed is retained: ordinal 1 is staged, or the older records
+                // were overwritten (then events after `after` may be lost).
+                if let after, uncommitted.ordinal > 1, after < uncommitted.prevSeq { window.reset = true }
+                return window
+            }
+            newest = committed
         }
         let oldest = descend(from: newest, hops: &hops) { _ in true }.header
         window.slotHeadSeq = newest.seq
@@ -119,11 +143,15 @@ extension LogReader {
         if let start, end.ordinal < start.ordinal { return window }
 
         // Collect backwards from `end`: O(limit).
-        var positions: [UInt64] = []
+        var positions: [UInt64] = [], seqs: [UInt64] = [], ordinals: [UInt64] = []
         positions.reserveCapacity(min(limit, 1024))
+        seqs.reserveCapacity(min(limit, 1024))
+        ordinals.reserveCapacity(min(limit, 1024))
         var current = end
         while true {
             positions.append(current.position)
+            seqs.append(current.seq)
+            ordinals.append(current.ordinal)
             if positions.count == limit { break }
             if let start, current.ordinal <= start.ordinal { break }
             guard let previous = readPrevious(current) else {
@@ -133,7 +161,11 @@ extension LogReader {
             current = previous
         }
         positions.reverse()
+        seqs.reverse()
+        ordinals.reverse()
         window.positions = positions
+        window.seqs = seqs
+        window.slotOrdinals = ordinals
         return window
     }
 }

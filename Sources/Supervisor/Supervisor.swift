@@ -38,8 +38,6 @@ public final class Supervisor {
 
     enum RestartReason { case crash, watchdog }
 
-    /// A restarted child that has not turned its loop once by then is hung in start-up.
-    static let startupTimeoutNanoseconds: UInt64 = 15_000_000_000
     /// Backlog of a worker listener re-created after its worker died (as `openListeners`).
     static let listenBacklog: Int32 = 4096
 
@@ -88,9 +86,20 @@ public final class Supervisor {
             admission = table
         }
         _ = rg_install_signal_flags(1)
+        // The ingest first, workers once it serves: its start-up recovery scan may cut the log
+        // back (a damaged record, an unfinished batch) and rewinds the directory, and a worker
+        // takes its read position from `tail` when it starts. Workers running during the scan
+        // would serve records that are about to be cut. (An ingest restarted after a crash
+        // scans while the workers run: they never read at or past the committed `tail`, which
+        // is all an unfinished batch can occupy, and a record damaged below it copies as
+        // `.damaged` to them too; stopping every subscriber for that restart would cost more.)
         children.append(Child(role: .ingest))
-        for i in 0..<config.workers { children.append(Child(role: .worker(i))) }
-        for i in children.indices { try spawn(i) }
+        try spawn(0)
+        try waitUntilServing()
+        for i in 0..<config.workers {
+            children.append(Child(role: .worker(i)))
+            try spawn(children.count - 1)
+        }
         try waitUntilServing()
         let data = config.ephemeral ? "memfd" : config.logPath
         print("ringgate ready subscribe=\(config.listenHost):\(subscribePort) publish=\(config.publishHost):\(publishPort) workers=\(config.workers) data=\(data)")
@@ -147,7 +156,8 @@ public final class Supervisor {
         // Gauges describe live processes: a log reopened after a crash starts them from zero.
         for block in 0..<(2 + config.workers) {
             for gauge in [LogCounter.connectionsSSE, .connectionsHTTP, .connectionsWS, .sendBuffersInUse,
-                          .connectionsCatchingUp, .pendingSendBytes, .heartbeatNanoseconds] {
+                          .connectionsCatchingUp, .pendingSendBytes, .heartbeatNanoseconds,
+                          .startupProgressNanoseconds, .fsyncStartedNanoseconds] {
                 rg_store_relaxed_u64(region.counterPointer(process: block, counter: gauge.rawValue), 0)
             }
         }
@@ -223,11 +233,12 @@ public final class Supervisor {
         }
     }
 
-    /// Waits until every child has run its loop once (its heartbeat counter moved), so that a
-    /// client who reads the ready line is served at once.
+    /// Waits until every child spawned so far has run its loop once (its heartbeat counter
+    /// moved), so that a client who reads the ready line is served at once. A child that is
+    /// still starting is given time while it makes progress (`ChildLiveness`: the ingest's
+    /// recovery scan of a large log), not a fixed deadline.
     func waitUntilServing() throws {
-        let deadline = rg_monotonic_ns() + 15_000_000_000
-        while rg_monotonic_ns() < deadline {
+        while true {
             reap(shuttingDown: false)
             // A child that dies before it ever served cannot be fixed by restarting it (no
             // io_uring, a bad descriptor): fail now, with the child's own message above.
@@ -235,9 +246,18 @@ public final class Supervisor {
                 shutdownChildren()
                 throw StartError("\(dead.role.name) exited during start-up (\(dead.lastExit)); its message is above")
             }
-            let up = children.allSatisfy { child in
-                rg_load_relaxed_u64(region.counterPointer(process: block(of: child.role),
-                                                          counter: LogCounter.heartbeatNanoseconds.rawValue)) != 0
+            var up = true
+            let now = rg_monotonic_ns()
+            for child in children where stamps(of: child.role).heartbeatNanoseconds == 0 {
+                up = false
+                let verdict = ChildLiveness.judge(nowNanoseconds: now, startedNanoseconds: child.startedNanoseconds,
+                                                  stamps: stamps(of: child.role),
+                                                  watchdogTimeoutNanoseconds: config.watchdogTimeoutNanoseconds)
+                if let message = ChildLiveness.message(verdict, child: child.role.name, pid: child.pid,
+                                                       watchdogTimeoutNanoseconds: config.watchdogTimeoutNanoseconds) {
+                    shutdownChildren()
+                    throw StartError("\(message); see the messages above")
+                }
             }
             if up { return }
             if rg_signal_take() & Int32(RG_SIG_TERM) != 0 {
@@ -246,8 +266,16 @@ public final class Supervisor {
             }
             usleep(10_000)
         }
-        shutdownChildren()
-        throw StartError("children did not start within 15 s; see the messages above")
+    }
+
+    /// The liveness stamps a child keeps in its counter block.
+    func stamps(of role: Role) -> ChildLiveness.Stamps {
+        func load(_ counter: LogCounter) -> UInt64 {
+            rg_load_relaxed_u64(region.counterPointer(process: block(of: role), counter: counter.rawValue))
+        }
+        return ChildLiveness.Stamps(heartbeatNanoseconds: load(.heartbeatNanoseconds),
+                                    startupProgressNanoseconds: load(.startupProgressNanoseconds),
+                                    fsyncStartedNanoseconds: load(.fsyncStartedNanoseconds))
     }
 
     // MARK: - Supervision
@@ -305,7 +333,8 @@ public final class Supervisor {
                 }
             }
             for gauge in [LogCounter.connectionsSSE, .connectionsHTTP, .connectionsWS, .sendBuffersInUse,
-                          .connectionsCatchingUp, .pendingSendBytes, .heartbeatNanoseconds] {
+                          .connectionsCatchingUp, .pendingSendBytes, .heartbeatNanoseconds,
+                          .startupProgressNanoseconds, .fsyncStartedNanoseconds] {
                 rg_store_relaxed_u64(region.counterPointer(process: block(of: children[i].role), counter: gauge.rawValue), 0)
             }
         }
@@ -317,19 +346,19 @@ public final class Supervisor {
     /// loop still turns on its 100 ms tick, so a heartbeat older than `--watchdog-timeout`
     /// means the loop is wedged (a handler that never returns, a stopped process). Waiting for
     /// it to exit would wait forever: kill it, and the reap path restarts it like a crash.
+    ///
+    /// Before its first turn a child is starting up (mapping the log, the ingest's recovery
+    /// scan), judged by its start-up progress instead; an ingest inside a blocking fdatasync
+    /// gets a longer limit (see `ChildLiveness`).
     func killHungChildren(now: UInt64) {
         let timeout = config.watchdogTimeoutNanoseconds
         guard timeout > 0 else { return }
         for i in children.indices where children[i].pid > 0 && !children[i].killedByWatchdog {
-            let stamped = rg_load_relaxed_u64(region.counterPointer(process: block(of: children[i].role),
-                                                                    counter: LogCounter.heartbeatNanoseconds.rawValue))
-            // Before its first turn a child is starting up (mapping the log, setting up its
-            // ring), which gets the start-up limit instead.
-            let since = stamped != 0 ? stamped : children[i].startedNanoseconds
-            let limit = stamped != 0 ? timeout : max(timeout, Self.startupTimeoutNanoseconds)
-            guard now > since, now - since > limit else { continue }
-            let what = stamped != 0 ? "has not turned its loop for" : "has not started serving after"
-            logger.error("\(children[i].role.name) (pid \(children[i].pid)) \(what) \((now - since) / 1_000_000) ms (--watchdog-timeout \(timeout / 1_000_000) ms); killing it")
+            let verdict = ChildLiveness.judge(nowNanoseconds: now, startedNanoseconds: children[i].startedNanoseconds,
+                                              stamps: stamps(of: children[i].role), watchdogTimeoutNanoseconds: timeout)
+            guard let message = ChildLiveness.message(verdict, child: children[i].role.name, pid: children[i].pid,
+                                                      watchdogTimeoutNanoseconds: timeout) else { continue }
+            logger.error("\(message); killing it")
             kill(children[i].pid, SIGKILL)   // also ends a stopped process; reaped without blocking
             children[i].killedByWatchdog = true
         }

@@ -65,7 +65,7 @@ struct HistoryBody {
         var nextSeq: UInt64 = 0   // `next`: the last event returned, or a damaged one after it
         var count = 0
         var lost = false
-        copying: for position in window.positions {
+        copying: for (k, position) in window.positions.enumerated() {
             let view: LogReader.RecordView
             switch copy?(position, scratch) ?? reader.copyRecord(at: position, into: scratch) {
             case .record(let record):
@@ -74,13 +74,12 @@ struct HistoryBody {
                 guard last else { return .lapped }
                 if count == 0 { return .overrun }
                 break copying
-            case .damaged(let damaged):
-                skip(damaged, nextSeq: &nextSeq)
-                lost = true
-                continue copying
-            case .padding:
-                // The window walk read an event header here and it is still intact: damage.
-                skip(LogReader.DamagedRecord(position: position, seq: nil, slotOrdinal: nil), nextSeq: &nextSeq)
+            case .damaged, .padding:
+                // (.padding: the window walk read an event header here and it is still intact.)
+                // The walk validated this record's header, so its seq is known: stepping past
+                // it never searches the seq index (a damaged record first in a window would
+                // otherwise walk it from the oldest retained seq, O(retained) in one turn).
+                skip(window.damagedRecord(k), nextSeq: &nextSeq)
                 lost = true
                 continue copying
             }
@@ -116,15 +115,20 @@ struct HistoryBody {
         return .complete
     }
 
-    /// Leaves a damaged record out; `next` moves past it (its seq, or the seq before the next
-    /// intact event when its own is unknown).
+    /// Leaves a damaged record out; `next` moves past it (to its seq, from the window).
     private func skip(_ damaged: LogReader.DamagedRecord, nextSeq: inout UInt64) {
         onDamaged(damaged)
-        let past = damaged.seq ?? reader.resumePoint(after: damaged, lastSeq: nextSeq).throughSeq
-        nextSeq = max(nextSeq, past)
+        nextSeq = max(nextSeq, damaged.seq ?? 0)
     }
 
     private func appendID(_ json: inout JSONWriter, _ seq: UInt64) {
         json.appendID(seq == 0 ? nil : EventID(epoch: reader.epoch, seq: seq))
+    }
+}
+
+extension LogReader.Window {
+    /// Record `k` of the window as damaged, named by the seq and ordinal the walk validated.
+    func damagedRecord(_ k: Int) -> LogReader.DamagedRecord {
+        LogReader.DamagedRecord(position: positions[k], seq: seqs[k], slotOrdinal: slotOrdinals[k])
     }
 }

@@ -33,24 +33,21 @@ extension Worker {
 }
 
 extension Worker {
-    /// Moves a catching-up subscriber's cursor past a damaged record of its window, after a
-    /// reset that says what was lost (one event when the record's seq is known). False when
-    /// the reset does not fit its buffer yet: the next catch-up meets the record again.
-    func skipDamaged(_ connection: Int32, _ damaged: LogReader.DamagedRecord, window: LogReader.Window) -> Bool {
+    /// Moves a catching-up subscriber's cursor past record `k` of its window, which is
+    /// damaged, after a reset that says one event was lost. The seq and ordinal come from the
+    /// window walk, which validated the record's header: no seq-index search from a cursor
+    /// that may be far behind. False when the reset does not fit its buffer yet: the next
+    /// catch-up meets the record again.
+    func skipDamaged(_ connection: Int32, record k: Int, window: LogReader.Window) -> Bool {
+        let damaged = window.damagedRecord(k)
         noteDamaged(damaged)
         let s = subscribers + Int(connection)
-        let frame = damagedResetFrame(s.pointee.transport, dropped: damaged.seq == nil ? nil : 1,
+        let frame = damagedResetFrame(s.pointee.transport, dropped: 1,
                                       oldestSeq: window.slotOldestSeq, headSeq: window.slotHeadSeq)
         guard writeControl(connection, frame) else { return false }
         counters.add(.resetsDamaged)
-        if let seq = damaged.seq {
-            s.pointee.cursorSeq = seq
-            s.pointee.cursorOrdinal = damaged.slotOrdinal ?? 0
-        } else {
-            s.pointee.cursorSeq = max(s.pointee.cursorSeq,
-                                      reader.resumePoint(after: damaged, lastSeq: s.pointee.cursorSeq).throughSeq)
-            s.pointee.cursorOrdinal = 0
-        }
+        s.pointee.cursorSeq = max(s.pointee.cursorSeq, window.seqs[k])
+        s.pointee.cursorOrdinal = window.slotOrdinals[k]
         return true
     }
 }

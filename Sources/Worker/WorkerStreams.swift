@@ -311,21 +311,17 @@ extension Worker {
             defer {
                 counters.add(transport == .sse ? .eventsDeliveredSSE : .eventsDeliveredWS, delivered)
             }
-            copying: for position in window.positions {
+            copying: for (k, position) in window.positions.enumerated() {
                 let view: LogReader.RecordView
                 switch reader.copyRecord(at: position, into: recordScratch) {
                 case .record(let record):
                     view = record
                 case .lapped, .notYetWritten:
                     break copying   // overwritten meanwhile: the next window reports the gap
-                case .damaged(let damaged):
-                    guard skipDamaged(connection, damaged, window: window) else { return }
-                    handled += 1
-                    continue copying
-                case .padding:
-                    // The window walk read an event header here and it is still intact: damage.
-                    let damaged = LogReader.DamagedRecord(position: position, seq: nil, slotOrdinal: nil)
-                    guard skipDamaged(connection, damaged, window: window) else { return }
+                case .damaged, .padding:
+                    // (.padding: the window walk read an event header here and it is still
+                    // intact: damage.) Skipped by the seq the window names.
+                    guard skipDamaged(connection, record: k, window: window) else { return }
                     handled += 1
                     continue copying
                 }

@@ -18,6 +18,9 @@ import WireProtocol
         init(capacityBytes: Int = 4096) {
             let geometry = try! LogGeometry(capacityBytes: capacityBytes, maxSlots: 8)
             base = .allocate(byteCount: geometry.totalBytes, alignment: 4096)
+            // format expects zeroed memory, like a fresh file: heap garbage in the seq index or
+            // the directory made tests over a large log flaky (and could hang a walk).
+            base.initializeMemory(as: UInt8.self, repeating: 0, count: geometry.totalBytes)
             region = try! LogRegion.format(base: base, length: geometry.totalBytes, geometry: geometry, epoch: 0x5f3a_9c01)
             scratch = .allocate(byteCount: geometry.maxRecordBytes, alignment: 8)
             writer = LogWriter(region: region)

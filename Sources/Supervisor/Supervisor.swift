@@ -41,6 +41,14 @@ public final class Supervisor {
     /// Backlog of a worker listener re-created after its worker died (as `openListeners`).
     static let listenBacklog: Int32 = 4096
 
+    /// Counters that describe a live process (gauges, liveness stamps): zeroed when the log is
+    /// opened and when a child is reaped, so a dead process's values do not linger.
+    static let perProcessGauges: [LogCounter] = [
+        .connectionsSSE, .connectionsHTTP, .connectionsWS, .connectionsAdmin, .sendBuffersInUse,
+        .connectionsCatchingUp, .pendingSendBytes, .pendingBodyBytes, .responseQueueBytes,
+        .heartbeatNanoseconds, .startupProgressNanoseconds, .fsyncStartedNanoseconds,
+    ]
+
     let config: GatewayConfig
     let executable: String
     let childArguments: [String]
@@ -147,17 +155,15 @@ public final class Supervisor {
         } catch {
             throw StartError("\(error)")
         }
-        // READER: workers size their buffers for the largest event the log may hold (a log
-        // from before the header kept it is measured once).
+        // Workers size their buffers for the largest event the log may hold: the largest
+        // --max-event-bytes any run has opened it with.
         region.raiseMaxEventBytes(config.maxEventBytes)
         _ = rg_clear_cloexec(logFD)
         counters = CounterBlock(region: region, process: ProcessBlock.supervisor)
         counters.set(.pid, UInt64(getpid()))
         // Gauges describe live processes: a log reopened after a crash starts them from zero.
         for block in 0..<(2 + config.workers) {
-            for gauge in [LogCounter.connectionsSSE, .connectionsHTTP, .connectionsWS, .sendBuffersInUse,
-                          .connectionsCatchingUp, .pendingSendBytes, .heartbeatNanoseconds,
-                          .startupProgressNanoseconds, .fsyncStartedNanoseconds] {
+            for gauge in Supervisor.perProcessGauges {
                 rg_store_relaxed_u64(region.counterPointer(process: block, counter: gauge.rawValue), 0)
             }
         }
@@ -332,9 +338,7 @@ public final class Supervisor {
                     logger.warning("released \(released) slot admission entries that \(children[i].role.name) was claiming when it died")
                 }
             }
-            for gauge in [LogCounter.connectionsSSE, .connectionsHTTP, .connectionsWS, .sendBuffersInUse,
-                          .connectionsCatchingUp, .pendingSendBytes, .heartbeatNanoseconds,
-                          .startupProgressNanoseconds, .fsyncStartedNanoseconds] {
+            for gauge in Supervisor.perProcessGauges {
                 rg_store_relaxed_u64(region.counterPointer(process: block(of: children[i].role), counter: gauge.rawValue), 0)
             }
         }

@@ -341,13 +341,8 @@ public final class Ingest: HTTPEngineDelegate {
             counters.add(.eventsAppended)
             appendedThisTurn = true
             return .success(seq)
-        } catch .slotDirectoryFull {
-            counters.add(.slotDirectoryFull)
-            return .failure(PublishFailure(status: 507, code: "slot_directory_full",
-                                           detail: "the slot directory is full (--max-slots \(config.maxSlots)); no slot's events have expired yet"))
         } catch {
-            return .failure(PublishFailure(status: 413, code: "payload_too_large",
-                                           detail: "the event does not fit the log (--log-capacity)"))
+            return .failure(failure(error))
         }
     }
 
@@ -356,13 +351,21 @@ public final class Ingest: HTTPEngineDelegate {
                timeMilliseconds: UInt64) -> Result<UInt64, PublishFailure> {
         do {
             return .success(try writer.stage(slot: slot, type: type, data: data, timeMilliseconds: timeMilliseconds))
-        } catch .slotDirectoryFull {
-            counters.add(.slotDirectoryFull)
-            return .failure(PublishFailure(status: 507, code: "slot_directory_full",
-                                           detail: "the slot directory is full (--max-slots \(config.maxSlots)); no slot's events have expired yet"))
         } catch {
-            return .failure(PublishFailure(status: 413, code: "payload_too_large",
-                                           detail: "the event does not fit the log (--log-capacity)"))
+            return .failure(failure(error))
+        }
+    }
+
+    /// The answer to a refused append or stage (counted where the log says why).
+    func failure(_ error: LogWriter.AppendError) -> PublishFailure {
+        switch error {
+        case .slotDirectoryFull:
+            counters.add(.slotDirectoryFull)
+            return PublishFailure(status: 507, code: "slot_directory_full",
+                                  detail: "the slot directory is full (--max-slots \(config.maxSlots)); no slot's events have expired yet")
+        case .recordTooLarge:
+            return PublishFailure(status: 413, code: "payload_too_large",
+                                  detail: "the event does not fit the log (--log-capacity)")
         }
     }
 

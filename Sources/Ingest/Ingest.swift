@@ -26,6 +26,8 @@ public final class Ingest: HTTPEngineDelegate {
     /// publish listener has no /metrics (workers serve it), so a few health probes is all.
     static let adminReserveConnections = 4
     static let adminPaths = ["/healthz"]
+    /// The largest body a `/healthz` request may carry (probes send none).
+    static let healthBodyBytesMax = 1024
     /// The engine's pooled buffers serve stream output, which the ingest has none of (its
     /// answers are small JSON, sent from per-response buffers): the smallest useful size.
     static let sendBufferBytes = 64 << 10
@@ -214,9 +216,10 @@ public final class Ingest: HTTPEngineDelegate {
             limitName = "--max-event-bytes"
         case .health:
             // Answered whatever the method, as when the body came with the head; the body is
-            // read and dropped, held to the smaller limit.
-            limit = config.maxEventBytes
-            limitName = "--max-event-bytes"
+            // read and dropped. No token guards this path, so a body here may take only a
+            // sliver of the pending-body budget, never an event's worth.
+            limit = Ingest.healthBodyBytesMax
+            limitName = "a health probe's body limit"
         case .notFound:
             return refuseHead(connection, status: 404, error: "not_found", detail: "no route for \(request.path)")
         }

@@ -50,3 +50,15 @@ def test_healthz_with_a_body_after_its_head_answers_as_with_the_body_in_the_head
             r = conn.read_response(5.0)
             assert r.status == 200, (split, r.status, r.body)
             assert json.loads(r.body) == {"status": "ok"}, r.body
+
+
+def test_an_unauthenticated_health_probe_cannot_take_an_events_worth_of_body_budget(gateway):
+    """/healthz on the publish listener needs no token, so a body there is held to 1 KiB: a
+    probe that declares 64 KiB is refused at its head (413) instead of reserving part of
+    --max-pending-body-bytes that publishers need."""
+    gw = gateway("--publish-token", "s3cret", workers=1)
+    with RawConnection(gw.pub_port, timeout=5.0) as conn:
+        conn.send(b"POST /healthz HTTP/1.1\r\nHost: t\r\nContent-Length: 65536\r\n\r\n")
+        r = conn.read_response(3.0)
+    check_error(r.status, r.body, 413, "payload_too_large", what="POST /healthz with a 64 KiB body")
+    assert gw.metrics().value("ringgate_pending_body_bytes") == 0

@@ -138,6 +138,10 @@ public final class Ingest: HTTPEngineDelegate {
             counters.set(.fsyncStartedNanoseconds, start)
             let failed = rg_fdatasync(logFD) != 0
             let code = errno
+            // Heartbeat first, then the stamp clears (the supervisor reads them the other way
+            // round): a long flush never reads as a loop that stopped turning.
+            counters.set(.heartbeatNanoseconds, rg_monotonic_ns())
+            rg_fence_release()
             counters.set(.fsyncStartedNanoseconds, 0)
             if failed {
                 counters.add(.logFsyncErrors)

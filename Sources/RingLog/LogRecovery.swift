@@ -179,6 +179,7 @@ extension LogWriter {
             let entry = region.indexPointer(discarded)
             if rg_load_acquire_u64(entry) != R.noPosition { rg_store_release_u64(entry, R.noPosition) }
             discarded += 1
+            scanned(8)   // up to capacity/8 bytes of index: a cut near the oldest record is long
         }
 
         // 4. Everything from the cut to what was claimed becomes padding. The claim is published

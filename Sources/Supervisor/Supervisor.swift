@@ -279,9 +279,14 @@ public final class Supervisor {
         func load(_ counter: LogCounter) -> UInt64 {
             rg_load_relaxed_u64(region.counterPointer(process: block(of: role), counter: counter.rawValue))
         }
+        // The fdatasync stamp before the heartbeat: the ingest stamps its heartbeat before it
+        // clears the fdatasync stamp, so a flush that just ended is seen either as still in
+        // progress or with a fresh heartbeat.
+        let fsyncStarted = load(.fsyncStartedNanoseconds)
+        rg_fence_acquire()
         return ChildLiveness.Stamps(heartbeatNanoseconds: load(.heartbeatNanoseconds),
                                     startupProgressNanoseconds: load(.startupProgressNanoseconds),
-                                    fsyncStartedNanoseconds: load(.fsyncStartedNanoseconds))
+                                    fsyncStartedNanoseconds: fsyncStarted)
     }
 
     // MARK: - Supervision
@@ -355,8 +360,9 @@ public final class Supervisor {
     /// scan), judged by its start-up progress instead; an ingest inside a blocking fdatasync
     /// gets a longer limit (see `ChildLiveness`).
     func killHungChildren(now: UInt64) {
+        // With --watchdog-timeout 0 `judge` still applies the start-up limits (a restarted
+        // child hung before its first turn is killed); only a serving loop is not judged.
         let timeout = config.watchdogTimeoutNanoseconds
-        guard timeout > 0 else { return }
         for i in children.indices where children[i].pid > 0 && !children[i].killedByWatchdog {
             let verdict = ChildLiveness.judge(nowNanoseconds: now, startedNanoseconds: children[i].startedNanoseconds,
                                               stamps: stamps(of: children[i].role), watchdogTimeoutNanoseconds: timeout)

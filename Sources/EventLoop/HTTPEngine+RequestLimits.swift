@@ -70,6 +70,17 @@ extension HTTPEngine {
         return growth <= 0 || reserveBody(slot, bytes: growth)
     }
 
+    /// A chunked body also makes progress with each whole chunk (called after its bytes were
+    /// parsed): it reserves only what it has sent, so a slow one holds no budget it did not
+    /// fill, and a small publish sent in small chunks is not cut off.
+    func countChunkProgress(_ c: UnsafeMutablePointer<Connection>) {
+        guard c.pointee.bodyChunked, let chunks = c.pointee.parser?.completedChunks,
+              chunks != c.pointee.chunksAtProgress else { return }
+        c.pointee.chunksAtProgress = chunks
+        c.pointee.bodyProgressNanoseconds = nowNanoseconds
+        c.pointee.bodyBytesSinceProgress = 0
+    }
+
     /// Moves the body's progress time once `bodyProgressMinBytes` (or the rest of the body)
     /// arrived since it last moved; fewer bytes are not progress.
     func countBodyProgress(_ c: UnsafeMutablePointer<Connection>, bytes: Int) {
@@ -85,6 +96,7 @@ extension HTTPEngine {
     func releaseBody(_ c: UnsafeMutablePointer<Connection>) {
         c.pointee.bodyProgressNanoseconds = 0
         c.pointee.bodyBytesSinceProgress = 0
+        c.pointee.chunksAtProgress = 0
         c.pointee.bodyChunked = false
         let n = c.pointee.bodyReservedBytes
         guard n > 0 else { return }

@@ -143,6 +143,7 @@ public final class HTTPEngine {
         var bodyChunked = false
         /// Body bytes received since `bodyProgressNanoseconds` was last moved.
         var bodyBytesSinceProgress = 0
+        var chunksAtProgress = 0            // the parser's completed chunks when progress last moved
         /// The delegate accepted the head of the request being read (`acceptsHead`).
         var headJudged = false
         /// The request being handed to the delegate had its head accepted.
@@ -511,7 +512,10 @@ public final class HTTPEngine {
             offset += consumed
             switch result {
             case .needMore:
-                if c.pointee.bodyChunked && !accountChunkedBody(slot) { return }
+                if c.pointee.bodyChunked {
+                    guard accountChunkedBody(slot) else { return }
+                    countChunkProgress(c)
+                }
                 if c.pointee.parser!.awaitingContinue {
                     // curl and others wait for this before sending a body over 1 KiB.
                     c.pointee.parser!.markContinueSent()

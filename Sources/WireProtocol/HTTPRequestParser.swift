@@ -64,6 +64,8 @@ public struct HTTPRequestParser: Sendable {
 
     /// Body bytes of the current request held by the parser so far.
     public var bufferedBodyBytes: Int { pending?.body.count ?? 0 }
+    /// Chunks of the current chunked body received whole (data and its CRLF).
+    public private(set) var completedChunks = 0
 
     /// Whether the head of the current request was parsed and its body is being read (tests).
     var isReadingBody: Bool {
@@ -204,6 +206,7 @@ public struct HTTPRequestParser: Sendable {
         pending = nil
         continueSent = false
         bodyLimit = nil
+        completedChunks = 0
         return request
     }
 
@@ -569,6 +572,7 @@ public struct HTTPRequestParser: Sendable {
                 i += 1
             case .dataLF:
                 guard b == ASCII.lf else { return (0, fail(.badRequest("chunk data not followed by CRLF"))) }
+                completedChunks += 1
                 chunk = .size
                 chunkSize = 0
                 chunkSizeDigits = 0

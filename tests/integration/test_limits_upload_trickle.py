@@ -38,3 +38,19 @@ def test_a_trickled_body_gets_408_after_the_body_timeout(gateway):
     m = gw.metrics()
     assert m.value("ringgate_pending_body_bytes") == 0
     assert m.value("ringgate_disconnects_total", reason="header_timeout") == 0
+
+
+def test_a_chunked_publish_whose_chunks_keep_coming_is_not_cut_off(gateway):
+    """A chunked body reserves only what it has sent, so each whole chunk is progress: a small
+    publish sent as 100-byte chunks 0.6 s apart, 3 s in all, outlives a 1 s body timeout."""
+    gw = gateway("--body-timeout", "1s", workers=1)
+    with RawConnection(gw.pub_port, timeout=5.0) as conn:
+        conn.send(b"POST /v1/slots/slowchunks/events HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n")
+        for _ in range(5):
+            time.sleep(0.6)
+            conn.send(b"64\r\n" + b"c" * 100 + b"\r\n")
+        conn.send(b"0\r\n\r\n")
+        r = conn.read_response(5.0)
+    assert r.status == 201, (r.status, r.body)
+    assert gw.history("slowchunks")["events"][0]["data"] == "c" * 500

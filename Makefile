@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/ringgate
 STRESS_RECORDS ?= 10000000
 
-.PHONY: all build release run test unit stress integration conformance fuzz bench clean
+.PHONY: all build release run test unit stress integration conformance fuzz bench bench-fsync clean
 
 all: release
 
@@ -54,6 +54,10 @@ fuzz:
 # ARGS=--quick runs each once with smaller N.
 bench:
 	bench/run.sh $(ARGS)
+
+# Publish rate per --fsync setting (none, interval, always) on a file-backed log in /tmp.
+bench-fsync: release
+	bench/fsync.sh
 
 clean:
 	rm -rf .build .venv

@@ -22,35 +22,43 @@ let package = Package(
         .target(name: "RingLog", dependencies: ["CRinggateSys"]),
         .target(name: "WireProtocol", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "StreamPolicy", dependencies: ["RingLog"]),
+        // The kernel seam: what a loop asks of the kernel, on io_uring or epoll.
+        .target(name: "IO", dependencies: ["CRinggateSys"]),
+        // The deterministic fake kernel of the simulation tests (never linked into ringgate).
+        .target(name: "IOSimulation", dependencies: ["IO"]),
+        // The HTTP/1.1 server on the seam: connection table, dispatch, response queue, stream
+        // buffers, deadlines.
         .target(
-            name: "EventLoop",
-            dependencies: ["CRinggateSys", "WireProtocol", "StreamPolicy", "RingLog",
+            name: "HTTPServer",
+            dependencies: ["IO", "WireProtocol", "StreamPolicy", "RingLog",
                            .product(name: "Logging", package: "swift-log")]
         ),
+        // What the roles share: the configuration, the cross-process admission table.
+        .target(name: "GatewayCore", dependencies: ["CRinggateSys", "IO", "RingLog", "WireProtocol", "StreamPolicy"]),
         .target(
             name: "Worker",
-            dependencies: ["EventLoop", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
+            dependencies: ["HTTPServer", "GatewayCore", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Ingest",
-            dependencies: ["EventLoop", "RingLog", "WireProtocol", "CRinggateSys",
+            dependencies: ["HTTPServer", "GatewayCore", "IO", "RingLog", "WireProtocol", "CRinggateSys",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Supervisor",
-            dependencies: ["RingLog", "EventLoop", "CRinggateSys", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["RingLog", "GatewayCore", "IO", "CRinggateSys", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "ringgate",
-            dependencies: ["Supervisor", "Worker", "Ingest", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
+            dependencies: ["Supervisor", "Worker", "Ingest", "GatewayCore", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),
         // Multi-process stress of the ring log: one writer process, N reader processes.
         .executableTarget(name: "ringlog-stress", dependencies: ["RingLog", "CRinggateSys"]),
         // Load generator for `make bench`: many SSE subscribers on one io_uring loop.
-        .executableTarget(name: "ringgate-bench", dependencies: ["EventLoop", "CRinggateSys", "WireProtocol"],
+        .executableTarget(name: "ringgate-bench", dependencies: ["IO", "CRinggateSys", "WireProtocol"],
                           path: "bench/loadgen"),
         // Test-only WebSocket echo server for the Autobahn conformance suite; not a gateway route.
         .executableTarget(name: "ringgate-wsecho", dependencies: ["WireProtocol"]),
@@ -61,7 +69,8 @@ let package = Package(
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "RingLog", "WireProtocol"]),
         // The supervisor's pure parts (the watchdog's verdicts).
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor"]),
-        .testTarget(name: "EventLoopTests", dependencies: ["EventLoop", "RingLog", "WireProtocol", "CRinggateSys",
-                                                          .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "IO", "RingLog", "WireProtocol", "CRinggateSys",
+                                                           .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
     ]
 )

@@ -1,5 +1,7 @@
 import CRinggateSys
-import EventLoop
+import HTTPServer
+import GatewayCore
+import IO
 import Glibc
 import Logging
 import RingLog
@@ -32,13 +34,34 @@ public final class Ingest: HTTPEngineDelegate {
     /// answers are small JSON, sent from per-response buffers): the smallest useful size.
     static let sendBufferBytes = 64 << 10
 
-    public init(config: GatewayConfig, logFD: Int32, listenFD: Int32, wakeFDs: [Int32], logger: Logger) throws {
+    /// The ingest on the log file, listener and wake descriptors the supervisor handed down.
+    public convenience init(config: GatewayConfig, logFD: Int32, listenFD: Int32, wakeFDs: [Int32], logger: Logger) throws {
+        let mapping = try LogFile.map(fd: logFD)
+        let region = try LogRegion.attach(base: mapping.base, length: mapping.length)
+        let io = try IOSelection.make(IOSelection.resolve(config.io).kind,
+                                      configuration: Ingest.ioConfiguration(config))
+        try self.init(config: config, region: region, logFD: logFD, listenFD: listenFD, wakeFDs: wakeFDs,
+                      io: io, logger: logger)
+    }
+
+    /// The backend's sizes for the ingest: few connections, large bodies (NDJSON batches), so
+    /// larger receive buffers.
+    public static func ioConfiguration(_ config: GatewayConfig) -> IOBackendConfiguration {
+        var io = IOBackendConfiguration()
+        io.entries = config.ringEntries
+        io.receiveBufferCount = config.recvBuffers
+        io.receiveBufferBytes = config.ingestRecvBufferBytes
+        return io
+    }
+
+    /// The ingest on an attached log (`logFD` is its file, for fdatasync) and a given backend.
+    public init(config: GatewayConfig, region: LogRegion, logFD: Int32, listenFD: Int32, wakeFDs: [Int32],
+                io: any IOBackend, logger: Logger) throws {
         self.config = config
         self.logger = logger
         self.wakeFDs = wakeFDs
         self.logFD = logFD
-        let mapping = try LogFile.map(fd: logFD)
-        region = try LogRegion.attach(base: mapping.base, length: mapping.length)
+        self.region = region
         let block = CounterBlock(region: region, process: ProcessBlock.ingest)
         // The scan is O(retained bytes): its stamps tell the supervisor it is alive meanwhile.
         writer = LogWriter(region: region, file: logFD, progress: { block.set(.startupProgressNanoseconds, rg_monotonic_ns()) })
@@ -59,10 +82,6 @@ public final class Ingest: HTTPEngineDelegate {
         var engineConfig = HTTPEngine.Configuration(
             maxConnections: config.ingestMaxConnections, headerTimeoutNanoseconds: config.headerTimeoutNanoseconds,
             limits: limits, sendBufferBytes: Ingest.sendBufferBytes, sendBufferCount: config.ingestSendBuffers)
-        // Few connections, large bodies (NDJSON batches): larger receive buffers.
-        engineConfig.recvBufferCount = config.recvBuffers
-        engineConfig.recvBufferBytes = config.ingestRecvBufferBytes
-        engineConfig.ringEntries = config.ringEntries
         engineConfig.maxPipelinedRequests = config.maxPipelinedRequests
         engineConfig.maxResponseQueueBytes = config.maxResponseQueueBytes
         // Uploads are checked (token, route, size) as soon as their head is complete, and
@@ -72,15 +91,15 @@ public final class Ingest: HTTPEngineDelegate {
         engineConfig.bodyTimeoutNanoseconds = config.bodyTimeoutNanoseconds
         engineConfig.adminReserveConnections = Ingest.adminReserveConnections
         engineConfig.adminPaths = Ingest.adminPaths
-        engine = try HTTPEngine(configuration: engineConfig, listenFD: listenFD, wakeFD: -1,
-                                counters: counters, logger: logger)
+        engine = HTTPEngine(configuration: engineConfig, io: io, listenFD: listenFD, wakeFD: -1,
+                            counters: counters, logger: logger)
         engine.delegate = self
     }
 
     public func run() {
-        logger.info("ingest serving", metadata: ["pid": "\(getpid())", "head": "\(writer.headSeq)"])
+        logger.info("ingest serving", metadata: ["pid": "\(getpid())", "head": "\(writer.headSeq)", "io": "\(engine.io.kind.rawValue)"])
         engine.run { [unowned self] in
-            shuttingDown && (engine.connectionCount == 0 || rg_monotonic_ns() > shutdownDeadline)
+            shuttingDown && (engine.connectionCount == 0 || engine.nowNanoseconds > shutdownDeadline)
         }
         logger.info("ingest stopped")
     }

@@ -1,5 +1,7 @@
 import CRinggateSys
-import EventLoop
+import HTTPServer
+import GatewayCore
+import IO
 @preconcurrency import Glibc
 import Logging
 import RingLog
@@ -74,8 +76,8 @@ public final class Supervisor {
     }
 
     public func run() throws -> Int32 {
-        if Ring.disabledBySysctl() {
-            throw StartError("io_uring is disabled on this host (kernel.io_uring_disabled=2); enable it with sysctl kernel.io_uring_disabled=0")
+        if config.io == .ioUring && Ring.disabledBySysctl() {
+            throw StartError("io_uring is disabled on this host (kernel.io_uring_disabled=2); enable it with sysctl kernel.io_uring_disabled=0, or run with --io epoll (or --io auto)")
         }
         try openLog()
         try openListeners()
@@ -110,7 +112,7 @@ public final class Supervisor {
         }
         try waitUntilServing()
         let data = config.ephemeral ? "memfd" : config.logPath
-        print("ringgate ready subscribe=\(config.listenHost):\(subscribePort) publish=\(config.publishHost):\(publishPort) workers=\(config.workers) data=\(data)")
+        print("ringgate ready subscribe=\(config.listenHost):\(subscribePort) publish=\(config.publishHost):\(publishPort) workers=\(config.workers) io=\(config.io.rawValue) data=\(data)")
         fflush(stdout)
         logger.info("serving", metadata: ["subscribe": "\(config.listenHost):\(subscribePort)",
                                           "publish": "\(config.publishHost):\(publishPort)",

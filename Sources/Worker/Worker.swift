@@ -1,5 +1,7 @@
 import CRinggateSys
-import EventLoop
+import HTTPServer
+import GatewayCore
+import IO
 import Glibc
 import Logging
 import RingLog
@@ -54,7 +56,7 @@ public final class Worker: HTTPEngineDelegate {
     var shuttingDown = false
     var shutdownDeadline: UInt64 = 0
     var lastHeartbeatScan: UInt64 = 0
-    var random = SplitMix64(seed: rg_monotonic_ns())
+    var random: SplitMix64
     let heartbeatFrame: [UInt8] = Array(": hb\n\n".utf8)
     let pingFrame: [UInt8] = WebSocketFrameEncoder.frame(opcode: .ping, payload: [])
     let catchUpBatch = 64
@@ -68,26 +70,47 @@ public final class Worker: HTTPEngineDelegate {
     /// The CORS headers for the request being answered, computed once when it arrives.
     var corsHeaders: [(String, String)] = []
 
-    public init(config: GatewayConfig, index: Int, descriptors: Descriptors, logger: Logger) throws {
-        self.config = config
-        self.index = index
-        self.logger = logger
-        cors = CORSPolicy(origins: config.corsOrigins)
+    /// A worker on the log, listener and wake descriptor the supervisor handed down.
+    public convenience init(config: GatewayConfig, index: Int, descriptors: Descriptors, logger: Logger) throws {
         let mapping = try LogFile.map(fd: descriptors.log)
-        region = try LogRegion.attach(base: mapping.base, length: mapping.length)
-        reader = LogReader(region: region)
-        counters = CounterBlock(region: region, process: ProcessBlock.worker(index))
-        counters.set(.pid, UInt64(getpid()))
-        metrics = MetricsRenderer(region: region, workers: config.workers)
+        let region = try LogRegion.attach(base: mapping.base, length: mapping.length)
+        var admission: SlotAdmissionTable? = nil
         if config.maxSubscribersPerSlot > 0 {
             guard descriptors.admission >= 0, let table = SlotAdmissionTable.map(
                 fd: descriptors.admission, entries: config.admissionTableEntries, workers: config.workers) else {
                 throw StartError(description: "cannot map the slot admission table (--admission-fd \(descriptors.admission))")
             }
             admission = table
-        } else {
-            admission = nil
         }
+        let io = try IOSelection.make(IOSelection.resolve(config.io).kind,
+                                      configuration: Worker.ioConfiguration(config))
+        try self.init(config: config, index: index, region: region, listenFD: descriptors.listen,
+                      wakeFD: descriptors.wake, admission: admission, io: io, logger: logger)
+    }
+
+    /// The backend's sizes for a worker.
+    public static func ioConfiguration(_ config: GatewayConfig) -> IOBackendConfiguration {
+        var io = IOBackendConfiguration()
+        io.entries = config.ringEntries
+        io.receiveBufferCount = config.recvBuffers
+        io.receiveBufferBytes = config.recvBufferBytes
+        return io
+    }
+
+    /// A worker on an attached log and a given backend (the simulation tests pass theirs).
+    public init(config: GatewayConfig, index: Int, region: LogRegion, listenFD: Int32, wakeFD: Int32,
+                admission: SlotAdmissionTable?, io: any IOBackend, logger: Logger) throws {
+        self.config = config
+        self.index = index
+        self.logger = logger
+        self.region = region
+        self.admission = admission
+        cors = CORSPolicy(origins: config.corsOrigins)
+        reader = LogReader(region: region)
+        counters = CounterBlock(region: region, process: ProcessBlock.worker(index))
+        counters.set(.pid, UInt64(getpid()))
+        metrics = MetricsRenderer(region: region, workers: config.workers)
+        random = SplitMix64(seed: io.now() &+ UInt64(index))
         let maxRecord = reader.maxRecordBytes
         recordScratch = .allocate(byteCount: maxRecord, alignment: 8)
         // Records written under a larger --max-event-bytes than today's may still be in the
@@ -113,9 +136,6 @@ public final class Worker: HTTPEngineDelegate {
             sendBufferBytes: sendBufferBytes,
             sendBufferCount: min(tableCapacity, config.sendBuffers))
         // MARK: HTTP limits (issue 10)
-        engineConfig.recvBufferCount = config.recvBuffers
-        engineConfig.recvBufferBytes = config.recvBufferBytes
-        engineConfig.ringEntries = config.ringEntries
         engineConfig.maxPipelinedRequests = config.maxPipelinedRequests
         engineConfig.maxResponseQueueBytes = config.maxResponseQueueBytes
         engineConfig.bodyTimeoutNanoseconds = config.bodyTimeoutNanoseconds
@@ -127,8 +147,8 @@ public final class Worker: HTTPEngineDelegate {
             engineConfig.keepaliveIntervalSeconds = 10
             engineConfig.keepaliveCount = 3
         }
-        engine = try HTTPEngine(configuration: engineConfig, listenFD: descriptors.listen, wakeFD: descriptors.wake,
-                                counters: counters, logger: logger)
+        engine = HTTPEngine(configuration: engineConfig, io: io, listenFD: listenFD, wakeFD: wakeFD,
+                            counters: counters, logger: logger)
         subscribers = .allocate(capacity: tableCapacity)
         subscribers.initialize(repeating: Subscriber(), count: tableCapacity)
         slots = SlotTable(cacheLimit: 2 * region.geometry.maxSlots)
@@ -150,9 +170,9 @@ public final class Worker: HTTPEngineDelegate {
     }
 
     public func run() {
-        logger.info("worker \(index) serving", metadata: ["pid": "\(getpid())"])
+        logger.info("worker \(index) serving", metadata: ["pid": "\(getpid())", "io": "\(engine.io.kind.rawValue)"])
         engine.run { [unowned self] in
-            shuttingDown && (engine.connectionCount == 0 || rg_monotonic_ns() > shutdownDeadline)
+            shuttingDown && (engine.connectionCount == 0 || engine.nowNanoseconds > shutdownDeadline)
         }
         logger.info("worker \(index) stopped")
     }
@@ -280,14 +300,14 @@ public final class Worker: HTTPEngineDelegate {
 
     func ingestAlive() -> Bool {
         let hb = rg_load_relaxed_u64(region.counterPointer(process: ProcessBlock.ingest, counter: LogCounter.heartbeatNanoseconds.rawValue))
-        return hb != 0 && rg_monotonic_ns() &- hb < 3_000_000_000
+        return hb != 0 && engine.io.now() &- hb < 3_000_000_000
     }
 
     // MARK: - Shutdown
 
     func beginShutdown() {
         shuttingDown = true
-        shutdownDeadline = rg_monotonic_ns() + 3_000_000_000
+        shutdownDeadline = engine.io.now() + 3_000_000_000
         logger.info("worker \(index) shutting down", metadata: ["streams": "\(engine.connectionCount)"])
         engine.stopAccepting()
         engine.forEachStream { connection in closeStream(connection, reason: .shutdown) }

@@ -1,5 +1,7 @@
 import CRinggateSys
-import EventLoop
+import HTTPServer
+import GatewayCore
+import IO
 import Glibc
 import RingLog
 import StreamPolicy

@@ -1,6 +1,8 @@
 import ArgumentParser
 import CRinggateSys
-import EventLoop
+import HTTPServer
+import GatewayCore
+import IO
 @preconcurrency import Glibc
 import Ingest
 import Logging
@@ -38,8 +40,15 @@ struct Serve: ParsableCommand {
     @OptionGroup var options: ServeOptions
 
     func run() throws {
-        let config = try options.resolve()
+        var config = try options.resolve()
         let logger = makeLogger("ringgate.supervisor")
+        // `auto` is resolved once, here, so every child runs on the same backend and the
+        // fallback is logged once.
+        let (kind, fallbackCause) = IOSelection.resolve(config.io)
+        if let fallbackCause {
+            logger.warning("io_uring is unavailable, serving on epoll: \(fallbackCause)")
+        }
+        config.io = kind == .epoll ? .epoll : .ioUring
         if let token = config.publishToken { setenv("RINGGATE_PUBLISH_TOKEN", token, 1) }
         let supervisor = Supervisor(config: config, executable: executablePath(),
                                     childArguments: ServeOptions.childArguments(config), logger: logger)

@@ -1,5 +1,7 @@
 import ArgumentParser
-import EventLoop
+import HTTPServer
+import GatewayCore
+import IO
 import StreamPolicy
 import Glibc
 import WireProtocol
@@ -49,6 +51,8 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("ingest-send-buffers"), help: "Pooled send buffers of the ingest (default 64).") var ingestSendBuffers: String?
     @Option(name: .customLong("max-batch-events"), help: "Lines of one NDJSON batch (default 1000000).") var maxBatchEvents: String?
     @Option(name: .customLong("ring-entries"), help: "io_uring submission-queue entries per process, a power of two (default 4096).") var ringEntries: String?
+    // MARK: IO (issue 11)
+    @Option(help: "Kernel interface: auto, io_uring or epoll (default auto: io_uring, epoll where it is blocked).") var io: String?
 
     static func env(_ name: String) -> String? {
         guard let v = getenv("RINGGATE_" + name) else { return nil }
@@ -193,6 +197,11 @@ struct ServeOptions: ParsableArguments {
         if let n = try int(pick(ingestSendBuffers, "INGEST_SEND_BUFFERS"), "ingest-send-buffers", 1...1_000_000) { c.ingestSendBuffers = n }
         if let n = try int(pick(maxBatchEvents, "MAX_BATCH_EVENTS"), "max-batch-events", 1...100_000_000) { c.maxBatchEvents = n }
         if let n = try powerOfTwo(int(pick(ringEntries, "RING_ENTRIES"), "ring-entries", 16...32768), "ring-entries") { c.ringEntries = n }
+        // MARK: IO (issue 11)
+        if let v = pick(io, "IO") {
+            guard let choice = IOBackendChoice(argument: v) else { throw fail("io", v, "expected auto, io_uring or epoll") }
+            c.io = choice
+        }
         // A budget below one body would answer every such upload 503 Retry-After forever,
         // which looks like a temporary overload; say so at start-up instead.
         let largestBodyBytes = max(c.maxEventBytes, c.maxBatchBytes)
@@ -249,6 +258,7 @@ struct ServeOptions: ParsableArguments {
             "--ingest-send-buffers", "\(c.ingestSendBuffers)",
             "--max-batch-events", "\(c.maxBatchEvents)",
             "--ring-entries", "\(c.ringEntries)",
+            "--io", c.io.rawValue,
         ]
         // MARK: LOG
         a += ["--fsync", c.fsync.rawValue, "--fsync-interval", "\(c.fsyncIntervalNanoseconds / 1_000_000)ms"]

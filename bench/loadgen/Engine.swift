@@ -1,6 +1,6 @@
 // The io_uring loop of the load generator: N SSE subscribers and K keep-alive publishers.
 import CRinggateSys
-import EventLoop
+import IO
 import Foundation
 @preconcurrency import Glibc
 

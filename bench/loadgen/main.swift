@@ -1,7 +1,7 @@
 // ringgate-bench: one io_uring loop that drives SSE subscribers and keep-alive publishers
 // against Ringgate or nginx + nchan, and prints one JSON object with the measurements.
 import CRinggateSys
-import EventLoop
+import IO
 import Foundation
 @preconcurrency import Glibc
 

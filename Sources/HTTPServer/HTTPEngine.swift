@@ -1,4 +1,4 @@
-import CRinggateSys
+import IO
 import Glibc
 import Logging
 import RingLog
@@ -38,9 +38,10 @@ extension HTTPEngineDelegate {
     public func engine(_ engine: HTTPEngine, streamInput bytes: UnsafeRawBufferPointer, connection: Int32) {}
 }
 
-/// A single-threaded io_uring HTTP/1.1 server loop: multishot accept on one listener,
-/// multishot receive into a provided-buffer ring, sends from per-connection buffers, and timers
-/// inside the loop, so a send that never completes cannot starve a deadline.
+/// A single-threaded HTTP/1.1 server loop on an `IOBackend` (io_uring, epoll, or the
+/// simulation's): multishot accept on one listener, multishot receive into pooled buffers, sends
+/// from per-connection buffers, and timers inside the loop, so a send that never completes
+/// cannot starve a deadline. It calls the kernel and the clock only through the backend.
 ///
 /// Every connection lives in a fixed table sized at start-up; nothing grows per connection
 /// beyond a bounded response queue and one pooled send buffer while bytes are pending.
@@ -52,10 +53,6 @@ public final class HTTPEngine {
         public var lingerNanoseconds: UInt64 = 2_000_000_000
         public var tickNanoseconds: UInt64 = 100_000_000
         public var limits: HTTPLimits
-        /// The provided-buffer ring. The kernel takes its buffers in ring order, so every one
-        /// gets touched sooner or later: keep it small (a page each) where connections are many.
-        public var recvBufferCount: Int = 256
-        public var recvBufferBytes: Int = 4096
         public var sendBufferBytes: Int
         public var sendBufferCount: Int
         /// Close a connection whose peer acknowledges nothing this long while data waits.
@@ -66,9 +63,15 @@ public final class HTTPEngine {
         public var keepaliveIdleSeconds: Int32 = 0
         public var keepaliveIntervalSeconds: Int32 = 0
         public var keepaliveCount: Int32 = 0
+        var socketOptions: AcceptedSocketOptions {
+            var o = AcceptedSocketOptions()
+            o.userTimeoutMilliseconds = userTimeoutMilliseconds
+            o.keepaliveIdleSeconds = keepaliveIdleSeconds
+            o.keepaliveIntervalSeconds = keepaliveIntervalSeconds
+            o.keepaliveCount = keepaliveCount
+            return o
+        }
         // MARK: HTTP limits (issue 10, items 7-11)
-        /// Submission-queue entries of the ring (a power of two).
-        public var ringEntries: Int = 4096
         /// Requests a connection may have read whose answers are not completely sent yet
         /// before its input is paused (an answer counts as sent once the send holding it is).
         public var maxPipelinedRequests: Int = 32
@@ -164,11 +167,11 @@ public final class HTTPEngine {
         var stash: [UInt8] = []
     }
 
-    public let ring: Ring
+    /// The kernel interface this loop runs on (io_uring, epoll, or the simulation's).
+    public let io: any IOBackend
     public let configuration: Configuration
     public let counters: CounterBlock
     public let sendPool: SendBufferPool
-    let recvBuffers: ProvidedBuffers
     let listenFD: Int32
     let wakeFD: Int32
     let logger: Logger
@@ -178,7 +181,7 @@ public final class HTTPEngine {
     /// use, so a large table costs memory only as far as it was ever filled.
     var table: UnsafeMutablePointer<Connection>
     var initializedCount = 0
-    var freeSlots: [Int32] = []
+    var freeConnections: [Int32] = []
     var dirtyList: [Int32] = []
     var bufferWaiters: [Int32] = []
     var liveCount = 0
@@ -189,11 +192,11 @@ public final class HTTPEngine {
     var lastProgressCheck: UInt64 = 0
     var lastTrim: UInt64 = 0
     var rearmList: [Int32] = []
-    public private(set) var nowNanoseconds: UInt64 = rg_monotonic_ns()
+    public private(set) var nowNanoseconds: UInt64
     // MARK: HTTP limits (issue 10)
     /// Table entries: `maxConnections` ordinary ones, then the admin reserve.
     let tableCapacity: Int
-    var freeReserveSlots: [Int32] = []
+    var freeReserveConnections: [Int32] = []
     var reserveLive = 0
     /// Held open so that at EMFILE one descriptor can be freed to accept and answer 503.
     var reserveFD: Int32 = -1
@@ -207,16 +210,15 @@ public final class HTTPEngine {
     /// Body bytes buffered across this loop's connections (bounded by `maxPendingBodyBytes`).
     public internal(set) var pendingBodyBytes = 0
 
-    public init(configuration: Configuration, listenFD: Int32, wakeFD: Int32, counters: CounterBlock,
-                logger: Logger) throws(Ring.SetupError) {
+    public init(configuration: Configuration, io: any IOBackend, listenFD: Int32, wakeFD: Int32,
+                counters: CounterBlock, logger: Logger) {
+        self.io = io
+        nowNanoseconds = io.now()
         self.configuration = configuration
         self.listenFD = listenFD
         self.wakeFD = wakeFD
         self.counters = counters
         self.logger = logger
-        ring = try Ring(entries: UInt32(max(8, configuration.ringEntries.nextPowerOfTwo)))
-        recvBuffers = try ProvidedBuffers(ring: ring, group: 1, count: configuration.recvBufferCount,
-                                          bufferBytes: configuration.recvBufferBytes)
         sendPool = SendBufferPool(capacity: configuration.sendBufferCount, bufferBytes: configuration.sendBufferBytes)
         let reserve = max(0, configuration.adminReserveConnections)
         tableCapacity = configuration.maxConnections + reserve
@@ -224,8 +226,8 @@ public final class HTTPEngine {
         // The reserve sits above the ordinary entries, so a delegate's per-connection arrays
         // sized by `maxConnections` never see a reserve index (those only serve admin paths).
         (table + configuration.maxConnections).initialize(repeating: Connection(), count: reserve)
-        freeReserveSlots = (configuration.maxConnections..<tableCapacity).reversed().map { Int32($0) }
-        reserveFD = rg_open_reserve_fd()
+        freeReserveConnections = (configuration.maxConnections..<tableCapacity).reversed().map { Int32($0) }
+        reserveFD = io.openReserveDescriptor()
     }
 
     deinit {
@@ -233,7 +235,7 @@ public final class HTTPEngine {
         (table + configuration.maxConnections).deinitialize(count: tableCapacity - configuration.maxConnections)
         table.deallocate()
         wakeScratch.deallocate()
-        if reserveFD >= 0 { _ = rg_close(reserveFD) }
+        if reserveFD >= 0 { io.close(fd: reserveFD) }
     }
 
     // MARK: - Loop
@@ -245,10 +247,11 @@ public final class HTTPEngine {
         armTick()
         while true {
             // Without a tick armed (the queue was full) the wait must not be unbounded.
-            let n = ring.submitAndWait(timeoutNanoseconds: tickArmed ? 0 : configuration.tickNanoseconds)
-            nowNanoseconds = rg_monotonic_ns()
+            let n = io.wait(timeoutNanoseconds: tickArmed ? 0 : configuration.tickNanoseconds)
+            nowNanoseconds = io.now()
             counters.set(.heartbeatNanoseconds, nowNanoseconds)   // every turn: the supervisor's watchdog reads it
-            for i in 0..<n { handle(ring.completions[i]) }
+            let completions = io.completions
+            for i in 0..<n { handle(completions[i]) }
             delegate?.engineTurnEnd(self)
             flushDirty()
             if !rearmList.isEmpty { rearmReceives() }
@@ -262,13 +265,13 @@ public final class HTTPEngine {
     /// Stops accepting; the loop returns once every connection has closed.
     public func stopAccepting() {
         stopping = true
-        if acceptArmed { ring.cancel(fd: listenFD, userData: UserData.pack(.cancel)) }
+        if acceptArmed { _ = io.cancelAll(fd: listenFD, tag: UserData.pack(.cancel)) }
     }
 
     public var connectionCount: Int { liveCount }
 
-    func handle(_ cqe: rg_cqe) {
-        let ud = UserData(cqe.user_data)
+    func handle(_ cqe: IOCompletion) {
+        let ud = UserData(cqe.tag)
         switch ud.operation {
         case .accept: handleAccept(cqe)
         case .recv: handleRecv(cqe, ud)
@@ -289,17 +292,17 @@ public final class HTTPEngine {
     func rearmReceives() {
         let list = rearmList
         rearmList.removeAll(keepingCapacity: true)
-        for slot in list {
-            let c = table + Int(slot)
+        for conn in list {
+            let c = table + Int(conn)
             guard c.pointee.recvNeedsRearm, !c.pointee.recvArmed, !c.pointee.paused,
                   c.pointee.phase == .http || c.pointee.phase == .stream || c.pointee.phase == .lingering else { continue }
-            armRecv(slot)
+            armRecv(conn)
         }
     }
 
     func armAccept() {
         guard !stopping, !acceptArmed else { return }
-        guard ring.multishotAccept(fd: listenFD, userData: UserData.pack(.accept)) else {
+        guard io.acceptMultishot(listener: listenFD, tag: UserData.pack(.accept)) else {
             submissionQueueFull()
             acceptResumeNanoseconds = nowNanoseconds   // retried from the tick
             return
@@ -308,13 +311,13 @@ public final class HTTPEngine {
     }
 
     func armTick() {
-        tickArmed = ring.timeout(nanoseconds: configuration.tickNanoseconds, userData: UserData.pack(.tick))
+        tickArmed = io.timeout(nanoseconds: configuration.tickNanoseconds, tag: UserData.pack(.tick))
         if !tickArmed { submissionQueueFull() }
     }
 
     func armWake() {
         guard wakeFD >= 0 else { return }
-        wakeArmed = ring.read(fd: wakeFD, wakeScratch, 8, userData: UserData.pack(.wake))
+        wakeArmed = io.readWake(fd: wakeFD, into: wakeScratch, tag: UserData.pack(.wake))
         if !wakeArmed { submissionQueueFull() }
     }
 
@@ -322,16 +325,16 @@ public final class HTTPEngine {
 
     // MARK: - Accept
 
-    func handleAccept(_ cqe: rg_cqe) {
-        if cqe.flags & RG_CQE_F_MORE == 0 { acceptArmed = false }
-        guard cqe.res >= 0 else {
-            if cqe.res == -ECANCELED { return }
-            acceptFailed(errno: -cqe.res)
+    func handleAccept(_ cqe: IOCompletion) {
+        if !cqe.more { acceptArmed = false }
+        guard cqe.result >= 0 else {
+            if cqe.result == -ECANCELED { return }
+            acceptFailed(errno: -cqe.result)
             return
         }
         acceptBackoffNanoseconds = 0
         if !acceptArmed { armAccept() }
-        admit(cqe.res)
+        admit(cqe.result)
     }
 
     /// An accepted descriptor: a table entry, or 503 when over the limit (past the admin
@@ -342,14 +345,12 @@ public final class HTTPEngine {
         if !(delegate?.engineAdmits(self) ?? true) || liveCount - reserveLive >= configuration.maxConnections {
             reserve = true
         }
-        guard let slot = reserve ? freeReserveSlots.popLast() : takeSlot() else {
+        guard let conn = reserve ? freeReserveConnections.popLast() : takeEntry() else {
             rejectOverCapacity(fd)
             return
         }
-        _ = rg_tune_accepted(fd, 1, configuration.userTimeoutMilliseconds,
-                             configuration.keepaliveIdleSeconds, configuration.keepaliveIntervalSeconds,
-                             configuration.keepaliveCount)
-        let c = table + Int(slot)
+        io.tuneAccepted(fd: fd, options: configuration.socketOptions)
+        let c = table + Int(conn)
         c.pointee.fd = fd
         c.pointee.phase = .http
         c.pointee.parser = HTTPRequestParser(limits: configuration.limits,
@@ -361,15 +362,15 @@ public final class HTTPEngine {
         c.pointee.gauge = reserve ? .connectionsAdmin : .connectionsHTTP
         c.pointee.closeReason = .completed
         c.pointee.reserve = reserve
-        if reserve { reserveLive += 1 } else { highWater = max(highWater, slot + 1) }
+        if reserve { reserveLive += 1 } else { highWater = max(highWater, conn + 1) }
         liveCount += 1
         counters.add(c.pointee.gauge)
-        armRecv(slot)
+        armRecv(conn)
     }
 
     /// Every table entry that may be in use: the ordinary ones up to the high-water mark,
     /// then the admin reserve.
-    @inline(__always) func forEachSlot(_ body: (Int32) -> Void) {
+    @inline(__always) func forEachConnection(_ body: (Int32) -> Void) {
         var i: Int32 = 0
         while i < highWater { body(i); i += 1 }
         if reserveLive > 0 {
@@ -378,8 +379,8 @@ public final class HTTPEngine {
         }
     }
 
-    func takeSlot() -> Int32? {
-        if let slot = freeSlots.popLast() { return slot }
+    func takeEntry() -> Int32? {
+        if let conn = freeConnections.popLast() { return conn }
         guard initializedCount < configuration.maxConnections else { return nil }
         (table + initializedCount).initialize(to: Connection())
         initializedCount += 1
@@ -391,24 +392,23 @@ public final class HTTPEngine {
         let body = ErrorBody.json(error: "over_capacity", detail: "the server is at its connection limit; retry later")
         let bytes = HTTPResponseWriter.json(status: 503, body: body, keepAlive: false,
                                             extraHeaders: [("Retry-After", "1")])
-        _ = rg_set_nonblocking(fd, 1)
-        bytes.withUnsafeBytes { _ = Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        _ = rg_shutdown(fd, 1)
-        _ = rg_close(fd)
+        bytes.withUnsafeBytes { io.sendNow(fd: fd, $0) }
+        io.shutdown(fd: fd, how: 1)
+        io.close(fd: fd)
     }
 
-    @inline(__always) func userData(_ op: IOOperation, _ slot: Int32) -> UInt64 {
-        UserData.pack(op, connection: UInt32(slot), generation: table[Int(slot)].generation)
+    @inline(__always) func userData(_ op: IOOperation, _ conn: Int32) -> UInt64 {
+        UserData.pack(op, connection: UInt32(conn), generation: table[Int(conn)].generation)
     }
 
-    func armRecv(_ slot: Int32) {
-        let c = table + Int(slot)
-        guard ring.recvMultishot(fd: c.pointee.fd, group: recvBuffers.group, userData: userData(.recv, slot)) else {
+    func armRecv(_ conn: Int32) {
+        let c = table + Int(conn)
+        guard io.receiveMultishot(fd: c.pointee.fd, tag: userData(.recv, conn)) else {
             submissionQueueFull()
             c.pointee.recvArmed = false
             if !c.pointee.recvNeedsRearm {
                 c.pointee.recvNeedsRearm = true   // retried at the end of the turn
-                rearmList.append(slot)
+                rearmList.append(conn)
             }
             return
         }
@@ -418,92 +418,91 @@ public final class HTTPEngine {
 
     // MARK: - Receive
 
-    func handleRecv(_ cqe: rg_cqe, _ ud: UserData) {
-        var bufferID: UInt16? = nil
-        if cqe.flags & RG_CQE_F_BUFFER != 0 { bufferID = UInt16(truncatingIfNeeded: cqe.flags >> RG_CQE_BUFFER_SHIFT) }
-        defer { if let bufferID { recvBuffers.recycle(bufferID) } }
-        let slot = Int32(bitPattern: ud.connection)
-        guard slot >= 0, Int(slot) < tableCapacity else { return }
-        let c = table + Int(slot)
+    func handleRecv(_ cqe: IOCompletion, _ ud: UserData) {
+        let bufferID: Int32? = cqe.buffer >= 0 ? cqe.buffer : nil
+        defer { if let bufferID { io.recycle(bufferID) } }
+        let conn = Int32(bitPattern: ud.connection)
+        guard conn >= 0, Int(conn) < tableCapacity else { return }
+        let c = table + Int(conn)
         guard c.pointee.generation & UserData.generationMask == ud.generation, c.pointee.phase != .free else { return }
-        if cqe.flags & RG_CQE_F_MORE == 0 { c.pointee.recvArmed = false }
+        if !cqe.more { c.pointee.recvArmed = false }
         if c.pointee.phase == .closing {
             // beginClose waits for the receive to end; whatever this completion carries (a
             // cancel, ENOBUFS, late bytes), the entry is freed once nothing else is pending.
             c.pointee.recvCancelPending = false
-            finishCloseIfIdle(slot)
+            finishCloseIfIdle(conn)
             return
         }
         if c.pointee.recvCancelPending && !c.pointee.recvArmed {
             // The receive cancelled to pause input has ended.
             c.pointee.recvCancelPending = false
-            if cqe.res == -ECANCELED {
+            if cqe.result == -ECANCELED {
                 let phase = c.pointee.phase
-                if !c.pointee.paused && (phase == .http || phase == .stream || phase == .lingering) { armRecv(slot) }
+                if !c.pointee.paused && (phase == .http || phase == .stream || phase == .lingering) { armRecv(conn) }
                 return
             }
         }
         if c.pointee.paused && c.pointee.phase == .http {
             // Bytes that arrive while input is paused wait unparsed (the receive is being
             // cancelled, so this is bounded by what the kernel had already completed).
-            if cqe.res > 0, let bufferID {
-                let bytes = UnsafeRawBufferPointer(start: recvBuffers.buffer(bufferID), count: Int(cqe.res))
+            if cqe.result > 0, let bufferID {
+                let bytes = UnsafeRawBufferPointer(start: io.receiveBuffer(bufferID), count: Int(cqe.result))
                 c.pointee.stash.append(contentsOf: bytes)
-                if c.pointee.recvArmed && !c.pointee.recvCancelPending { cancelRecv(slot) }
+                if c.pointee.recvArmed && !c.pointee.recvCancelPending { cancelRecv(conn) }
                 return
             }
-            if cqe.res == 0 { c.pointee.inputEnded = true; return }   // answered once the queue drains
-            if cqe.res == -ENOBUFS {
+            if cqe.result == 0 { c.pointee.inputEnded = true; return }   // answered once the queue drains
+            if cqe.result == -ENOBUFS {
                 if !c.pointee.recvArmed { c.pointee.recvNeedsRearm = true }
                 return
             }
         }
 
-        if cqe.res == -ENOBUFS {
+        if cqe.result == -ENOBUFS {
             counters.add(.recvBuffersExhausted)
             if !c.pointee.recvNeedsRearm {
                 c.pointee.recvNeedsRearm = true    // re-armed at the end of this turn, once buffers are back
-                rearmList.append(slot)
+                rearmList.append(conn)
             }
             return
         }
-        if cqe.res <= 0 {
+        if cqe.result <= 0 {
             // 0: the peer closed its side (FIN); negative: reset or cancelled.
             if c.pointee.phase == .closing {
-                finishCloseIfIdle(slot)
+                finishCloseIfIdle(conn)
             } else if c.pointee.phase == .lingering {
-                beginClose(slot, reason: c.pointee.closeReason)
-            } else if cqe.res == -ETIMEDOUT {
-                beginClose(slot, reason: .halfOpen)   // keepalive or TCP_USER_TIMEOUT gave up
+                beginClose(conn, reason: c.pointee.closeReason)
+            } else if cqe.result == -ETIMEDOUT {
+                beginClose(conn, reason: .halfOpen)   // keepalive or TCP_USER_TIMEOUT gave up
             } else {
-                beginClose(slot, reason: cqe.res == 0 && c.pointee.phase == .http && c.pointee.parser?.isIdle == true
+                beginClose(conn, reason: cqe.result == 0 && c.pointee.phase == .http && c.pointee.parser?.isIdle == true
                     ? .completed : .peerClosed)
             }
             return
         }
         c.pointee.lastActivityNanoseconds = nowNanoseconds
-        if !c.pointee.recvArmed && c.pointee.phase != .closing && !c.pointee.paused { armRecv(slot) }
+        if !c.pointee.recvArmed && c.pointee.phase != .closing && !c.pointee.paused { armRecv(conn) }
         guard let bufferID else { return }
-        let bytes = UnsafeRawBufferPointer(start: recvBuffers.buffer(bufferID), count: Int(cqe.res))
+        let bytes = UnsafeRawBufferPointer(start: io.receiveBuffer(bufferID), count: Int(cqe.result))
         if c.pointee.phase == .http {
-            feed(slot, bytes)
+            feed(conn, bytes)
         } else if c.pointee.phase == .stream && c.pointee.wantsInput {
-            delegate?.engine(self, streamInput: bytes, connection: slot)
+            delegate?.engine(self, streamInput: bytes, connection: conn)
         }
         // Otherwise (SSE streams, lingering) input is read and dropped: never buffered.
     }
 
-    func feed(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) {
+    func feed(_ conn: Int32, _ bytes: UnsafeRawBufferPointer) {
         var offset = 0
         while offset < bytes.count {
-            let c = table + Int(slot)
+            let c = table + Int(conn)
             guard c.pointee.phase == .http, c.pointee.parser != nil else { return }
             if c.pointee.bodyProgressNanoseconds != 0 {
                 countBodyProgress(c, bytes: bytes.count - offset)
             } else if c.pointee.parser!.isIdle && overPipelineLimit(c) {
                 // Backpressure: stop reading this connection until its answers are sent; the
                 // kernel's receive window then stops the client.
-                pauseInput(slot, UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+                pauseInput(conn, UnsafeRawBufferPointer(rebasing: bytes[offset...]))
                 return
             } else if c.pointee.headStartNanoseconds == 0 {
                 c.pointee.headStartNanoseconds = nowNanoseconds
@@ -513,21 +512,21 @@ public final class HTTPEngine {
             switch result {
             case .needMore:
                 if c.pointee.bodyChunked {
-                    guard accountChunkedBody(slot) else { return }
+                    guard accountChunkedBody(conn) else { return }
                     countChunkProgress(c)
                 }
                 if c.pointee.parser!.awaitingContinue {
                     // curl and others wait for this before sending a body over 1 KiB.
                     c.pointee.parser!.markContinueSent()
-                    respond(slot, HTTPResponseWriter.continueResponse)
+                    respond(conn, HTTPResponseWriter.continueResponse)
                 }
                 return
             case .error(let error):
                 countHTTPError(error.status)
-                respondError(slot, status: error.status, error: error.code, detail: error.detail, close: true)
+                respondError(conn, status: error.status, error: error.code, detail: error.detail, close: true)
                 return
             case .head(let request, let contentLength):
-                guard headAccepted(slot, request, contentLength: contentLength) else { return }
+                guard headAccepted(conn, request, contentLength: contentLength) else { return }
             case .request(let request):
                 c.pointee.headStartNanoseconds = 0
                 releaseBody(c)
@@ -535,12 +534,12 @@ public final class HTTPEngine {
                 c.pointee.unsentAnswers += 1
                 if !request.keepAlive { c.pointee.closeAfterFlush = true }
                 if c.pointee.reserve && !configuration.adminPaths.contains(request.path) {
-                    rejectOnReserve(slot)
+                    rejectOnReserve(conn)
                     return
                 }
                 c.pointee.requestJudged = c.pointee.headJudged
                 c.pointee.headJudged = false
-                delegate?.engine(self, request: request, connection: slot)
+                delegate?.engine(self, request: request, connection: conn)
                 c.pointee.requestJudged = false
                 if consumed == 0 && offset < bytes.count { return }   // defensive: no progress
             }
@@ -550,8 +549,8 @@ public final class HTTPEngine {
     // MARK: - Responses
 
     /// Queues a response given as a head and a body, copied once into the send buffer.
-    public func respond(_ slot: Int32, head: [UInt8], body: [UInt8]) {
-        let c = table + Int(slot)
+    public func respond(_ conn: Int32, head: [UInt8], body: [UInt8]) {
+        let c = table + Int(conn)
         guard c.pointee.phase == .http else { return }
         guard c.pointee.out == nil && c.pointee.queued.isEmpty else {
             // A pipelined response behind one in flight: append both parts to the queue (its
@@ -560,7 +559,7 @@ public final class HTTPEngine {
             c.pointee.queued.append(contentsOf: body)
             c.pointee.answersQueued += 1
             syncResponseGauge(c)
-            markDirty(slot)
+            markDirty(conn)
             return
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: head.count + body.count, alignment: 1)
@@ -572,12 +571,12 @@ public final class HTTPEngine {
         c.pointee.outOffset = 0
         c.pointee.answersInOut += 1
         syncResponseGauge(c)
-        markDirty(slot)
+        markDirty(conn)
     }
 
     /// Queues a complete response. `close` ends the connection once it is sent.
-    public func respond(_ slot: Int32, _ bytes: [UInt8], close: Bool = false) {
-        let c = table + Int(slot)
+    public func respond(_ conn: Int32, _ bytes: [UInt8], close: Bool = false) {
+        let c = table + Int(conn)
         guard c.pointee.phase == .http else { return }
         if close { c.pointee.closeAfterFlush = true }
         if c.pointee.out == nil && c.pointee.queued.isEmpty {
@@ -591,15 +590,15 @@ public final class HTTPEngine {
             c.pointee.answersQueued += 1
         }
         syncResponseGauge(c)
-        markDirty(slot)
+        markDirty(conn)
     }
 
     /// Sends an error response as JSON. With `close` (framing errors, timeouts) the connection
     /// ends afterwards, lingering so that the peer reads the response instead of a reset.
-    public func respondError(_ slot: Int32, status: Int, error: String, detail: String,
+    public func respondError(_ conn: Int32, status: Int, error: String, detail: String,
                              extraHeaders: [(String, String)] = [], close closeNow: Bool = false) {
         let body = ErrorBody.json(error: error, detail: detail)
-        let c = table + Int(slot)
+        let c = table + Int(conn)
         if closeNow {
             c.pointee.parser = nil   // nothing after a framing error can be trusted
             releaseBody(c)
@@ -607,7 +606,7 @@ public final class HTTPEngine {
             if status == 408 { c.pointee.closeReason = .headerTimeout }
         }
         let keepAlive = !closeNow && !c.pointee.closeAfterFlush
-        respond(slot, HTTPResponseWriter.json(status: status, body: body, keepAlive: keepAlive,
+        respond(conn, HTTPResponseWriter.json(status: status, body: body, keepAlive: keepAlive,
                                               extraHeaders: extraHeaders), close: !keepAlive)
     }
 
@@ -615,8 +614,8 @@ public final class HTTPEngine {
 
     /// Turns an HTTP connection into a stream: later requests are not parsed, input is read
     /// and discarded, and output goes through `streamWrite`. `head` is the response head.
-    public func startStream(_ slot: Int32, gauge: LogCounter, wantsInput: Bool = false) {
-        let c = table + Int(slot)
+    public func startStream(_ conn: Int32, gauge: LogCounter, wantsInput: Bool = false) {
+        let c = table + Int(conn)
         precondition(c.pointee.phase == .http)
         c.pointee.phase = .stream
         c.pointee.paused = false   // pipelining caps apply to HTTP answers only
@@ -630,20 +629,20 @@ public final class HTTPEngine {
 
     /// Free bytes in the stream's send buffer; takes a pooled buffer when it has none.
     /// Returns 0 when the pool is exhausted; the delegate then hears `streamWritable` later.
-    public func streamSpace(_ slot: Int32) -> Int {
-        let c = table + Int(slot)
+    public func streamSpace(_ conn: Int32) -> Int {
+        let c = table + Int(conn)
         guard c.pointee.phase == .stream else { return 0 }
         if c.pointee.streamBuffer < 0 {
             guard let b = sendPool.take() else {
                 counters.add(.sendBufferExhausted)
                 if !c.pointee.waitingForBuffer {
                     c.pointee.waitingForBuffer = true
-                    bufferWaiters.append(slot)
+                    bufferWaiters.append(conn)
                 }
                 return 0
             }
             counters.add(.sendBuffersInUse)
-            markDirty(slot)   // given back at the end of the turn if nothing was written
+            markDirty(conn)   // given back at the end of the turn if nothing was written
             c.pointee.streamBuffer = b
             c.pointee.head = 0
             c.pointee.tail = 0
@@ -656,8 +655,8 @@ public final class HTTPEngine {
     /// Writes into the stream's send buffer: `body` gets the free space and returns how many
     /// bytes it wrote (at most the space). Call `streamSpace` first.
     @inline(__always)
-    public func streamWrite(_ slot: Int32, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
-        let c = table + Int(slot)
+    public func streamWrite(_ conn: Int32, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+        let c = table + Int(conn)
         guard c.pointee.phase == .stream, c.pointee.streamBuffer >= 0 else { return 0 }
         let start = sendPool.pointer(c.pointee.streamBuffer) + Int(c.pointee.tail)
         let space = sendPool.bufferBytes - Int(c.pointee.tail)
@@ -666,44 +665,44 @@ public final class HTTPEngine {
         if n > 0 {
             c.pointee.tail += Int32(n)
             counters.add(.pendingSendBytes, UInt64(n))
-            markDirty(slot)
+            markDirty(conn)
         }
         return n
     }
 
     /// Copies bytes into the stream's buffer if they fit whole; false when they do not.
     @inline(__always)
-    public func streamAppend(_ slot: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard streamSpace(slot) >= bytes.count else { return false }
-        _ = streamWrite(slot) { dst in
+    public func streamAppend(_ conn: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard streamSpace(conn) >= bytes.count else { return false }
+        _ = streamWrite(conn) { dst in
             dst.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
             return bytes.count
         }
         return true
     }
 
-    public func streamPendingBytes(_ slot: Int32) -> Int {
-        let c = table[Int(slot)]
+    public func streamPendingBytes(_ conn: Int32) -> Int {
+        let c = table[Int(conn)]
         return c.streamBuffer < 0 ? 0 : Int(c.tail - c.head)
     }
 
-    public func isOpenStream(_ slot: Int32) -> Bool { table[Int(slot)].phase == .stream }
+    public func isOpenStream(_ conn: Int32) -> Bool { table[Int(conn)].phase == .stream }
 
-    public func lastActivity(_ slot: Int32) -> UInt64 { table[Int(slot)].lastActivityNanoseconds }
+    public func lastActivity(_ conn: Int32) -> UInt64 { table[Int(conn)].lastActivityNanoseconds }
 
-    public func fd(_ slot: Int32) -> Int32 { table[Int(slot)].fd }
+    public func fd(_ conn: Int32) -> Int32 { table[Int(conn)].fd }
 
     /// Ends a stream after its pending bytes are sent (bounded by the linger time).
-    public func closeAfterFlush(_ slot: Int32, reason: DisconnectReason) {
-        let c = table + Int(slot)
+    public func closeAfterFlush(_ conn: Int32, reason: DisconnectReason) {
+        let c = table + Int(conn)
         guard c.pointee.phase == .stream || c.pointee.phase == .http else { return }
         c.pointee.closeReason = reason
         c.pointee.closeAfterFlush = true
         c.pointee.lingerDeadlineNanoseconds = nowNanoseconds + configuration.lingerNanoseconds
-        if !c.pointee.sendInFlight && streamPendingBytes(slot) == 0 && c.pointee.out == nil {
-            beginLinger(slot)
+        if !c.pointee.sendInFlight && streamPendingBytes(conn) == 0 && c.pointee.out == nil {
+            beginLinger(conn)
         } else {
-            markDirty(slot)
+            markDirty(conn)
         }
     }
 
@@ -719,11 +718,11 @@ public final class HTTPEngine {
 
     // MARK: - Send
 
-    @inline(__always) func markDirty(_ slot: Int32) {
-        let c = table + Int(slot)
+    @inline(__always) func markDirty(_ conn: Int32) {
+        let c = table + Int(conn)
         if !c.pointee.dirty {
             c.pointee.dirty = true
-            dirtyList.append(slot)
+            dirtyList.append(conn)
         }
     }
 
@@ -731,14 +730,14 @@ public final class HTTPEngine {
         guard !dirtyList.isEmpty else { return }
         let list = dirtyList
         dirtyList.removeAll(keepingCapacity: true)
-        for slot in list {
-            table[Int(slot)].dirty = false
-            submitSend(slot)
+        for conn in list {
+            table[Int(conn)].dirty = false
+            submitSend(conn)
         }
     }
 
-    func submitSend(_ slot: Int32) {
-        let c = table + Int(slot)
+    func submitSend(_ conn: Int32) {
+        let c = table + Int(conn)
         guard !c.pointee.sendInFlight, c.pointee.phase == .http || c.pointee.phase == .stream else { return }
         if !c.pointee.queued.isEmpty {
             // Pipelined responses answered in the same turn go out in one send: what is left
@@ -758,68 +757,68 @@ public final class HTTPEngine {
             c.pointee.answersQueued = 0
         }
         if let out = c.pointee.out {
-            if ring.send(fd: c.pointee.fd, out.baseAddress! + c.pointee.outOffset, out.count - c.pointee.outOffset,
-                         userData: userData(.send, slot)) {
+            if io.send(fd: c.pointee.fd, out.baseAddress! + c.pointee.outOffset, out.count - c.pointee.outOffset,
+                         tag: userData(.send, conn)) {
                 c.pointee.sendInFlight = true
             } else {
-                sendDeferred(slot)
+                sendDeferred(conn)
             }
             return
         }
         if c.pointee.streamBuffer >= 0 && c.pointee.tail > c.pointee.head {
-            if ring.send(fd: c.pointee.fd, sendPool.pointer(c.pointee.streamBuffer) + Int(c.pointee.head),
-                         Int(c.pointee.tail - c.pointee.head), userData: userData(.send, slot)) {
+            if io.send(fd: c.pointee.fd, sendPool.pointer(c.pointee.streamBuffer) + Int(c.pointee.head),
+                         Int(c.pointee.tail - c.pointee.head), tag: userData(.send, conn)) {
                 c.pointee.sendInFlight = true
                 c.pointee.inflightEnd = c.pointee.tail
             } else {
-                sendDeferred(slot)
+                sendDeferred(conn)
             }
             return
         }
         if c.pointee.streamBuffer >= 0 { releaseStreamBuffer(c) }
-        if c.pointee.closeAfterFlush { beginLinger(slot) }
+        if c.pointee.closeAfterFlush { beginLinger(conn) }
     }
 
     /// Continues sending after a send completed. Pipelined answers queued during this turn
     /// leave from `flushDirty`, after `engineTurnEnd`: with `--fsync always` the ingest's 201s
     /// must not go out before the turn's fdatasync.
-    func sendNext(_ slot: Int32) {
-        let c = table + Int(slot)
+    func sendNext(_ conn: Int32) {
+        let c = table + Int(conn)
         if c.pointee.phase == .http && !c.pointee.queued.isEmpty {
-            markDirty(slot)
+            markDirty(conn)
         } else {
-            submitSend(slot)
+            submitSend(conn)
         }
     }
 
     /// The submission queue stayed full: the send is tried again on the next turn.
-    func sendDeferred(_ slot: Int32) {
+    func sendDeferred(_ conn: Int32) {
         submissionQueueFull()
-        markDirty(slot)
+        markDirty(conn)
     }
 
-    func handleSend(_ cqe: rg_cqe, _ ud: UserData) {
-        let slot = Int32(bitPattern: ud.connection)
-        guard slot >= 0, Int(slot) < tableCapacity else { return }
-        let c = table + Int(slot)
+    func handleSend(_ cqe: IOCompletion, _ ud: UserData) {
+        let conn = Int32(bitPattern: ud.connection)
+        guard conn >= 0, Int(conn) < tableCapacity else { return }
+        let c = table + Int(conn)
         guard c.pointee.generation & UserData.generationMask == ud.generation, c.pointee.phase != .free else { return }
         c.pointee.sendInFlight = false
         if c.pointee.phase == .closing {
-            finishCloseIfIdle(slot)
+            finishCloseIfIdle(conn)
             return
         }
-        if cqe.res == -EAGAIN || cqe.res == -EINTR {
-            sendNext(slot)
+        if cqe.result == -EAGAIN || cqe.result == -EINTR {
+            sendNext(conn)
             return
         }
-        guard cqe.res > 0 else {
+        guard cqe.result > 0 else {
             // ETIMEDOUT: TCP_USER_TIMEOUT gave up on a peer that acknowledged nothing.
-            let reason: DisconnectReason = cqe.res == -ETIMEDOUT ? .halfOpen
+            let reason: DisconnectReason = cqe.result == -ETIMEDOUT ? .halfOpen
                 : c.pointee.phase == .stream ? .peerClosed : .completed
-            beginClose(slot, reason: reason)
+            beginClose(conn, reason: reason)
             return
         }
-        let n = Int(cqe.res)
+        let n = Int(cqe.result)
         c.pointee.lastActivityNanoseconds = nowNanoseconds
         c.pointee.watchProgress = true
         if let out = c.pointee.out {
@@ -840,12 +839,12 @@ public final class HTTPEngine {
                 releaseStreamBuffer(c)
             }
         }
-        sendNext(slot)
+        sendNext(conn)
         if c.pointee.phase == .http && c.pointee.out == nil && c.pointee.queued.isEmpty && !c.pointee.sendInFlight {
-            drained(slot)
+            drained(conn)
         }
         if c.pointee.phase == .stream && !c.pointee.closeAfterFlush {
-            delegate?.engine(self, streamWritable: slot)
+            delegate?.engine(self, streamWritable: conn)
         }
     }
 
@@ -874,8 +873,8 @@ public final class HTTPEngine {
 
     /// Half-closes after the last response, then waits (bounded) for the peer's FIN, so the
     /// peer reads the response instead of a reset.
-    func beginLinger(_ slot: Int32) {
-        let c = table + Int(slot)
+    func beginLinger(_ conn: Int32) {
+        let c = table + Int(conn)
         guard c.pointee.phase == .http || c.pointee.phase == .stream else { return }
         // The close reason is counted when the lingering ends (FIN or deadline) in beginClose.
         c.pointee.phase = .lingering
@@ -884,33 +883,33 @@ public final class HTTPEngine {
         releaseBody(c)
         c.pointee.stash = []
         c.pointee.lingerDeadlineNanoseconds = nowNanoseconds + configuration.lingerNanoseconds
-        _ = rg_shutdown(c.pointee.fd, 1)
+        io.shutdown(fd: c.pointee.fd, how: 1)
         // A receive being cancelled re-arms itself when the cancel completes.
-        if !c.pointee.recvArmed && !c.pointee.recvCancelPending { armRecv(slot) }
+        if !c.pointee.recvArmed && !c.pointee.recvCancelPending { armRecv(conn) }
     }
 
     /// Closes the connection now: shuts the socket down so pending operations complete, and
     /// frees the table entry once none is left.
-    public func beginClose(_ slot: Int32, reason: DisconnectReason) {
-        let c = table + Int(slot)
+    public func beginClose(_ conn: Int32, reason: DisconnectReason) {
+        let c = table + Int(conn)
         guard c.pointee.phase != .free && c.pointee.phase != .closing else { return }
         let wasStream = c.pointee.gauge != .connectionsHTTP && c.pointee.gauge != .connectionsAdmin
         var finalReason = reason
         if c.pointee.phase == .lingering || c.pointee.closeAfterFlush { finalReason = c.pointee.closeReason }
         c.pointee.phase = .closing
         if let counter = finalReason.counter { counters.add(counter) }
-        _ = rg_shutdown(c.pointee.fd, 2)
+        io.shutdown(fd: c.pointee.fd, how: 2)
         if c.pointee.recvArmed || c.pointee.sendInFlight {
-            ring.cancel(fd: c.pointee.fd, userData: UserData.pack(.cancel))
+            _ = io.cancelAll(fd: c.pointee.fd, tag: UserData.pack(.cancel))
         }
-        if wasStream { delegate?.engine(self, streamClosed: slot) }
-        finishCloseIfIdle(slot)
+        if wasStream { delegate?.engine(self, streamClosed: conn) }
+        finishCloseIfIdle(conn)
     }
 
-    func finishCloseIfIdle(_ slot: Int32) {
-        let c = table + Int(slot)
+    func finishCloseIfIdle(_ conn: Int32) {
+        let c = table + Int(conn)
         guard c.pointee.phase == .closing, !c.pointee.recvArmed, !c.pointee.sendInFlight else { return }
-        _ = rg_close(c.pointee.fd)
+        io.close(fd: c.pointee.fd)
         if let out = c.pointee.out { out.deallocate() }
         c.pointee.out = nil
         c.pointee.queued = []
@@ -923,10 +922,10 @@ public final class HTTPEngine {
         c.pointee = Connection()
         c.pointee.generation = generation
         if reserve {
-            freeReserveSlots.append(slot)
+            freeReserveConnections.append(conn)
             reserveLive -= 1
         } else {
-            freeSlots.append(slot)
+            freeConnections.append(conn)
         }
         liveCount -= 1
     }
@@ -938,7 +937,7 @@ public final class HTTPEngine {
         counters.set(.heartbeatNanoseconds, now)
         let headerTimeout = configuration.headerTimeoutNanoseconds
         let bodyTimeout = configuration.bodyTimeoutNanoseconds
-        forEachSlot { i in
+        forEachConnection { i in
             let c = table + Int(i)
             switch c.pointee.phase {
             case .http:
@@ -990,20 +989,19 @@ public final class HTTPEngine {
     /// Closes connections whose peers acknowledge nothing while data waits for them. Runs on
     /// the loop's timer, so a send that never completes cannot hold it up.
     func checkSendProgress(now: UInt64) {
-        var info = rg_tcp_progress()
-        forEachSlot { i in
+        forEachConnection { i in
             let c = table + Int(i)
             guard c.pointee.watchProgress, c.pointee.phase == .stream || c.pointee.phase == .http
                 || c.pointee.phase == .lingering else { return }
             let fd = c.pointee.fd
-            guard rg_tcp_progress_read(fd, &info) == 0 else { return }
-            let queued = Int(max(0, rg_outq_bytes(fd)))
+            guard let info = io.tcpProgress(fd: fd) else { return }
+            let queued = io.kernelQueuedBytes(fd: fd)
             var pending = c.pointee.out.map { $0.count - c.pointee.outOffset } ?? 0
             pending += c.pointee.queued.count
             if c.pointee.streamBuffer >= 0 { pending += Int(c.pointee.tail - c.pointee.head) }
-            let sample = SendProgress.Sample(bytesAcked: info.bytes_acked, unackedSegments: info.unacked,
+            let sample = SendProgress.Sample(bytesAcked: info.bytesAcked, unackedSegments: info.unackedSegments,
                                              kernelQueuedBytes: queued, serverPendingBytes: pending,
-                                             established: info.state == 1 || c.pointee.phase == .lingering)
+                                             established: info.established || c.pointee.phase == .lingering)
             switch c.pointee.progress.observe(sample, nowNanoseconds: now,
                                               timeoutNanoseconds: configuration.sendTimeoutNanoseconds) {
             case .healthy:
@@ -1017,17 +1015,17 @@ public final class HTTPEngine {
     }
 
     /// Ends a connection whatever it was doing (a lingering close or a pending flush included).
-    func forceClose(_ slot: Int32, reason: DisconnectReason) {
-        let c = table + Int(slot)
+    func forceClose(_ conn: Int32, reason: DisconnectReason) {
+        let c = table + Int(conn)
         c.pointee.closeAfterFlush = false
         if c.pointee.phase == .lingering { c.pointee.phase = .http }
         c.pointee.closeReason = reason
-        beginClose(slot, reason: reason)
+        beginClose(conn, reason: reason)
     }
 
     /// Closes keep-alive connections that are between requests (for shutdown).
     public func closeIdleHTTP() {
-        forEachSlot { i in
+        forEachConnection { i in
             let c = table[Int(i)]
             if c.phase == .http && c.out == nil && c.queued.isEmpty && !c.sendInFlight {
                 beginClose(i, reason: .shutdown)
@@ -1045,10 +1043,4 @@ public final class HTTPEngine {
     }
 }
 
-extension Int {
-    var nextPowerOfTwo: Int {
-        var v = 1
-        while v < self { v <<= 1 }
-        return v
-    }
-}
+

@@ -4,7 +4,8 @@ import Logging
 import RingLog
 import Testing
 import WireProtocol
-@testable import EventLoop
+@testable import HTTPServer
+import IO
 
 /// A full io_uring submission queue (the queue stays full even after a submit) is something the
 /// loop defers, counts and retries; it must never crash the process.
@@ -27,11 +28,12 @@ import WireProtocol
         var config = HTTPEngine.Configuration(maxConnections: 8, headerTimeoutNanoseconds: 5_000_000_000,
                                               limits: HTTPLimits(maxBodyBytes: 0), sendBufferBytes: 4096,
                                               sendBufferCount: 4)
-        config.ringEntries = 16
-        config.recvBufferCount = 8
         config.tickNanoseconds = 5_000_000
-        let engine = try HTTPEngine(configuration: config, listenFD: listenFD, wakeFD: -1, counters: counters,
-                                    logger: Logger(label: "test"))
+        var io = IOBackendConfiguration()
+        io.entries = 16
+        io.receiveBufferCount = 8
+        let engine = HTTPEngine(configuration: config, io: try UringBackend(configuration: io), listenFD: listenFD,
+                                wakeFD: -1, counters: counters, logger: Logger(label: "test"))
         let delegate = Answering()
         engine.delegate = delegate
 
@@ -44,7 +46,7 @@ import WireProtocol
             turns += 1
             // The first preparation of every turn finds the queue full: accept, receive, send
             // and the tick timer each get deferred at some point.
-            engine.ring.injectSubmissionQueueFull(count: 1)
+            engine.io.injectSubmissionQueueFull(count: 1)
             return client.finished || rg_monotonic_ns() > deadline
         }
         client.join()

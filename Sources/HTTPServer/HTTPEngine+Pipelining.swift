@@ -1,4 +1,4 @@
-import CRinggateSys
+import IO
 import Glibc
 import WireProtocol
 
@@ -25,19 +25,19 @@ extension HTTPEngine {
     }
 
     /// Keeps `rest` unparsed and stops receiving until the connection's answers are sent.
-    func pauseInput(_ slot: Int32, _ rest: UnsafeRawBufferPointer) {
-        let c = table + Int(slot)
+    func pauseInput(_ conn: Int32, _ rest: UnsafeRawBufferPointer) {
+        let c = table + Int(conn)
         c.pointee.stash.append(contentsOf: rest)
         guard !c.pointee.paused else { return }
         c.pointee.paused = true
         c.pointee.headStartNanoseconds = 0
         counters.add(.pipelinePaused)
-        if c.pointee.recvArmed { cancelRecv(slot) }
+        if c.pointee.recvArmed { cancelRecv(conn) }
     }
 
-    func cancelRecv(_ slot: Int32) {
-        let c = table + Int(slot)
-        if ring.cancel(request: userData(.recv, slot), userData: UserData.pack(.cancel)) {
+    func cancelRecv(_ conn: Int32) {
+        let c = table + Int(conn)
+        if io.cancel(fd: c.pointee.fd, target: userData(.recv, conn), tag: UserData.pack(.cancel)) {
             c.pointee.recvCancelPending = true
         } else {
             submissionQueueFull()   // tried again on the next receive
@@ -45,22 +45,22 @@ extension HTTPEngine {
     }
 
     /// The answers were sent: parse what waited, and receive again.
-    func drained(_ slot: Int32) {
-        let c = table + Int(slot)
+    func drained(_ conn: Int32) {
+        let c = table + Int(conn)
         c.pointee.unsentAnswers = 0
         guard c.pointee.paused, c.pointee.phase == .http else { return }
         c.pointee.paused = false
         let waiting = c.pointee.stash
         c.pointee.stash = []
-        waiting.withUnsafeBytes { feed(slot, $0) }
+        waiting.withUnsafeBytes { feed(conn, $0) }
         // A stashed request may have started a stream (SSE, WebSocket): it needs the receive
         // as much as an HTTP connection does (a WebSocket's frames, any peer's FIN).
         let phase = c.pointee.phase
         guard phase == .http || phase == .stream, !c.pointee.paused else { return }
         if c.pointee.inputEnded {
-            if phase == .http { closeAfterFlush(slot, reason: .completed) } else { beginClose(slot, reason: .peerClosed) }
+            if phase == .http { closeAfterFlush(conn, reason: .completed) } else { beginClose(conn, reason: .peerClosed) }
         } else if !c.pointee.recvArmed && !c.pointee.recvCancelPending {
-            armRecv(slot)
+            armRecv(conn)
         }
     }
 }

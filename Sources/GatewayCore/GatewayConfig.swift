@@ -1,9 +1,12 @@
+import IO
 import StreamPolicy
 import WireProtocol
 
 /// The settings every role shares, resolved once by the CLI from flags and `RINGGATE_*`
 /// variables and handed to each child process as the same flags.
 public struct GatewayConfig: Sendable, Equatable {
+    /// The kernel interface of every loop (`--io`); the supervisor resolves `auto` once.
+    public var io = IOBackendChoice.auto
     public var listenHost = "0.0.0.0"
     public var listenPort = 8080
     public var publishHost = "127.0.0.1"

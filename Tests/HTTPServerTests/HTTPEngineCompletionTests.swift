@@ -4,7 +4,8 @@ import Logging
 import RingLog
 import Testing
 import WireProtocol
-@testable import EventLoop
+@testable import HTTPServer
+import IO
 
 /// The engine's completion handling driven by synthetic completions (no kernel in the loop):
 /// a connection on one end of a socket pair, the engine's `handle` fed exactly the completions
@@ -23,11 +24,12 @@ import WireProtocol
             var config = HTTPEngine.Configuration(maxConnections: 4, headerTimeoutNanoseconds: 5_000_000_000,
                                                   limits: HTTPLimits(maxBodyBytes: 1 << 20), sendBufferBytes: 4096,
                                                   sendBufferCount: 4)
-            config.ringEntries = 64
-            config.recvBufferCount = 8
             config.maxPendingBodyBytes = maxPendingBodyBytes
-            engine = try HTTPEngine(configuration: config, listenFD: listenFD, wakeFD: -1, counters: counters,
-                                    logger: Logger(label: "test"))
+            var io = IOBackendConfiguration()
+            io.entries = 64
+            io.receiveBufferCount = 8
+            engine = HTTPEngine(configuration: config, io: try UringBackend(configuration: io), listenFD: listenFD,
+                                wakeFD: -1, counters: counters, logger: Logger(label: "test"))
         }
 
         deinit {
@@ -48,7 +50,7 @@ import WireProtocol
 
         func complete(_ op: IOOperation, _ slot: Int32, res: Int32, more: Bool = false) {
             let ud = UserData.pack(op, connection: UInt32(slot), generation: engine.table[Int(slot)].generation)
-            engine.handle(rg_cqe(user_data: ud, res: res, flags: more ? RG_CQE_F_MORE : 0))
+            engine.handle(IOCompletion(tag: ud, result: res, more: more))
         }
     }
 

@@ -1,7 +1,7 @@
 /// What a submission was for, packed into io_uring's 64-bit `user_data`.
 ///
 /// Layout: `op` (8 bits) | `generation` (24 bits) | `connection` (32 bits). The generation is
-/// bumped each time a connection slot is reused, so a late completion for a closed connection
+/// bumped each time a connection table entry is reused, so a late completion for a closed connection
 /// is recognised and dropped instead of being applied to its successor.
 public enum IOOperation: UInt8, Sendable {
     case accept = 1

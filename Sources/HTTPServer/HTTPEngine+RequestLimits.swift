@@ -1,4 +1,4 @@
-import CRinggateSys
+import IO
 import Glibc
 import WireProtocol
 
@@ -7,27 +7,27 @@ import WireProtocol
 extension HTTPEngine {
     /// The head of a request whose body follows: the header timeout ends, the delegate may
     /// refuse it, and the body must fit the pending-body budget. False when it was refused.
-    func headAccepted(_ slot: Int32, _ request: HTTPRequest, contentLength: Int?) -> Bool {
-        let c = table + Int(slot)
+    func headAccepted(_ conn: Int32, _ request: HTTPRequest, contentLength: Int?) -> Bool {
+        let c = table + Int(conn)
         c.pointee.headStartNanoseconds = 0
         c.pointee.bodyProgressNanoseconds = nowNanoseconds
         c.pointee.bodyBytesSinceProgress = 0
         c.pointee.bodyChunked = contentLength == nil
         if c.pointee.reserve && !configuration.adminPaths.contains(request.path) {
-            rejectOnReserve(slot)
+            rejectOnReserve(conn)
             return false
         }
-        if let delegate, !delegate.engine(self, acceptsHead: request, contentLength: contentLength, connection: slot) {
+        if let delegate, !delegate.engine(self, acceptsHead: request, contentLength: contentLength, connection: conn) {
             if c.pointee.phase == .http && c.pointee.parser != nil {
-                respondError(slot, status: 400, error: "rejected", detail: "the request was refused", close: true)
+                respondError(conn, status: 400, error: "rejected", detail: "the request was refused", close: true)
             }
             return false
         }
         guard c.pointee.phase == .http, c.pointee.parser != nil else { return false }
-        if let n = contentLength, !reserveBody(slot, bytes: n) { return false }
+        if let n = contentLength, !reserveBody(conn, bytes: n) { return false }
         if c.pointee.parser!.awaitingContinue {
             c.pointee.parser!.markContinueSent()
-            respond(slot, HTTPResponseWriter.continueResponse)
+            respond(conn, HTTPResponseWriter.continueResponse)
         }
         c.pointee.headJudged = true
         return true
@@ -36,23 +36,23 @@ extension HTTPEngine {
     /// Whether the request being handed to `engine(_:request:connection:)` had its head
     /// accepted by `engine(_:acceptsHead:…)` already (its body came after the head), so the
     /// delegate need not judge the same head twice.
-    public func requestHeadWasAccepted(_ slot: Int32) -> Bool { table[Int(slot)].requestJudged }
+    public func requestHeadWasAccepted(_ conn: Int32) -> Bool { table[Int(conn)].requestJudged }
 
     /// Holds the body of the request whose head the delegate is judging to `maxBytes` (a
     /// route's limit below the parser's): a chunked body gets 413 as soon as it would cross it,
     /// not once it was buffered whole. Call from `engine(_:acceptsHead:…)`.
-    public func limitBody(_ slot: Int32, maxBytes: Int, name: String) {
-        let c = table + Int(slot)
+    public func limitBody(_ conn: Int32, maxBytes: Int, name: String) {
+        let c = table + Int(conn)
         guard c.pointee.phase == .http, c.pointee.parser != nil else { return }
         c.pointee.parser!.limitBody(maxBytes: maxBytes, name: name)
     }
 
     /// Takes `bytes` more of the pending-body budget, or answers 503 and closes.
-    func reserveBody(_ slot: Int32, bytes: Int) -> Bool {
-        let c = table + Int(slot)
+    func reserveBody(_ conn: Int32, bytes: Int) -> Bool {
+        let c = table + Int(conn)
         guard pendingBodyBytes + bytes <= configuration.maxPendingBodyBytes else {
             counters.add(.pendingBodyRejected)
-            respondError(slot, status: 503, error: "over_capacity",
+            respondError(conn, status: 503, error: "over_capacity",
                          detail: "request bodies in progress fill the buffer limit (--max-pending-body-bytes \(configuration.maxPendingBodyBytes)); retry later",
                          extraHeaders: [("Retry-After", "1")], close: true)
             return false
@@ -64,10 +64,10 @@ extension HTTPEngine {
     }
 
     /// A chunked body has no length up front: the budget follows what is buffered.
-    func accountChunkedBody(_ slot: Int32) -> Bool {
-        let c = table + Int(slot)
+    func accountChunkedBody(_ conn: Int32) -> Bool {
+        let c = table + Int(conn)
         let growth = (c.pointee.parser?.bufferedBodyBytes ?? 0) - c.pointee.bodyReservedBytes
-        return growth <= 0 || reserveBody(slot, bytes: growth)
+        return growth <= 0 || reserveBody(conn, bytes: growth)
     }
 
     /// A chunked body also makes progress with each whole chunk (called after its bytes were
@@ -106,9 +106,9 @@ extension HTTPEngine {
     }
 
     /// A connection admitted past the limit asked for something other than an admin path.
-    func rejectOnReserve(_ slot: Int32) {
+    func rejectOnReserve(_ conn: Int32) {
         counters.add(.disconnectOverCapacity)
-        respondError(slot, status: 503, error: "over_capacity",
+        respondError(conn, status: 503, error: "over_capacity",
                      detail: "the server is at its connection limit; retry later",
                      extraHeaders: [("Retry-After", "1")], close: true)
     }

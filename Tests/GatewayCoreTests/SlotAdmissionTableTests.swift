@@ -1,5 +1,5 @@
 import Testing
-@testable import EventLoop
+@testable import GatewayCore
 
 /// The shared per-slot admission table over heap memory: no sockets, no other processes.
 @Suite struct SlotAdmissionTableTests {

@@ -1,4 +1,4 @@
-import CRinggateSys
+import IO
 import Glibc
 import WireProtocol
 
@@ -31,7 +31,7 @@ extension HTTPEngine {
         acceptResumeNanoseconds = nowNanoseconds + acceptBackoffNanoseconds
         if acceptArmed {   // a multishot accept that goes on failing: stop it until the backoff ends
             acceptArmed = false
-            if !ring.cancel(fd: listenFD, userData: UserData.pack(.cancel)) { submissionQueueFull() }
+            if !io.cancelAll(fd: listenFD, tag: UserData.pack(.cancel)) { submissionQueueFull() }
         }
         logAcceptErrorsIfDue()
     }
@@ -53,11 +53,11 @@ extension HTTPEngine {
         reopenReserveFDIfLost()
         var shed = 0
         while shed < HTTPEngine.shedPerCallMax && reserveFD >= 0 {
-            _ = rg_close(reserveFD)
+            io.close(fd: reserveFD)
             reserveFD = -1
-            let fd = rg_accept_nonblock(listenFD)
+            let fd = io.acceptNow(listener: listenFD)
             if fd >= 0 { rejectOverCapacity(fd) }
-            reserveFD = rg_open_reserve_fd()
+            reserveFD = io.openReserveDescriptor()
             if fd < 0 { break }
             shed += 1
         }
@@ -71,6 +71,6 @@ extension HTTPEngine {
     /// try again (at the next shed, and from the tick), so shedding is not off for good.
     func reopenReserveFDIfLost() {
         guard reserveFD < 0 else { return }
-        reserveFD = rg_open_reserve_fd()
+        reserveFD = io.openReserveDescriptor()
     }
 }

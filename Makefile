@@ -24,7 +24,8 @@ test: release
 	@scripts/ensure-deps.sh test
 	$(SWIFT) test --disable-xctest
 	.build/release/ringlog-stress --records $(STRESS_RECORDS) --readers 2
-	RINGGATE_BIN=$(abspath $(RELEASE_BIN)) .venv/bin/python -m pytest tests/integration -q
+	RINGGATE_TEST_IO=io_uring RINGGATE_BIN=$(abspath $(RELEASE_BIN)) .venv/bin/python -m pytest tests/integration -q
+	RINGGATE_TEST_IO=epoll RINGGATE_BIN=$(abspath $(RELEASE_BIN)) .venv/bin/python -m pytest tests/integration -q
 
 unit:
 	@scripts/ensure-deps.sh build
@@ -35,7 +36,8 @@ stress: release
 
 integration: release
 	@scripts/ensure-deps.sh test
-	RINGGATE_BIN=$(abspath $(RELEASE_BIN)) .venv/bin/python -m pytest tests/integration -q
+	RINGGATE_TEST_IO=io_uring RINGGATE_BIN=$(abspath $(RELEASE_BIN)) .venv/bin/python -m pytest tests/integration -q
+	RINGGATE_TEST_IO=epoll RINGGATE_BIN=$(abspath $(RELEASE_BIN)) .venv/bin/python -m pytest tests/integration -q
 
 # Autobahn WebSocket conformance (cases 1-11) against ringgate-wsecho, a test-only echo
 # server built on the gateway's frame codec; prints the summary, fails on any FAILED case.

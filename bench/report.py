@@ -147,6 +147,34 @@ def main():
         row(f"server CPU per delivery (fan-out, {n} subscribers)", m(f"fanout-{n}", "ringgate", f),
             m(f"fanout-{n}", "nchan", f), "≤ 1/4 of nchan", lambda r, c, x: x is not None and x <= 0.25, "µs")
 
+    # The epoll backend (issue 11): the same build on --io epoll, against nchan and io_uring.
+    for n in sizes:
+        f = lambda d: d["deliveries_per_s"]
+        ep, ur, nc = m(f"fanout-{n}", "ringgate-epoll", f), m(f"fanout-{n}", "ringgate", f), m(f"fanout-{n}", "nchan", f)
+        if ep is None:
+            continue
+        row(f"epoll: fan-out deliveries/s, {n} subscribers", ep, nc, "≥ 4× nchan",
+            lambda r, c, x: x is not None and x >= 4, "/s")
+        rows.append({"figure": f"epoll / io_uring fan-out, {n} subscribers (Ringgate column: epoll; nchan column: io_uring)",
+                     "ringgate": ep, "nchan": ur, "ratio": (ep / ur) if ur else None, "unit": "/s",
+                     "goal": "≥ 0.7× io_uring", "met": (ep / ur >= 0.7) if ur else None})
+    for n in sizes:
+        for q in ("p50", "p99"):
+            f = lambda d, q=q: d["latency"][f"{q}_us"]
+            ep = m(f"latency-{n}", "ringgate-epoll", f)
+            if ep is None:
+                continue
+            row(f"epoll: latency {q} at 50k deliveries/s, {n} subscribers", ep, m(f"latency-{n}", "nchan", f),
+                "(report)", lambda r, c, x: None, "µs")
+    for n in sizes:
+        f = lambda d: d["server_cpu_us_per_delivery"]
+        ep, ur = m(f"fanout-{n}", "ringgate-epoll", f), m(f"fanout-{n}", "ringgate", f)
+        if ep is None:
+            continue
+        rows.append({"figure": f"epoll − io_uring server CPU per delivery, {n} subscribers (Ringgate column: epoll; nchan column: io_uring)",
+                     "ringgate": ep, "nchan": ur, "ratio": (ep / ur) if ur else None, "unit": "µs",
+                     "goal": f"(report: {((ep - ur) * 1000):.0f} ns more per delivery)" if ur else "(report)", "met": None})
+
     # correctness and load generator load
     notes = []
     for (scen, server), ds in sorted(raw.items()):

@@ -64,6 +64,7 @@ for port in "$NCHAN_SUB_PORT" "$NCHAN_PUB_PORT"; do
 done
 TMP=$(mktemp -d /tmp/ringgate-bench.XXXXXX)
 RG_PID=""
+RGE_PID=""
 NGINX_PIDFILE=$TMP/nginx/nginx.pid
 
 start_nchan() {
@@ -85,32 +86,34 @@ stop_nchan() {
   fi
 }
 
+# start_ringgate BACKEND VAR: starts a gateway on --io BACKEND; sets VAR_PID, VAR_SUB, VAR_PUB.
 start_ringgate() {
-  "$BIN/ringgate" serve --listen 127.0.0.1:0 --publish-listen 127.0.0.1:0 --workers 2 --ephemeral \
-    > "$TMP/rg.out" 2> "$TMP/rg.err" &
-  RG_PID=$!
-  for _ in $(seq 100); do grep -q '^ringgate ready' "$TMP/rg.out" 2>/dev/null && break; sleep 0.1; done
-  local line; line=$(grep '^ringgate ready' "$TMP/rg.out" || true)
-  [ -n "$line" ] || { cat "$TMP/rg.err" >&2; echo "ringgate did not print its ready line" >&2; exit 1; }
-  RG_SUB=$(sed -n 's/.* subscribe=\([^ ]*\).*/\1/p' <<<"$line")
-  RG_PUB=$(sed -n 's/.* publish=\([^ ]*\).*/\1/p' <<<"$line")
-  local kids=""
-  for s in /proc/[0-9]*/stat; do
-    { read -r pid _ <"$s"; } 2>/dev/null || continue
-    ppid=$( { sed 's/.*) //' "$s" | cut -d' ' -f2; } 2>/dev/null) || continue
-    [ "$ppid" = "$RG_PID" ] && kids="$kids $pid"
-  done
-  log "ringgate pid $RG_PID children:$kids subscribe=$RG_SUB publish=$RG_PUB"
+  local backend=$1 var=$2
+  "$BIN/ringgate" serve --listen 127.0.0.1:0 --publish-listen 127.0.0.1:0 --workers 2 --ephemeral --io "$backend" \
+    > "$TMP/$var.out" 2> "$TMP/$var.err" &
+  local pid=$!
+  for _ in $(seq 100); do grep -q '^ringgate ready' "$TMP/$var.out" 2>/dev/null && break; sleep 0.1; done
+  local line; line=$(grep '^ringgate ready' "$TMP/$var.out" || true)
+  [ -n "$line" ] || { cat "$TMP/$var.err" >&2; echo "ringgate --io $backend did not print its ready line" >&2; exit 1; }
+  grep -q " io=$backend " <<<"$line" || { echo "ringgate --io $backend: ready line says otherwise: $line" >&2; exit 1; }
+  printf -v "${var}_PID" '%s' "$pid"
+  printf -v "${var}_SUB" '%s' "$(sed -n 's/.* subscribe=\([^ ]*\).*/\1/p' <<<"$line")"
+  printf -v "${var}_PUB" '%s' "$(sed -n 's/.* publish=\([^ ]*\).*/\1/p' <<<"$line")"
+  log "ringgate --io $backend pid $pid: $line"
+}
+
+stop_one() {
+  local pid=$1
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 70); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
 }
 
 stop_ringgate() {
-  if [ -n "$RG_PID" ]; then
-    kill -TERM "$RG_PID" 2>/dev/null || true
-    for _ in $(seq 70); do kill -0 "$RG_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$RG_PID" 2>/dev/null || true
-    wait "$RG_PID" 2>/dev/null || true
-    RG_PID=""
-  fi
+  stop_one "$RG_PID"; RG_PID=""
+  stop_one "$RGE_PID"; RGE_PID=""
 }
 
 cleanup() {
@@ -132,13 +135,18 @@ fi
 read -r N1 N2 <<<"$NS"
 rm -rf "$RESULTS/raw"; mkdir -p "$RESULTS/raw"
 
-args_for() {  # server → URLs and pids
-  if [ "$1" = ringgate ]; then
-    echo "--sub-url http://$RG_SUB/v1/slots/{slot}/stream --pub-url http://$RG_PUB/v1/slots/{slot}/events" \
-         "--batch-url http://$RG_PUB/v1/events --history-url http://$RG_SUB/v1/slots/{slot}/events --pid-tree $RG_PID"
-  else
+args_for() {  # server → URLs and pids; ringgate-epoll is the same build on --io epoll
+  local sub pub pid
+  case "$1" in
+    ringgate) sub=$RG_SUB pub=$RG_PUB pid=$RG_PID ;;
+    ringgate-epoll) sub=$RGE_SUB pub=$RGE_PUB pid=$RGE_PID ;;
+  esac
+  if [ "$1" = nchan ]; then
     echo "--sub-url http://127.0.0.1:$NCHAN_SUB_PORT/sub/{slot} --pub-url http://127.0.0.1:$NCHAN_PUB_PORT/pub/{slot}" \
          "--pub-method POST --pid-tree $NGINX_PID"
+  else
+    echo "--sub-url http://$sub/v1/slots/{slot}/stream --pub-url http://$pub/v1/slots/{slot}/events" \
+         "--batch-url http://$pub/v1/events --history-url http://$sub/v1/slots/{slot}/events --pid-tree $pid"
   fi
 }
 
@@ -164,15 +172,17 @@ run_one() {  # server scenario rep mode args...
 for rep in $(seq "$REPS"); do
   log "repetition $rep of $REPS: fresh servers"
   stop_ringgate; stop_nchan
-  start_ringgate; start_nchan
+  start_ringgate io_uring RG; start_ringgate epoll RGE; start_nchan
   sleep 1
   if [ $((rep % 2)) = 1 ]; then ORDER="ringgate nchan"; else ORDER="nchan ringgate"; fi
+  # The fan-out, latency and CPU-per-delivery scenarios also run on the epoll backend.
+  if [ $((rep % 2)) = 1 ]; then ORDER3="ringgate ringgate-epoll nchan"; else ORDER3="nchan ringgate-epoll ringgate"; fi
   for s in $ORDER; do run_one "$s" idle-memory "$rep" idle-memory --subs "$IDLE_N"; done
   for n in $N1 $N2; do
-    for s in $ORDER; do run_one "$s" "fanout-$n" "$rep" fanout --subs "$n" --duration "$FAN_S"; done
+    for s in $ORDER3; do run_one "$s" "fanout-$n" "$rep" fanout --subs "$n" --duration "$FAN_S"; done
   done
   for n in $N1 $N2; do
-    for s in $ORDER; do run_one "$s" "latency-$n" "$rep" latency --subs "$n" --rate 50000 --duration "$LAT_S"; done
+    for s in $ORDER3; do run_one "$s" "latency-$n" "$rep" latency --subs "$n" --rate 50000 --duration "$LAT_S"; done
   done
   for s in $ORDER; do
     run_one "$s" stopped-baseline "$rep" stopped-readers --subs "$STOP_N" --stopped-fraction 0 --rate 20000 --payload 8192 --duration "$STOP_S"

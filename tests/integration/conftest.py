@@ -7,6 +7,10 @@ import rgtest
 from rgtest import Gateway
 
 
+def pytest_report_header(config):
+    return f"ringgate I/O backend: {rgtest.IO_BACKEND or 'the binary default (auto)'} (RINGGATE_TEST_IO)"
+
+
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
 def pytest_runtest_setup(item):
     rgtest.TEST_GATEWAYS.clear()

@@ -32,6 +32,11 @@ READY_RE = re.compile(
 ID_RE = re.compile(r"^(?P<epoch>[0-9a-f]{8})-(?P<seq>[1-9][0-9]*)$")
 
 
+# The I/O backend every gateway a test starts runs on (`make test` runs the suite once per
+# backend); unset = the binary's default (auto). A test that passes its own --io keeps it.
+IO_BACKEND = os.environ.get("RINGGATE_TEST_IO") or None
+
+
 def binary_path() -> Path:
     return Path(os.environ.get("RINGGATE_BIN", str(DEFAULT_BIN)))
 
@@ -681,6 +686,8 @@ class Gateway:
         argv = self.prefix + [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--publish-listen", "127.0.0.1:0",
                               "--workers", str(self.nworkers)]
         argv += ["--data-dir", str(self.data_dir)] if self.data_dir is not None else ["--ephemeral"]
+        if IO_BACKEND and "--io" not in self.flags:
+            argv += ["--io", IO_BACKEND]
         return argv + self.flags
 
     def start(self, ready_timeout: float = 15.0) -> "Gateway":
@@ -709,6 +716,9 @@ class Gateway:
                 self.ready_line = line.strip()
                 self.sub_port, self.pub_port = int(m["sp"]), int(m["pp"])
                 self.ready_workers, self.data_path = int(m["w"]), m["data"]
+                self.io_backend = m["io"]
+                if IO_BACKEND and "--io" not in self.flags and self.io_backend != IO_BACKEND:
+                    self._fail(f"asked for --io {IO_BACKEND}, the ready line says io={self.io_backend}")
         self.sub_url = f"http://127.0.0.1:{self.sub_port}"
         self.pub_url = f"http://127.0.0.1:{self.pub_port}"
         self._pub = httpx.Client(base_url=self.pub_url, timeout=5.0, trust_env=False)

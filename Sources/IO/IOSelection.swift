@@ -26,7 +26,7 @@ public enum IOSelection {
         case .auto:
             let disabled = ioUringDisabledSysctl()
             if disabled == 2 {
-                return (.epoll, "io_uring is disabled on this host (kernel.io_uring_disabled=2)")
+                return (.epoll, refusalCause(errno: EPERM, sysctl: 2))
             }
             do {
                 _ = try Ring(entries: 8, completionBatch: 1)
@@ -43,16 +43,17 @@ public enum IOSelection {
 
     /// Why io_uring_setup said `errno`, naming the cause an operator can act on.
     public static func refusalCause(errno: Int32, sysctl: Int) -> String {
-        if errno == EPERM && sysctl == 2 {
-            return "io_uring_setup failed with EPERM: io_uring is disabled on this host (kernel.io_uring_disabled=2)"
+        guard errno == EPERM else {
+            return "io_uring is not available (io_uring_setup: ENOSYS): the kernel is too old or built without it"
         }
-        if errno == EPERM && sysctl == 1 {
-            return "io_uring_setup failed with EPERM: kernel.io_uring_disabled=1 allows io_uring only to root and to members of kernel.io_uring_group"
+        switch sysctl {
+        case 2:
+            return "io_uring is not permitted (io_uring_setup: EPERM): kernel.io_uring_disabled=2 disables it on this host"
+        case 1:
+            return "io_uring is not permitted (io_uring_setup: EPERM): kernel.io_uring_disabled=1 allows it only to root and to members of kernel.io_uring_group"
+        default:
+            return "io_uring is not permitted (io_uring_setup: EPERM): a seccomp profile blocks it (Docker's default does)"
         }
-        if errno == EPERM {
-            return "io_uring_setup failed with EPERM: a seccomp profile blocks io_uring (Docker's default does)"
-        }
-        return "io_uring_setup failed with ENOSYS: the kernel has no io_uring (too old, or built without it)"
     }
 
     /// `kernel.io_uring_disabled` (0, 1 or 2); 0 when the file is absent (older kernels).

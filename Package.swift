@@ -72,5 +72,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "IO", "RingLog", "WireProtocol", "CRinggateSys",
                                                            .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
+        // The backend contract: io_uring and epoll give the same completions on real sockets.
+        .testTarget(name: "IOTests", dependencies: ["IO", "CRinggateSys"]),
     ]
 )

@@ -6,9 +6,12 @@ struct MetricsRenderer {
     let region: LogRegion
     let reader: LogReader
     let processes: Range<Int>
+    // MARK: IO: the backend this worker's loop runs on (`IOBackendKind.rawValue`).
+    let ioBackend: String
 
-    init(region: LogRegion, workers: Int) {
+    init(region: LogRegion, workers: Int, ioBackend: String = "io_uring") {
         self.region = region
+        self.ioBackend = ioBackend
         reader = LogReader(region: region)
         processes = 0..<(2 + workers)
     }
@@ -142,6 +145,9 @@ struct MetricsRenderer {
         for (status, counter) in httpErrors {
             out += "ringgate_http_errors_total{status=\"\(status)\"} \(sum(counter))\n"
         }
+        // MARK: IO
+        family("io_backend", "gauge", "The kernel interface the answering worker's loop runs on (io_uring, or epoll where io_uring is refused).")
+        out += "ringgate_io_backend{backend=\"\(ioBackend)\"} 1\n"
         return Array(out.utf8)
     }
 }

@@ -109,7 +109,7 @@ public final class Worker: HTTPEngineDelegate {
         reader = LogReader(region: region)
         counters = CounterBlock(region: region, process: ProcessBlock.worker(index))
         counters.set(.pid, UInt64(getpid()))
-        metrics = MetricsRenderer(region: region, workers: config.workers)
+        metrics = MetricsRenderer(region: region, workers: config.workers, ioBackend: io.kind.rawValue)
         random = SplitMix64(seed: io.now() &+ UInt64(index))
         let maxRecord = reader.maxRecordBytes
         recordScratch = .allocate(byteCount: maxRecord, alignment: 8)

@@ -691,7 +691,8 @@ class Gateway:
         return argv + self.flags
 
     def start(self, ready_timeout: float = 15.0) -> "Gateway":
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RINGGATE_")}
+        # RINGGATE_IO stays: `RINGGATE_IO=epoll pytest` runs the whole suite on the epoll backend.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RINGGATE_") or k == "RINGGATE_IO"}
         self._stderr_file = open(self.stderr_path, "ab")
         self._stderr_file.write(f"=== {' '.join(self.argv())}\n".encode())
         self._stderr_file.flush()

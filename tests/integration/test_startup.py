@@ -10,10 +10,11 @@ from rgtest import binary_path
 def test_io_uring_refused_exits_nonzero_naming_the_cause():
     """A seccomp profile or kernel.io_uring_disabled makes io_uring_setup fail with EPERM; strace
     injects exactly that error into every process of the gateway. `ringgate serve` must exit
-    non-zero at once, with a message naming the likely cause, instead of restarting forever."""
+    non-zero at once, with a message naming the likely cause, instead of restarting forever.
+    (`--io io_uring`: the default, `auto`, falls back to epoll instead; test_io_backend.py.)"""
     argv = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=io_uring_setup",
             "-e", "inject=io_uring_setup:error=EPERM",
-            str(binary_path()), "serve", "--listen", "127.0.0.1:0", "--publish-listen", "127.0.0.1:0",
+            str(binary_path()), "serve", "--io", "io_uring", "--listen", "127.0.0.1:0", "--publish-listen", "127.0.0.1:0",
             "--workers", "2", "--ephemeral"]
     t0 = time.monotonic()
     p = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)

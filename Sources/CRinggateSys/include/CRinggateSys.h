@@ -159,3 +159,29 @@ int rg_flusher_start(int fd, uint64_t interval_ns, const void *tail, void *count
 uint64_t rg_flush_step(int fd, uint64_t tail, uint64_t synced, void *count, void *nanoseconds,
                        void *errors, void *last_errno);
 #endif
+
+// MARK: EPOLL
+// ---------------------------------------------------------------------------------------------
+// The epoll backend (epoll.c). Each call returns its result or -errno.
+#ifndef CRINGGATESYS_EPOLL
+#define CRINGGATESYS_EPOLL
+#include <stdint.h>
+#include <stddef.h>
+enum { RG_READY_READ = 1, RG_READY_WRITE = 2, RG_READY_HANGUP = 4 };
+typedef struct rg_epoll_ready {
+    int32_t fd;
+    uint32_t ready;     // RG_READY_* bits
+} rg_epoll_ready;
+int rg_epoll_create(void);
+// Registers `fd` edge-triggered for reading, writing and the peer's FIN, once per descriptor.
+int rg_epoll_add_edge(int epfd, int fd);
+// Waits up to timeout_ns (-1 = no limit, 0 = poll) for at most `max` (≤ 256) ready descriptors.
+int rg_epoll_wait(int epfd, rg_epoll_ready *out, int max, int64_t timeout_ns);
+int rg_accept_nb(int listen_fd);                 // accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)
+long rg_recv_nb(int fd, void *buf, size_t len);  // MSG_DONTWAIT
+long rg_send_nb(int fd, const void *buf, size_t len);   // MSG_DONTWAIT | MSG_NOSIGNAL
+long rg_read_nb(int fd, void *buf, size_t len);
+int rg_timerfd_create(void);                     // CLOCK_MONOTONIC, non-blocking
+int rg_timerfd_arm_at(int fd, uint64_t deadline_ns);   // absolute monotonic; 0 disarms
+long rg_nofile_limit(void);                      // RLIMIT_NOFILE's soft limit
+#endif

@@ -1,0 +1,76 @@
+import CRinggateSys
+import Glibc
+import Testing
+import IO
+
+/// What only the epoll backend promises on top of the contract: fairness between descriptors,
+/// one send in flight per descriptor, completions only from `wait`.
+@Suite struct EpollBackendTests {
+    @Test func eachWaitServesAReadableConnectionOnceSoABusyOneCannotStarveTheOthers() throws {
+        let io = try makeBackend(.epoll, receiveBufferCount: 16, receiveBufferBytes: 64)
+        let (a, aPeer) = try socketPair()
+        let (b, bPeer) = try socketPair()
+        defer { for fd in [a, aPeer, b, bPeer] { _ = rg_close(fd) } }
+        #expect(io.receiveMultishot(fd: a, tag: 1))
+        #expect(io.receiveMultishot(fd: b, tag: 2))
+        write(aPeer, String(repeating: "a", count: 64 * 3))   // three buffers' worth each
+        write(bPeer, String(repeating: "b", count: 64 * 3))
+        var rounds: [[UInt64]] = []
+        while rounds.count < 3 {
+            let n = io.wait(timeoutNanoseconds: 1_000_000_000)
+            try #require(n > 0)
+            rounds.append((0..<n).map { io.completions[$0].tag }.sorted())
+            for i in 0..<n where io.completions[i].buffer >= 0 { io.recycle(io.completions[i].buffer) }
+        }
+        #expect(rounds == [[1, 2], [1, 2], [1, 2]])
+    }
+
+    @Test func aSecondSendOnTheSameDescriptorIsRefusedUntilTheFirstCompletes() throws {
+        let io = try makeBackend(.epoll)
+        let (local, peer) = try socketPair()
+        defer { _ = rg_close(local); _ = rg_close(peer) }
+        let bytes: [UInt8] = Array("hello".utf8)
+        try bytes.withUnsafeBytes { p in
+            #expect(io.send(fd: local, p.baseAddress!, p.count, tag: 5))
+            #expect(!io.send(fd: local, p.baseAddress!, p.count, tag: 6))
+            let got = collect(io, count: 1)
+            try #require(got.count == 1)
+            #expect(got[0].tag == 5 && got[0].result == 5)
+            #expect(io.send(fd: local, p.baseAddress!, p.count, tag: 7))
+            #expect(collect(io, count: 1).map(\.tag) == [7])
+        }
+    }
+
+    @Test func aCancelCompletesFromTheNextWaitNotInsideTheCall() throws {
+        let io = try makeBackend(.epoll)
+        let (local, peer) = try socketPair()
+        defer { _ = rg_close(local); _ = rg_close(peer) }
+        #expect(io.receiveMultishot(fd: local, tag: 8))
+        #expect(io.cancelAll(fd: local, tag: 9))
+        let n = io.wait(timeoutNanoseconds: 1_000_000_000)
+        let got = (0..<n).map { io.completions[$0] }
+        #expect(got.contains(IOCompletion(tag: 8, result: -ECANCELED)))
+        #expect(got.contains(IOCompletion(tag: 9, result: 1)))
+        // Nothing is left to cancel: the cancel says so, like io_uring's.
+        #expect(io.cancelAll(fd: local, tag: 10))
+        #expect(collect(io, count: 1).first == IOCompletion(tag: 10, result: -ENOENT))
+    }
+
+    @Test func closeForgetsTheDescriptorSoItsNumberCanBeUsedAgain() throws {
+        let io = try makeBackend(.epoll)
+        let (local, peer) = try socketPair()
+        defer { _ = rg_close(peer) }
+        #expect(io.receiveMultishot(fd: local, tag: 11))
+        #expect(io.cancelAll(fd: local, tag: 12))
+        _ = collect(io, count: 2)
+        io.close(fd: local)
+        // The next socket pair likely reuses the number; its receive starts clean.
+        let (again, againPeer) = try socketPair()
+        defer { _ = rg_close(again); _ = rg_close(againPeer) }
+        #expect(io.receiveMultishot(fd: again, tag: 13))
+        write(againPeer, "fresh")
+        let got = collect(io, count: 1)
+        try #require(got.count == 1)
+        #expect(got[0].tag == 13 && got[0].result == 5)
+    }
+}

@@ -691,8 +691,9 @@ class Gateway:
         return argv + self.flags
 
     def start(self, ready_timeout: float = 15.0) -> "Gateway":
-        # RINGGATE_IO stays: `RINGGATE_IO=epoll pytest` runs the whole suite on the epoll backend.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RINGGATE_") or k == "RINGGATE_IO"}
+        # The suite's backend travels as --io (RINGGATE_TEST_IO above), so no RINGGATE_* of the
+        # runner's environment leaks into a gateway.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RINGGATE_")}
         self._stderr_file = open(self.stderr_path, "ab")
         self._stderr_file.write(f"=== {' '.join(self.argv())}\n".encode())
         self._stderr_file.flush()

@@ -23,15 +23,21 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
 
     /// Accepts per listener per `wait`.
     public static let acceptBatchMax = 64
+    /// Descriptor-table entries allocated up front (it grows past them on demand).
+    static let initialTableEntries = 1024
     /// Timeouts pending at once (the engine keeps one tick armed).
     public static let timeoutsMax = 64
 
     let epollFD: Int32
     let timerFD: Int32
     let completionBatch: Int
-    /// Per-descriptor state, indexed by the descriptor (RLIMIT_NOFILE entries).
-    let table: UnsafeMutablePointer<EpollDescriptor>
-    let tableCapacity: Int
+    /// Per-descriptor state, indexed by the descriptor. It grows (doubling) with the highest
+    /// descriptor used, up to RLIMIT_NOFILE, so a high limit costs nothing until connections
+    /// come: a million-descriptor limit would otherwise touch ~60 MB per process at start.
+    var table: UnsafeMutablePointer<EpollDescriptor>
+    var tableCapacity: Int
+    let tableLimit: Int
+    /// Each descriptor is in it at most once (`queued`), so it grows with the table.
     let ready: FixedQueue<Int32>
     /// Completions decided inside a submission (a cancel, an immediate error), handed out by
     /// the next `wait`. Its capacity is the configured queue size, like io_uring's queue.
@@ -56,7 +62,8 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
         timerFD = tf
         completionBatch = max(1, configuration.completionBatch)
         completions = .allocate(capacity: completionBatch)
-        tableCapacity = max(Int(rg_nofile_limit()), Int(tf) + 1)
+        tableLimit = max(Int(rg_nofile_limit()), Int(tf) + 1)
+        tableCapacity = min(tableLimit, max(EpollBackend.initialTableEntries, (Int(tf) + 1).nextPowerOfTwo))
         table = .allocate(capacity: tableCapacity)
         table.initialize(repeating: EpollDescriptor(), count: tableCapacity)
         ready = FixedQueue(capacity: tableCapacity)
@@ -189,7 +196,22 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
     }
 
     @inline(__always) func admit(_ fd: Int32) -> Bool {
-        takeSubmission() && fd >= 0 && Int(fd) < tableCapacity && fd != timerFD
+        guard takeSubmission(), fd >= 0, fd != timerFD else { return false }
+        if Int(fd) >= tableCapacity { growTable(toHold: fd) }
+        return Int(fd) < tableCapacity
+    }
+
+    /// Doubles the descriptor table (and the ready queue) until it holds `fd`, up to the limit.
+    func growTable(toHold fd: Int32) {
+        guard Int(fd) < tableLimit else { return }
+        let capacity = min(tableLimit, (Int(fd) + 1).nextPowerOfTwo)
+        let grown = UnsafeMutablePointer<EpollDescriptor>.allocate(capacity: capacity)
+        grown.moveInitialize(from: table, count: tableCapacity)
+        (grown + tableCapacity).initialize(repeating: EpollDescriptor(), count: capacity - tableCapacity)
+        table.deallocate()
+        table = grown
+        tableCapacity = capacity
+        ready.grow(capacity: capacity)
     }
 
     func armRead(fd: Int32, _ op: EpollDescriptor.ReadOperation, tag: UInt64,
@@ -423,8 +445,8 @@ struct EpollDescriptor {
 
 /// A first-in first-out queue of fixed capacity; `push` past it is the caller's bug.
 final class FixedQueue<Element> {
-    private let storage: UnsafeMutablePointer<Element?>
-    let capacity: Int
+    private var storage: UnsafeMutablePointer<Element?>
+    private(set) var capacity: Int
     private var head = 0
     private(set) var count = 0
 
@@ -446,6 +468,19 @@ final class FixedQueue<Element> {
         precondition(count < capacity, "FixedQueue overflow")
         storage[(head + count) % capacity] = element
         count += 1
+    }
+
+    /// Keeps the elements in order in a larger storage.
+    func grow(capacity newCapacity: Int) {
+        guard newCapacity > capacity else { return }
+        let grown = UnsafeMutablePointer<Element?>.allocate(capacity: newCapacity)
+        grown.initialize(repeating: nil, count: newCapacity)
+        for i in 0..<count { grown[i] = storage[(head + i) % capacity] }
+        storage.deinitialize(count: capacity)
+        storage.deallocate()
+        storage = grown
+        capacity = newCapacity
+        head = 0
     }
 
     @inline(__always) func pop() -> Element? {

@@ -25,6 +25,34 @@ import IO
         #expect(rounds == [[1, 2], [1, 2], [1, 2]])
     }
 
+    /// The descriptor table starts small and grows with the descriptors used (a high
+    /// RLIMIT_NOFILE must not cost memory up front): a descriptor far above it still works,
+    /// and one queued before the growth is still served after it.
+    @Test(.enabled(if: rg_nofile_limit() > 4200))
+    func aDescriptorAboveTheInitialTableGrowsItAndWorks() throws {
+        let io = try makeBackend(.epoll, receiveBufferCount: 4, receiveBufferBytes: 64)
+        let (low, lowPeer) = try socketPair()
+        let (b, bPeer) = try socketPair()
+        let high = dup2(b, 4100)
+        try #require(high == 4100)
+        _ = rg_close(b)
+        defer { for fd in [low, lowPeer, high, bPeer] { _ = rg_close(fd) } }
+        write(lowPeer, "low")
+        #expect(io.receiveMultishot(fd: low, tag: 1))     // queued (readable) before the growth
+        write(bPeer, "high")
+        #expect(io.receiveMultishot(fd: high, tag: 2))
+        var tags: [UInt64: Int32] = [:]
+        let deadline = rg_monotonic_ns() + 2_000_000_000
+        while tags.count < 2 && rg_monotonic_ns() < deadline {
+            let n = io.wait(timeoutNanoseconds: 100_000_000)
+            for i in 0..<n {
+                tags[io.completions[i].tag] = io.completions[i].result
+                if io.completions[i].buffer >= 0 { io.recycle(io.completions[i].buffer) }
+            }
+        }
+        #expect(tags == [1: 3, 2: 4])
+    }
+
     @Test func aSecondSendOnTheSameDescriptorIsRefusedUntilTheFirstCompletes() throws {
         let io = try makeBackend(.epoll)
         let (local, peer) = try socketPair()

@@ -72,5 +72,7 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "IO", "RingLog", "WireProtocol", "CRinggateSys",
                                                            .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
+        // The ingest's pure parts (its routes).
+        .testTarget(name: "IngestTests", dependencies: ["Ingest"]),
     ]
 )

@@ -5,6 +5,7 @@ import IO
 import Glibc
 import Logging
 import RingLog
+import RoleSupport
 import WireProtocol
 
 /// The ingest process: the only writer of the log. Serves the publish API on its own
@@ -21,13 +22,13 @@ public final class Ingest: HTTPEngineDelegate {
     let expectedAuthorization: [UInt8]?
     var appendedThisTurn = false
     var flusherErrorsLogged: UInt64 = 0
-    var shuttingDown = false
-    var shutdownDeadline: UInt64 = 0
+    /// In-flight publishes get this long to finish after SIGTERM.
+    var shutdown = RoleShutdown(graceNanoseconds: 2_000_000_000)
     static let defaultType = Array("message".utf8)
     /// Connections past `--ingest-max-connections` that may only ask for `adminPaths`: the
     /// publish listener has no /metrics (workers serve it), so a few health probes is all.
     static let adminReserveConnections = 4
-    static let adminPaths = ["/healthz"]
+    static let adminPaths = [String(decoding: GatewayPath.health, as: UTF8.self)]
     /// The largest body a `/healthz` request may carry (probes send none).
     static let healthBodyBytesMax = 1024
     /// The engine's pooled buffers serve stream output, which the ingest has none of (its
@@ -36,8 +37,7 @@ public final class Ingest: HTTPEngineDelegate {
 
     /// The ingest on the log file, listener and wake descriptors the supervisor handed down.
     public convenience init(config: GatewayConfig, logFD: Int32, listenFD: Int32, wakeFDs: [Int32], logger: Logger) throws {
-        let mapping = try LogFile.map(fd: logFD)
-        let region = try LogRegion.attach(base: mapping.base, length: mapping.length)
+        let region = try RoleLog.attach(fd: logFD)
         let io = try IOSelection.make(IOSelection.resolve(config.io).kind,
                                       configuration: Ingest.ioConfiguration(config))
         try self.init(config: config, region: region, logFD: logFD, listenFD: listenFD, wakeFDs: wakeFDs,
@@ -47,11 +47,7 @@ public final class Ingest: HTTPEngineDelegate {
     /// The backend's sizes for the ingest: few connections, large bodies (NDJSON batches), so
     /// larger receive buffers.
     public static func ioConfiguration(_ config: GatewayConfig) -> IOBackendConfiguration {
-        var io = IOBackendConfiguration()
-        io.entries = config.ringEntries
-        io.receiveBufferCount = config.recvBuffers
-        io.receiveBufferBytes = config.ingestRecvBufferBytes
-        return io
+        config.ioConfiguration(receiveBufferBytes: config.ingestRecvBufferBytes)
     }
 
     /// The ingest on an attached log (`logFD` is its file, for fdatasync) and a given backend.
@@ -62,12 +58,11 @@ public final class Ingest: HTTPEngineDelegate {
         self.wakeFDs = wakeFDs
         self.logFD = logFD
         self.region = region
-        let block = CounterBlock(region: region, process: ProcessBlock.ingest)
+        let block = RoleLog.counters(region: region, process: ProcessBlock.ingest)
         // The scan is O(retained bytes): its stamps tell the supervisor it is alive meanwhile.
         writer = LogWriter(region: region, file: logFD, progress: { block.set(.startupProgressNanoseconds, rg_monotonic_ns()) })
         counters = block
         flusherErrorsLogged = block.get(.logFsyncErrors)   // the block outlives a restarted ingest
-        counters.set(.pid, UInt64(getpid()))
         Ingest.report(writer.recovery, counters: counters, logger: logger)
         if config.fsync == .interval {
             guard rg_flusher_start(logFD, config.fsyncIntervalNanoseconds, region.tailFieldPointer,
@@ -75,7 +70,7 @@ public final class Ingest: HTTPEngineDelegate {
                                    counters.base + LogCounter.logFsyncNanoseconds.rawValue * 8,
                                    counters.base + LogCounter.logFsyncErrors.rawValue * 8,
                                    counters.base + LogCounter.logFsyncLastErrno.rawValue * 8) == 0
-            else { throw Ingest.StartError("cannot start the --fsync interval flusher thread (errno \(errno))") }
+            else { throw RoleStartError("cannot start the --fsync interval flusher thread (errno \(errno))") }
         }
         expectedAuthorization = config.publishToken.map { Array("Bearer \($0)".utf8) }
         let limits = HTTPLimits(maxBodyBytes: max(config.maxEventBytes, config.maxBatchBytes))
@@ -99,7 +94,7 @@ public final class Ingest: HTTPEngineDelegate {
     public func run() {
         logger.info("ingest serving", metadata: ["pid": "\(getpid())", "head": "\(writer.headSeq)", "io": "\(engine.io.kind.rawValue)"])
         engine.run { [unowned self] in
-            shuttingDown && (engine.connectionCount == 0 || engine.nowNanoseconds > shutdownDeadline)
+            shutdown.isFinished(connectionCount: engine.connectionCount, nowNanoseconds: engine.nowNanoseconds)
         }
         logger.info("ingest stopped")
     }
@@ -109,17 +104,8 @@ public final class Ingest: HTTPEngineDelegate {
     public func engine(_ engine: HTTPEngine, streamClosed connection: Int32) {}
 
     public func engineTick(_ engine: HTTPEngine, nowNanoseconds: UInt64) {
-        guard rg_signal_take() & Int32(RG_SIG_TERM) != 0, !shuttingDown else { return }
         // Stop accepting, answer what is in flight, close idle keep-alive connections.
-        shuttingDown = true
-        shutdownDeadline = nowNanoseconds + 2_000_000_000
-        engine.stopAccepting()
-        engine.closeIdleHTTP()
-    }
-
-    struct StartError: Error, CustomStringConvertible {
-        let description: String
-        init(_ d: String) { description = d }
+        if RoleShutdown.takeTermination(), shutdown.begin(nowNanoseconds: nowNanoseconds) { engine.stopServing() }
     }
 
     /// Counts and logs what the recovery scan did to the log (nothing, on a clean start).
@@ -201,8 +187,7 @@ public final class Ingest: HTTPEngineDelegate {
             let route = IngestRoute(path: path)
             switch route {
             case .health:
-                engine.respond(connection, HTTPResponseWriter.json(status: 200, body: Array(#"{"status":"ok"}"#.utf8),
-                                                                   keepAlive: request.keepAlive, extraHeaders: []))
+                engine.respond(connection, HealthResponse.ok(request))
                 return
             case .notFound:
                 engine.respondError(connection, status: 404, error: "not_found", detail: "no route for \(request.path)")

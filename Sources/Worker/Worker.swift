@@ -5,6 +5,7 @@ import IO
 import Glibc
 import Logging
 import RingLog
+import RoleSupport
 import StreamPolicy
 import WireProtocol
 
@@ -14,10 +15,6 @@ import WireProtocol
 /// buffer of every live subscriber of its slot. A subscriber whose buffer is full leaves the
 /// fan-out and catches up later from its cursor; nothing is queued per subscriber.
 public final class Worker: HTTPEngineDelegate {
-    public struct StartError: Error, CustomStringConvertible {
-        public let description: String
-    }
-
     public struct Descriptors: Sendable {
         public var log: Int32
         public var listen: Int32
@@ -53,11 +50,11 @@ public final class Worker: HTTPEngineDelegate {
     /// Subscribers (live or catching up); wake-ups are wanted while there is one.
     var activeSubscribers = 0
     var catchUpList: [Int32] = []
-    var shuttingDown = false
-    var shutdownDeadline: UInt64 = 0
+    /// Streams are closed at once on SIGTERM; requests in flight get this long to finish.
+    var shutdown = RoleShutdown(graceNanoseconds: 3_000_000_000)
     var lastHeartbeatScan: UInt64 = 0
     var random: SplitMix64
-    let heartbeatFrame: [UInt8] = Array(": hb\n\n".utf8)
+    let heartbeatFrame: [UInt8] = SSEEncoder.heartbeat
     let pingFrame: [UInt8] = WebSocketFrameEncoder.frame(opcode: .ping, payload: [])
     let catchUpBatch = 64
     /// What a WebSocket subscriber may send between two pings (pongs, pings, stray messages).
@@ -72,13 +69,12 @@ public final class Worker: HTTPEngineDelegate {
 
     /// A worker on the log, listener and wake descriptor the supervisor handed down.
     public convenience init(config: GatewayConfig, index: Int, descriptors: Descriptors, logger: Logger) throws {
-        let mapping = try LogFile.map(fd: descriptors.log)
-        let region = try LogRegion.attach(base: mapping.base, length: mapping.length)
+        let region = try RoleLog.attach(fd: descriptors.log)
         var admission: SlotAdmissionTable? = nil
         if config.maxSubscribersPerSlot > 0 {
             guard descriptors.admission >= 0, let table = SlotAdmissionTable.map(
                 fd: descriptors.admission, entries: config.admissionTableEntries, workers: config.workers) else {
-                throw StartError(description: "cannot map the slot admission table (--admission-fd \(descriptors.admission))")
+                throw RoleStartError("cannot map the slot admission table (--admission-fd \(descriptors.admission))")
             }
             admission = table
         }
@@ -90,11 +86,7 @@ public final class Worker: HTTPEngineDelegate {
 
     /// The backend's sizes for a worker.
     public static func ioConfiguration(_ config: GatewayConfig) -> IOBackendConfiguration {
-        var io = IOBackendConfiguration()
-        io.entries = config.ringEntries
-        io.receiveBufferCount = config.recvBuffers
-        io.receiveBufferBytes = config.recvBufferBytes
-        return io
+        config.ioConfiguration(receiveBufferBytes: config.recvBufferBytes)
     }
 
     /// A worker on an attached log and a given backend (the simulation tests pass theirs).
@@ -107,8 +99,7 @@ public final class Worker: HTTPEngineDelegate {
         self.admission = admission
         cors = CORSPolicy(origins: config.corsOrigins)
         reader = LogReader(region: region)
-        counters = CounterBlock(region: region, process: ProcessBlock.worker(index))
-        counters.set(.pid, UInt64(getpid()))
+        counters = RoleLog.counters(region: region, process: ProcessBlock.worker(index))
         metrics = MetricsRenderer(region: region, workers: config.workers)
         random = SplitMix64(seed: io.now() &+ UInt64(index))
         let maxRecord = reader.maxRecordBytes
@@ -172,7 +163,7 @@ public final class Worker: HTTPEngineDelegate {
     public func run() {
         logger.info("worker \(index) serving", metadata: ["pid": "\(getpid())", "io": "\(engine.io.kind.rawValue)"])
         engine.run { [unowned self] in
-            shuttingDown && (engine.connectionCount == 0 || engine.nowNanoseconds > shutdownDeadline)
+            shutdown.isFinished(connectionCount: engine.connectionCount, nowNanoseconds: engine.nowNanoseconds)
         }
         logger.info("worker \(index) stopped")
     }
@@ -202,7 +193,7 @@ public final class Worker: HTTPEngineDelegate {
     }
 
     public func engineTick(_ engine: HTTPEngine, nowNanoseconds now: UInt64) {
-        if rg_signal_take() & Int32(RG_SIG_TERM) != 0 && !shuttingDown { beginShutdown() }
+        if RoleShutdown.takeTermination(), shutdown.begin(nowNanoseconds: engine.io.now()) { beginShutdown() }
         pump()   // a lost wake-up costs at most one tick
         if now &- lastHeartbeatScan >= 250_000_000 {
             lastHeartbeatScan = now
@@ -238,7 +229,7 @@ public final class Worker: HTTPEngineDelegate {
         if !cors.allows(origin: origin), route.answersWithCORS { counters.add(.originRejectedCORS) }
         switch route {
         case .health:
-            respondJSON(connection, request, status: 200, Array(#"{"status":"ok"}"#.utf8))
+            engine.respond(connection, HealthResponse.ok(request, extraHeaders: corsHeaders))
         case .ready:
             if ingestAlive() {
                 respondJSON(connection, request, status: 200, Array(#"{"status":"ready"}"#.utf8))
@@ -306,12 +297,8 @@ public final class Worker: HTTPEngineDelegate {
     // MARK: - Shutdown
 
     func beginShutdown() {
-        shuttingDown = true
-        shutdownDeadline = engine.io.now() + 3_000_000_000
         logger.info("worker \(index) shutting down", metadata: ["streams": "\(engine.connectionCount)"])
-        engine.stopAccepting()
-        engine.forEachStream { connection in closeStream(connection, reason: .shutdown) }
-        engine.closeIdleHTTP()
+        engine.stopServing { connection in closeStream(connection, reason: .shutdown) }
     }
 }
 

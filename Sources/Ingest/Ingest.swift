@@ -100,8 +100,8 @@ public final class Ingest: HTTPEngineDelegate {
     }
 
     public func engineWake(_ engine: HTTPEngine) {}
-    public func engine(_ engine: HTTPEngine, streamWritable connection: Int32) {}
-    public func engine(_ engine: HTTPEngine, streamClosed connection: Int32) {}
+    public func engine(_ engine: HTTPEngine, streamWritable conn: Int32) {}
+    public func engine(_ engine: HTTPEngine, streamClosed conn: Int32) {}
 
     public func engineTick(_ engine: HTTPEngine, nowNanoseconds: UInt64) {
         // Stop accepting, answer what is in flight, close idle keep-alive connections.
@@ -177,9 +177,9 @@ public final class Ingest: HTTPEngineDelegate {
 
     // MARK: - Requests
 
-    public func engine(_ engine: HTTPEngine, request: HTTPRequest, connection: Int32) {
+    public func engine(_ engine: HTTPEngine, request: HTTPRequest, connection conn: Int32) {
         // A request whose head was judged (route, method, token) is not judged again.
-        let judged = engine.requestHeadWasAccepted(connection)
+        let judged = engine.requestHeadWasAccepted(conn)
         // Byte-wise, on the path's own storage: no String or Array is made per publish.
         var pathBytes = request.path
         pathBytes.withUTF8 { p in
@@ -187,22 +187,22 @@ public final class Ingest: HTTPEngineDelegate {
             let route = IngestRoute(path: path)
             switch route {
             case .health:
-                engine.respond(connection, HealthResponse.ok(request))
+                engine.respond(conn, HealthResponse.ok(request))
                 return
             case .notFound:
-                engine.respondError(connection, status: 404, error: "not_found", detail: "no route for \(request.path)")
+                engine.respondError(conn, status: 404, error: "not_found", detail: "no route for \(request.path)")
                 return
             case .batch, .event:
                 break
             }
             if !judged {
-                guard request.method == .post else { return methodNotAllowed(connection, request) }
-                guard authorized(request) else { return unauthorized(connection) }
+                guard request.method == .post else { return methodNotAllowed(conn, request) }
+                guard authorized(request) else { return unauthorized(conn) }
             }
             if case .event = route {
-                publishOne(connection, request, slot: IngestRoute.slotOfEventsPath(path)!)
+                publishOne(conn, request, slot: IngestRoute.slotOfEventsPath(path)!)
             } else {
-                publishBatch(connection, request)
+                publishBatch(conn, request)
             }
         }
     }
@@ -210,7 +210,7 @@ public final class Ingest: HTTPEngineDelegate {
     /// The head of an upload, before its body is read: the route, the token and the route's
     /// size limit are checked here, so a refused body is never buffered.
     public func engine(_ engine: HTTPEngine, acceptsHead request: HTTPRequest, contentLength: Int?,
-                       connection: Int32) -> Bool {
+                       connection conn: Int32) -> Bool {
         var pathBytes = request.path
         let route = pathBytes.withUTF8 { IngestRoute(path: UnsafeRawBufferPointer($0)) }
         let limit: Int
@@ -229,49 +229,49 @@ public final class Ingest: HTTPEngineDelegate {
             limit = Ingest.healthBodyBytesMax
             limitName = "a health probe's body limit"
         case .notFound:
-            return refuseHead(connection, status: 404, error: "not_found", detail: "no route for \(request.path)")
+            return refuseHead(conn, status: 404, error: "not_found", detail: "no route for \(request.path)")
         }
         if route != .health {
             guard request.method == .post else {
-                return refuseHead(connection, status: 405, error: "method_not_allowed",
+                return refuseHead(conn, status: 405, error: "method_not_allowed",
                                   detail: "\(request.method) is not allowed here; use POST", headers: [("Allow", "POST")])
             }
             guard authorized(request) else {
-                return refuseHead(connection, status: 401, error: "unauthorized",
+                return refuseHead(conn, status: 401, error: "unauthorized",
                                   detail: "publishing needs Authorization: Bearer <token>", headers: [("WWW-Authenticate", "Bearer")])
             }
         }
         if let n = contentLength, n > limit {
-            return refuseHead(connection, status: 413, error: "payload_too_large",
+            return refuseHead(conn, status: 413, error: "payload_too_large",
                               detail: "the body is \(n) bytes; the limit is \(limit) (\(limitName))")
         }
         // A chunked body has no length to judge here: the engine holds it to the route's limit.
-        if contentLength == nil { engine.limitBody(connection, maxBytes: limit, name: limitName) }
+        if contentLength == nil { engine.limitBody(conn, maxBytes: limit, name: limitName) }
         return true
     }
 
     /// Answers a refused upload and closes (lingering, so the client reads the answer while
     /// the rest of its body is discarded).
-    func refuseHead(_ connection: Int32, status: Int, error: String, detail: String,
+    func refuseHead(_ conn: Int32, status: Int, error: String, detail: String,
                     headers: [(String, String)] = []) -> Bool {
         counters.add(.publishRejected)
-        engine.respondError(connection, status: status, error: error, detail: detail, extraHeaders: headers, close: true)
+        engine.respondError(conn, status: status, error: error, detail: detail, extraHeaders: headers, close: true)
         return false
     }
 
-    func methodNotAllowed(_ connection: Int32, _ request: HTTPRequest) {
-        reject(connection, status: 405, error: "method_not_allowed",
+    func methodNotAllowed(_ conn: Int32, _ request: HTTPRequest) {
+        reject(conn, status: 405, error: "method_not_allowed",
                detail: "\(request.method) is not allowed here; use POST", headers: [("Allow", "POST")])
     }
 
-    func unauthorized(_ connection: Int32) {
-        reject(connection, status: 401, error: "unauthorized",
+    func unauthorized(_ conn: Int32) {
+        reject(conn, status: 401, error: "unauthorized",
                detail: "publishing needs Authorization: Bearer <token>", headers: [("WWW-Authenticate", "Bearer")])
     }
 
-    func reject(_ connection: Int32, status: Int, error: String, detail: String, headers: [(String, String)] = []) {
+    func reject(_ conn: Int32, status: Int, error: String, detail: String, headers: [(String, String)] = []) {
         counters.add(.publishRejected)
-        engine.respondError(connection, status: status, error: error, detail: detail, extraHeaders: headers)
+        engine.respondError(conn, status: status, error: error, detail: detail, extraHeaders: headers)
     }
 
     func authorized(_ request: HTTPRequest) -> Bool {
@@ -311,7 +311,7 @@ public final class Ingest: HTTPEngineDelegate {
     static let created = HTTPResponseWriter.HeadTemplate(status: 201, contentType: "application/json", keepAlive: true)
     static let createdClose = HTTPResponseWriter.HeadTemplate(status: 201, contentType: "application/json", keepAlive: false)
 
-    func publishOne(_ connection: Int32, _ request: HTTPRequest, slot: UnsafeRawBufferPointer) {
+    func publishOne(_ conn: Int32, _ request: HTTPRequest, slot: UnsafeRawBufferPointer) {
         let type = request.queryValue("type").map { Array($0.utf8) } ?? Ingest.defaultType
         let now = rg_realtime_ns() / 1_000_000
         let outcome: Result<UInt64, PublishFailure> = type.withUnsafeBytes { t in
@@ -333,9 +333,9 @@ public final class Ingest: HTTPEngineDelegate {
             responseHead.removeAll(keepingCapacity: true)
             (request.keepAlive ? Ingest.created : Ingest.createdClose)
                 .append(contentLength: responseBody.bytes.count, to: &responseHead)
-            engine.respond(connection, head: responseHead, body: responseBody.bytes)
+            engine.respond(conn, head: responseHead, body: responseBody.bytes)
         case .failure(let f):
-            reject(connection, status: f.status, error: f.code, detail: f.detail)
+            reject(conn, status: f.status, error: f.code, detail: f.detail)
         }
     }
 
@@ -380,16 +380,16 @@ public final class Ingest: HTTPEngineDelegate {
         }
     }
 
-    func publishBatch(_ connection: Int32, _ request: HTTPRequest) {
+    func publishBatch(_ conn: Int32, _ request: HTTPRequest) {
         guard request.body.count <= config.maxBatchBytes else {
-            return reject(connection, status: 413, error: "payload_too_large",
+            return reject(conn, status: 413, error: "payload_too_large",
                           detail: "the batch is \(request.body.count) bytes; the limit is \(config.maxBatchBytes) (--max-batch-bytes)")
         }
         let parsed = request.body.withUnsafeBytes { NDJSONBatchParser.parse($0, maxEvents: config.maxBatchEvents) }
         let items: [BatchItem]
         switch parsed {
         case .failure(let error):
-            return reject(connection, status: 400, error: "bad_batch", detail: "\(error)")
+            return reject(conn, status: 400, error: "bad_batch", detail: "\(error)")
         case .success(let list):
             items = list
         }
@@ -401,7 +401,7 @@ public final class Ingest: HTTPEngineDelegate {
                 }
             }
             if let (status, code, detail) = failure {
-                return reject(connection, status: status, error: code, detail: "line \(i + 1): \(detail)")
+                return reject(conn, status: status, error: code, detail: "line \(i + 1): \(detail)")
             }
         }
         // The whole batch against the log first: it is appended entirely or not at all.
@@ -414,9 +414,9 @@ public final class Ingest: HTTPEngineDelegate {
             counters.add(.publishBatchRefused)
             if case .slotDirectoryFull = failure {
                 counters.add(.slotDirectoryFull)
-                return reject(connection, status: 507, error: "slot_directory_full", detail: "\(failure); nothing was appended")
+                return reject(conn, status: 507, error: "slot_directory_full", detail: "\(failure); nothing was appended")
             }
-            return reject(connection, status: 413, error: "payload_too_large", detail: "\(failure); nothing was appended")
+            return reject(conn, status: 413, error: "payload_too_large", detail: "\(failure); nothing was appended")
         }
         let now = rg_realtime_ns() / 1_000_000
         var body: [UInt8] = []
@@ -438,7 +438,7 @@ public final class Ingest: HTTPEngineDelegate {
                 body.append(UInt8(ascii: "\""))
             case .failure(let f):
                 writer.rollback()
-                return reject(connection, status: f.status, error: f.code,
+                return reject(conn, status: f.status, error: f.code,
                               detail: "line \(i + 1): \(f.detail); nothing was appended")
             }
         }
@@ -447,7 +447,7 @@ public final class Ingest: HTTPEngineDelegate {
         counters.add(.eventsAppended, UInt64(items.count))
         appendedThisTurn = true
         body += Array("]}".utf8)
-        engine.respond(connection, HTTPResponseWriter.json(status: 201, body: body,
+        engine.respond(conn, HTTPResponseWriter.json(status: 201, body: body,
                                                            keepAlive: request.keepAlive, extraHeaders: []))
     }
 }

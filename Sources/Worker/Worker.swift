@@ -188,7 +188,7 @@ public final class Worker: HTTPEngineDelegate {
         if !catchUpList.isEmpty {
             let list = catchUpList
             catchUpList.removeAll(keepingCapacity: true)
-            for connection in list { catchUp(connection) }
+            for conn in list { catchUp(conn) }
         }
     }
 
@@ -201,19 +201,19 @@ public final class Worker: HTTPEngineDelegate {
         }
     }
 
-    public func engine(_ engine: HTTPEngine, streamWritable connection: Int32) {
-        let s = subscribers + Int(connection)
-        if s.pointee.active && s.pointee.liveIndex < 0 { catchUp(connection) }
+    public func engine(_ engine: HTTPEngine, streamWritable conn: Int32) {
+        let s = subscribers + Int(conn)
+        if s.pointee.active && s.pointee.liveIndex < 0 { catchUp(conn) }
     }
 
-    public func engine(_ engine: HTTPEngine, streamInput bytes: UnsafeRawBufferPointer, connection: Int32) {
-        webSocketInput(connection, bytes)
+    public func engine(_ engine: HTTPEngine, streamInput bytes: UnsafeRawBufferPointer, connection conn: Int32) {
+        webSocketInput(conn, bytes)
     }
 
-    public func engine(_ engine: HTTPEngine, streamClosed connection: Int32) {
-        let s = subscribers + Int(connection)
+    public func engine(_ engine: HTTPEngine, streamClosed conn: Int32) {
+        let s = subscribers + Int(conn)
         guard s.pointee.active else { return }
-        if s.pointee.liveIndex >= 0 { leaveLive(connection) }
+        if s.pointee.liveIndex >= 0 { leaveLive(conn) }
         if s.pointee.catchingUp { counters.subtract(.connectionsCatchingUp) }
         if s.pointee.admissionEntry >= 0 { admission?.add(worker: index, entry: Int(s.pointee.admissionEntry), -1) }
         slots.release(s.pointee.localSlot)
@@ -222,69 +222,69 @@ public final class Worker: HTTPEngineDelegate {
         if activeSubscribers == 0 { setWakeWanted(false) }
     }
 
-    public func engine(_ engine: HTTPEngine, request: HTTPRequest, connection: Int32) {
+    public func engine(_ engine: HTTPEngine, request: HTTPRequest, connection conn: Int32) {
         let origin = request.header("Origin")
         corsHeaders = cors.responseHeaders(origin: origin)
         let route = WorkerRoute.match(method: request.method, path: request.path)
         if !cors.allows(origin: origin), route.answersWithCORS { counters.add(.originRejectedCORS) }
         switch route {
         case .health:
-            engine.respond(connection, HealthResponse.ok(request, extraHeaders: corsHeaders))
+            engine.respond(conn, HealthResponse.ok(request, extraHeaders: corsHeaders))
         case .ready:
             if ingestAlive() {
-                respondJSON(connection, request, status: 200, Array(#"{"status":"ready"}"#.utf8))
+                respondJSON(conn, request, status: 200, Array(#"{"status":"ready"}"#.utf8))
             } else {
-                respondJSON(connection, request, status: 503, ErrorBody.json(error: "not_ready", detail: "the ingest process is not running"))
+                respondJSON(conn, request, status: 503, ErrorBody.json(error: "not_ready", detail: "the ingest process is not running"))
             }
         case .metrics:
             let body = metrics.render()
-            engine.respond(connection, HTTPResponseWriter.head(
+            engine.respond(conn, HTTPResponseWriter.head(
                 status: 200, contentType: "text/plain; version=0.0.4", contentLength: body.count,
                 keepAlive: request.keepAlive, extraHeaders: corsHeaders) + (request.method == .head ? [] : body))
         case .history(let slot):
-            history(connection, request, slot: slot)
+            history(conn, request, slot: slot)
         case .stream(let slot):
-            subscribe(connection, request, slot: slot, transport: .sse)
+            subscribe(conn, request, slot: slot, transport: .sse)
         case .webSocket(let slot):
             // Browsers always send Origin on a handshake; other clients may send anything, so
             // a handshake without one is not a browser's and is let through.
             if let origin, !config.webSocketOrigins.contains(origin) {
                 counters.add(.originRejectedWebSocket)
-                engine.respondError(connection, status: 403, error: "origin_not_allowed",
+                engine.respondError(conn, status: 403, error: "origin_not_allowed",
                                     detail: "WebSocket handshakes from origin \(origin) are not allowed (--ws-origins)")
                 return
             }
-            subscribe(connection, request, slot: slot, transport: .webSocket)
+            subscribe(conn, request, slot: slot, transport: .webSocket)
         case .options(let allow):
-            preflight(connection, request, origin: origin, allow: allow)
+            preflight(conn, request, origin: origin, allow: allow)
         case .badSlot:
-            engine.respondError(connection, status: 400, error: "bad_slot",
+            engine.respondError(conn, status: 400, error: "bad_slot",
                                 detail: "slot names are 1-128 bytes of [A-Za-z0-9._:-]", extraHeaders: corsHeaders)
         case .methodNotAllowed(let allow):
-            engine.respondError(connection, status: 405, error: "method_not_allowed",
+            engine.respondError(conn, status: 405, error: "method_not_allowed",
                                 detail: "\(request.method) is not allowed here; use \(allow)",
                                 extraHeaders: [("Allow", allow)] + corsHeaders)
         case .notFound:
-            engine.respondError(connection, status: 404, error: "not_found", detail: "no route for \(request.path)",
+            engine.respondError(conn, status: 404, error: "not_found", detail: "no route for \(request.path)",
                                 extraHeaders: corsHeaders)
         }
     }
 
-    func respondJSON(_ connection: Int32, _ request: HTTPRequest, status: Int, _ body: [UInt8]) {
-        engine.respond(connection, HTTPResponseWriter.json(status: status, body: request.method == .head ? [] : body,
+    func respondJSON(_ conn: Int32, _ request: HTTPRequest, status: Int, _ body: [UInt8]) {
+        engine.respond(conn, HTTPResponseWriter.json(status: status, body: request.method == .head ? [] : body,
                                                            keepAlive: request.keepAlive, extraHeaders: corsHeaders))
     }
 
     /// `OPTIONS`: a browser's preflight before a cross-origin request with headers of its own
     /// (`Authorization`, `Last-Event-ID`), answered from `--cors-origins`.
-    func preflight(_ connection: Int32, _ request: HTTPRequest, origin: String?, allow: String) {
+    func preflight(_ conn: Int32, _ request: HTTPRequest, origin: String?, allow: String) {
         guard let headers = cors.preflightHeaders(origin: origin) else {
-            engine.respondError(connection, status: 403, error: "origin_not_allowed",
+            engine.respondError(conn, status: 403, error: "origin_not_allowed",
                                 detail: "cross-origin requests from \(origin ?? "") are not allowed (--cors-origins)",
                                 extraHeaders: [("Vary", "Origin")])
             return
         }
-        engine.respond(connection, HTTPResponseWriter.head(status: 204, contentType: nil, contentLength: nil,
+        engine.respond(conn, HTTPResponseWriter.head(status: 204, contentType: nil, contentLength: nil,
                                                            keepAlive: request.keepAlive,
                                                            extraHeaders: [("Allow", allow)] + headers))
     }
@@ -298,7 +298,7 @@ public final class Worker: HTTPEngineDelegate {
 
     func beginShutdown() {
         logger.info("worker \(index) shutting down", metadata: ["streams": "\(engine.connectionCount)"])
-        engine.stopServing { connection in closeStream(connection, reason: .shutdown) }
+        engine.stopServing { conn in closeStream(conn, reason: .shutdown) }
     }
 }
 

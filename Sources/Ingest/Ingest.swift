@@ -160,7 +160,7 @@ public final class Ingest: HTTPEngineDelegate {
         // before the reads of their flags (see Worker.setWakeWanted).
         rg_fence_seq_cst()
         for (i, fd) in wakeFDs.enumerated()
-        where rg_load_relaxed_u64(region.counterPointer(process: ProcessBlock.worker(i), counter: LogCounter.wakeWanted.rawValue)) != 0 {
+        where region.loadCounterRelaxed(.wakeWanted, process: ProcessBlock.worker(i)) != 0 {
             _ = rg_eventfd_signal(fd)
         }
     }

@@ -178,7 +178,7 @@ public final class Worker: HTTPEngineDelegate {
         for w in 0..<config.workers {
             let block = ProcessBlock.worker(w)
             for gauge in [LogCounter.connectionsSSE, .connectionsHTTP, .connectionsWS] {
-                total &+= rg_load_relaxed_u64(region.counterPointer(process: block, counter: gauge.rawValue))
+                total &+= region.loadCounterRelaxed(gauge, process: block)
             }
         }
         return Int64(bitPattern: total) < Int64(config.maxConnections)
@@ -290,7 +290,7 @@ public final class Worker: HTTPEngineDelegate {
     }
 
     func ingestAlive() -> Bool {
-        let hb = rg_load_relaxed_u64(region.counterPointer(process: ProcessBlock.ingest, counter: LogCounter.heartbeatNanoseconds.rawValue))
+        let hb = region.loadCounterRelaxed(.heartbeatNanoseconds, process: ProcessBlock.ingest)
         return hb != 0 && engine.io.now() &- hb < 3_000_000_000
     }
 

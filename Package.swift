@@ -35,14 +35,18 @@ let package = Package(
         ),
         // What the roles share: the configuration, the cross-process admission table.
         .target(name: "GatewayCore", dependencies: ["CRinggateSys", "IO", "RingLog", "WireProtocol", "StreamPolicy"]),
+        // What the two serving roles share on top of the server: log attach, counter block,
+        // SIGTERM stop, /healthz, URL paths. Not in GatewayCore: the supervisor, which has no
+        // HTTP server, depends on that.
+        .target(name: "RoleSupport", dependencies: ["HTTPServer", "GatewayCore", "RingLog", "WireProtocol", "CRinggateSys"]),
         .target(
             name: "Worker",
-            dependencies: ["HTTPServer", "GatewayCore", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
+            dependencies: ["HTTPServer", "RoleSupport", "GatewayCore", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Ingest",
-            dependencies: ["HTTPServer", "GatewayCore", "IO", "RingLog", "WireProtocol", "CRinggateSys",
+            dependencies: ["HTTPServer", "RoleSupport", "GatewayCore", "IO", "RingLog", "WireProtocol", "CRinggateSys",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .target(
@@ -74,5 +78,8 @@ let package = Package(
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
         // The backend contract: io_uring and epoll give the same completions on real sockets.
         .testTarget(name: "IOTests", dependencies: ["IO", "CRinggateSys"]),
+        .testTarget(name: "RoleSupportTests", dependencies: ["RoleSupport", "WireProtocol"]),
+        // The ingest's pure parts (its routes).
+        .testTarget(name: "IngestTests", dependencies: ["Ingest"]),
     ]
 )

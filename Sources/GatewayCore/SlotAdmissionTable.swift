@@ -1,5 +1,6 @@
 import CRinggateSys
 import Glibc
+import RingLog
 
 /// Host-wide subscriber counts per slot, for `--max-subscribers-per-slot`, in a shared
 /// mapping that every worker attaches.
@@ -113,9 +114,7 @@ public struct SlotAdmissionTable: @unchecked Sendable {
     }
 
     static func homeIndex(_ name: [UInt8], mask: Int) -> Int {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for b in name { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
-        return Int(truncatingIfNeeded: h) & mask
+        Int(truncatingIfNeeded: FNV1a.hash64(name)) & mask
     }
 
     func finishClaim(_ e: UnsafeMutableRawPointer, _ name: [UInt8]) {

@@ -5,6 +5,7 @@ import IO
 import Glibc
 import Logging
 import RingLog
+import RoleSupport
 import WireProtocol
 
 /// The ingest process: the only writer of the log. Serves the publish API on its own
@@ -21,13 +22,13 @@ public final class Ingest: HTTPEngineDelegate {
     let expectedAuthorization: [UInt8]?
     var appendedThisTurn = false
     var flusherErrorsLogged: UInt64 = 0
-    var shuttingDown = false
-    var shutdownDeadline: UInt64 = 0
+    /// In-flight publishes get this long to finish after SIGTERM.
+    var shutdown = RoleShutdown(graceNanoseconds: 2_000_000_000)
     static let defaultType = Array("message".utf8)
     /// Connections past `--ingest-max-connections` that may only ask for `adminPaths`: the
     /// publish listener has no /metrics (workers serve it), so a few health probes is all.
     static let adminReserveConnections = 4
-    static let adminPaths = ["/healthz"]
+    static let adminPaths = [String(decoding: GatewayPath.health, as: UTF8.self)]
     /// The largest body a `/healthz` request may carry (probes send none).
     static let healthBodyBytesMax = 1024
     /// The engine's pooled buffers serve stream output, which the ingest has none of (its
@@ -36,8 +37,7 @@ public final class Ingest: HTTPEngineDelegate {
 
     /// The ingest on the log file, listener and wake descriptors the supervisor handed down.
     public convenience init(config: GatewayConfig, logFD: Int32, listenFD: Int32, wakeFDs: [Int32], logger: Logger) throws {
-        let mapping = try LogFile.map(fd: logFD)
-        let region = try LogRegion.attach(base: mapping.base, length: mapping.length)
+        let region = try RoleLog.attach(fd: logFD)
         let io = try IOSelection.make(IOSelection.resolve(config.io).kind,
                                       configuration: Ingest.ioConfiguration(config))
         try self.init(config: config, region: region, logFD: logFD, listenFD: listenFD, wakeFDs: wakeFDs,
@@ -47,11 +47,7 @@ public final class Ingest: HTTPEngineDelegate {
     /// The backend's sizes for the ingest: few connections, large bodies (NDJSON batches), so
     /// larger receive buffers.
     public static func ioConfiguration(_ config: GatewayConfig) -> IOBackendConfiguration {
-        var io = IOBackendConfiguration()
-        io.entries = config.ringEntries
-        io.receiveBufferCount = config.recvBuffers
-        io.receiveBufferBytes = config.ingestRecvBufferBytes
-        return io
+        config.ioConfiguration(receiveBufferBytes: config.ingestRecvBufferBytes)
     }
 
     /// The ingest on an attached log (`logFD` is its file, for fdatasync) and a given backend.
@@ -62,12 +58,11 @@ public final class Ingest: HTTPEngineDelegate {
         self.wakeFDs = wakeFDs
         self.logFD = logFD
         self.region = region
-        let block = CounterBlock(region: region, process: ProcessBlock.ingest)
+        let block = RoleLog.counters(region: region, process: ProcessBlock.ingest)
         // The scan is O(retained bytes): its stamps tell the supervisor it is alive meanwhile.
         writer = LogWriter(region: region, file: logFD, progress: { block.set(.startupProgressNanoseconds, rg_monotonic_ns()) })
         counters = block
         flusherErrorsLogged = block.get(.logFsyncErrors)   // the block outlives a restarted ingest
-        counters.set(.pid, UInt64(getpid()))
         Ingest.report(writer.recovery, counters: counters, logger: logger)
         if config.fsync == .interval {
             guard rg_flusher_start(logFD, config.fsyncIntervalNanoseconds, region.tailFieldPointer,
@@ -75,7 +70,7 @@ public final class Ingest: HTTPEngineDelegate {
                                    counters.base + LogCounter.logFsyncNanoseconds.rawValue * 8,
                                    counters.base + LogCounter.logFsyncErrors.rawValue * 8,
                                    counters.base + LogCounter.logFsyncLastErrno.rawValue * 8) == 0
-            else { throw Ingest.StartError("cannot start the --fsync interval flusher thread (errno \(errno))") }
+            else { throw RoleStartError("cannot start the --fsync interval flusher thread (errno \(errno))") }
         }
         expectedAuthorization = config.publishToken.map { Array("Bearer \($0)".utf8) }
         let limits = HTTPLimits(maxBodyBytes: max(config.maxEventBytes, config.maxBatchBytes))
@@ -99,27 +94,18 @@ public final class Ingest: HTTPEngineDelegate {
     public func run() {
         logger.info("ingest serving", metadata: ["pid": "\(getpid())", "head": "\(writer.headSeq)", "io": "\(engine.io.kind.rawValue)"])
         engine.run { [unowned self] in
-            shuttingDown && (engine.connectionCount == 0 || engine.nowNanoseconds > shutdownDeadline)
+            shutdown.isFinished(connectionCount: engine.connectionCount, nowNanoseconds: engine.nowNanoseconds)
         }
         logger.info("ingest stopped")
     }
 
     public func engineWake(_ engine: HTTPEngine) {}
-    public func engine(_ engine: HTTPEngine, streamWritable connection: Int32) {}
-    public func engine(_ engine: HTTPEngine, streamClosed connection: Int32) {}
+    public func engine(_ engine: HTTPEngine, streamWritable conn: Int32) {}
+    public func engine(_ engine: HTTPEngine, streamClosed conn: Int32) {}
 
     public func engineTick(_ engine: HTTPEngine, nowNanoseconds: UInt64) {
-        guard rg_signal_take() & Int32(RG_SIG_TERM) != 0, !shuttingDown else { return }
         // Stop accepting, answer what is in flight, close idle keep-alive connections.
-        shuttingDown = true
-        shutdownDeadline = nowNanoseconds + 2_000_000_000
-        engine.stopAccepting()
-        engine.closeIdleHTTP()
-    }
-
-    struct StartError: Error, CustomStringConvertible {
-        let description: String
-        init(_ d: String) { description = d }
+        if RoleShutdown.takeTermination(), shutdown.begin(nowNanoseconds: nowNanoseconds) { engine.stopServing() }
     }
 
     /// Counts and logs what the recovery scan did to the log (nothing, on a clean start).
@@ -174,7 +160,7 @@ public final class Ingest: HTTPEngineDelegate {
         // before the reads of their flags (see Worker.setWakeWanted).
         rg_fence_seq_cst()
         for (i, fd) in wakeFDs.enumerated()
-        where rg_load_relaxed_u64(region.counterPointer(process: ProcessBlock.worker(i), counter: LogCounter.wakeWanted.rawValue)) != 0 {
+        where region.loadCounterRelaxed(.wakeWanted, process: ProcessBlock.worker(i)) != 0 {
             _ = rg_eventfd_signal(fd)
         }
     }
@@ -191,9 +177,9 @@ public final class Ingest: HTTPEngineDelegate {
 
     // MARK: - Requests
 
-    public func engine(_ engine: HTTPEngine, request: HTTPRequest, connection: Int32) {
+    public func engine(_ engine: HTTPEngine, request: HTTPRequest, connection conn: Int32) {
         // A request whose head was judged (route, method, token) is not judged again.
-        let judged = engine.requestHeadWasAccepted(connection)
+        let judged = engine.requestHeadWasAccepted(conn)
         // Byte-wise, on the path's own storage: no String or Array is made per publish.
         var pathBytes = request.path
         pathBytes.withUTF8 { p in
@@ -201,23 +187,22 @@ public final class Ingest: HTTPEngineDelegate {
             let route = IngestRoute(path: path)
             switch route {
             case .health:
-                engine.respond(connection, HTTPResponseWriter.json(status: 200, body: Array(#"{"status":"ok"}"#.utf8),
-                                                                   keepAlive: request.keepAlive, extraHeaders: []))
+                engine.respond(conn, HealthResponse.ok(request))
                 return
             case .notFound:
-                engine.respondError(connection, status: 404, error: "not_found", detail: "no route for \(request.path)")
+                engine.respondError(conn, status: 404, error: "not_found", detail: "no route for \(request.path)")
                 return
             case .batch, .event:
                 break
             }
             if !judged {
-                guard request.method == .post else { return methodNotAllowed(connection, request) }
-                guard authorized(request) else { return unauthorized(connection) }
+                guard request.method == .post else { return methodNotAllowed(conn, request) }
+                guard authorized(request) else { return unauthorized(conn) }
             }
             if case .event = route {
-                publishOne(connection, request, slot: IngestRoute.slotOfEventsPath(path)!)
+                publishOne(conn, request, slot: IngestRoute.slotOfEventsPath(path)!)
             } else {
-                publishBatch(connection, request)
+                publishBatch(conn, request)
             }
         }
     }
@@ -225,7 +210,7 @@ public final class Ingest: HTTPEngineDelegate {
     /// The head of an upload, before its body is read: the route, the token and the route's
     /// size limit are checked here, so a refused body is never buffered.
     public func engine(_ engine: HTTPEngine, acceptsHead request: HTTPRequest, contentLength: Int?,
-                       connection: Int32) -> Bool {
+                       connection conn: Int32) -> Bool {
         var pathBytes = request.path
         let route = pathBytes.withUTF8 { IngestRoute(path: UnsafeRawBufferPointer($0)) }
         let limit: Int
@@ -244,49 +229,49 @@ public final class Ingest: HTTPEngineDelegate {
             limit = Ingest.healthBodyBytesMax
             limitName = "a health probe's body limit"
         case .notFound:
-            return refuseHead(connection, status: 404, error: "not_found", detail: "no route for \(request.path)")
+            return refuseHead(conn, status: 404, error: "not_found", detail: "no route for \(request.path)")
         }
         if route != .health {
             guard request.method == .post else {
-                return refuseHead(connection, status: 405, error: "method_not_allowed",
+                return refuseHead(conn, status: 405, error: "method_not_allowed",
                                   detail: "\(request.method) is not allowed here; use POST", headers: [("Allow", "POST")])
             }
             guard authorized(request) else {
-                return refuseHead(connection, status: 401, error: "unauthorized",
+                return refuseHead(conn, status: 401, error: "unauthorized",
                                   detail: "publishing needs Authorization: Bearer <token>", headers: [("WWW-Authenticate", "Bearer")])
             }
         }
         if let n = contentLength, n > limit {
-            return refuseHead(connection, status: 413, error: "payload_too_large",
+            return refuseHead(conn, status: 413, error: "payload_too_large",
                               detail: "the body is \(n) bytes; the limit is \(limit) (\(limitName))")
         }
         // A chunked body has no length to judge here: the engine holds it to the route's limit.
-        if contentLength == nil { engine.limitBody(connection, maxBytes: limit, name: limitName) }
+        if contentLength == nil { engine.limitBody(conn, maxBytes: limit, name: limitName) }
         return true
     }
 
     /// Answers a refused upload and closes (lingering, so the client reads the answer while
     /// the rest of its body is discarded).
-    func refuseHead(_ connection: Int32, status: Int, error: String, detail: String,
+    func refuseHead(_ conn: Int32, status: Int, error: String, detail: String,
                     headers: [(String, String)] = []) -> Bool {
         counters.add(.publishRejected)
-        engine.respondError(connection, status: status, error: error, detail: detail, extraHeaders: headers, close: true)
+        engine.respondError(conn, status: status, error: error, detail: detail, extraHeaders: headers, close: true)
         return false
     }
 
-    func methodNotAllowed(_ connection: Int32, _ request: HTTPRequest) {
-        reject(connection, status: 405, error: "method_not_allowed",
+    func methodNotAllowed(_ conn: Int32, _ request: HTTPRequest) {
+        reject(conn, status: 405, error: "method_not_allowed",
                detail: "\(request.method) is not allowed here; use POST", headers: [("Allow", "POST")])
     }
 
-    func unauthorized(_ connection: Int32) {
-        reject(connection, status: 401, error: "unauthorized",
+    func unauthorized(_ conn: Int32) {
+        reject(conn, status: 401, error: "unauthorized",
                detail: "publishing needs Authorization: Bearer <token>", headers: [("WWW-Authenticate", "Bearer")])
     }
 
-    func reject(_ connection: Int32, status: Int, error: String, detail: String, headers: [(String, String)] = []) {
+    func reject(_ conn: Int32, status: Int, error: String, detail: String, headers: [(String, String)] = []) {
         counters.add(.publishRejected)
-        engine.respondError(connection, status: status, error: error, detail: detail, extraHeaders: headers)
+        engine.respondError(conn, status: status, error: error, detail: detail, extraHeaders: headers)
     }
 
     func authorized(_ request: HTTPRequest) -> Bool {
@@ -326,7 +311,7 @@ public final class Ingest: HTTPEngineDelegate {
     static let created = HTTPResponseWriter.HeadTemplate(status: 201, contentType: "application/json", keepAlive: true)
     static let createdClose = HTTPResponseWriter.HeadTemplate(status: 201, contentType: "application/json", keepAlive: false)
 
-    func publishOne(_ connection: Int32, _ request: HTTPRequest, slot: UnsafeRawBufferPointer) {
+    func publishOne(_ conn: Int32, _ request: HTTPRequest, slot: UnsafeRawBufferPointer) {
         let type = request.queryValue("type").map { Array($0.utf8) } ?? Ingest.defaultType
         let now = rg_realtime_ns() / 1_000_000
         let outcome: Result<UInt64, PublishFailure> = type.withUnsafeBytes { t in
@@ -348,9 +333,9 @@ public final class Ingest: HTTPEngineDelegate {
             responseHead.removeAll(keepingCapacity: true)
             (request.keepAlive ? Ingest.created : Ingest.createdClose)
                 .append(contentLength: responseBody.bytes.count, to: &responseHead)
-            engine.respond(connection, head: responseHead, body: responseBody.bytes)
+            engine.respond(conn, head: responseHead, body: responseBody.bytes)
         case .failure(let f):
-            reject(connection, status: f.status, error: f.code, detail: f.detail)
+            reject(conn, status: f.status, error: f.code, detail: f.detail)
         }
     }
 
@@ -395,16 +380,16 @@ public final class Ingest: HTTPEngineDelegate {
         }
     }
 
-    func publishBatch(_ connection: Int32, _ request: HTTPRequest) {
+    func publishBatch(_ conn: Int32, _ request: HTTPRequest) {
         guard request.body.count <= config.maxBatchBytes else {
-            return reject(connection, status: 413, error: "payload_too_large",
+            return reject(conn, status: 413, error: "payload_too_large",
                           detail: "the batch is \(request.body.count) bytes; the limit is \(config.maxBatchBytes) (--max-batch-bytes)")
         }
         let parsed = request.body.withUnsafeBytes { NDJSONBatchParser.parse($0, maxEvents: config.maxBatchEvents) }
         let items: [BatchItem]
         switch parsed {
         case .failure(let error):
-            return reject(connection, status: 400, error: "bad_batch", detail: "\(error)")
+            return reject(conn, status: 400, error: "bad_batch", detail: "\(error)")
         case .success(let list):
             items = list
         }
@@ -416,7 +401,7 @@ public final class Ingest: HTTPEngineDelegate {
                 }
             }
             if let (status, code, detail) = failure {
-                return reject(connection, status: status, error: code, detail: "line \(i + 1): \(detail)")
+                return reject(conn, status: status, error: code, detail: "line \(i + 1): \(detail)")
             }
         }
         // The whole batch against the log first: it is appended entirely or not at all.
@@ -429,9 +414,9 @@ public final class Ingest: HTTPEngineDelegate {
             counters.add(.publishBatchRefused)
             if case .slotDirectoryFull = failure {
                 counters.add(.slotDirectoryFull)
-                return reject(connection, status: 507, error: "slot_directory_full", detail: "\(failure); nothing was appended")
+                return reject(conn, status: 507, error: "slot_directory_full", detail: "\(failure); nothing was appended")
             }
-            return reject(connection, status: 413, error: "payload_too_large", detail: "\(failure); nothing was appended")
+            return reject(conn, status: 413, error: "payload_too_large", detail: "\(failure); nothing was appended")
         }
         let now = rg_realtime_ns() / 1_000_000
         var body: [UInt8] = []
@@ -453,7 +438,7 @@ public final class Ingest: HTTPEngineDelegate {
                 body.append(UInt8(ascii: "\""))
             case .failure(let f):
                 writer.rollback()
-                return reject(connection, status: f.status, error: f.code,
+                return reject(conn, status: f.status, error: f.code,
                               detail: "line \(i + 1): \(f.detail); nothing was appended")
             }
         }
@@ -462,7 +447,7 @@ public final class Ingest: HTTPEngineDelegate {
         counters.add(.eventsAppended, UInt64(items.count))
         appendedThisTurn = true
         body += Array("]}".utf8)
-        engine.respond(connection, HTTPResponseWriter.json(status: 201, body: body,
+        engine.respond(conn, HTTPResponseWriter.json(status: 201, body: body,
                                                            keepAlive: request.keepAlive, extraHeaders: []))
     }
 }

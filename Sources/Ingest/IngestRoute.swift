@@ -1,3 +1,5 @@
+import RoleSupport
+
 /// The ingest's routes, decided once from the path's bytes, so that the head hook and the
 /// request handler cannot disagree about what a path is.
 enum IngestRoute: Equatable {
@@ -9,9 +11,9 @@ enum IngestRoute: Equatable {
     case notFound
 
     init(path: UnsafeRawBufferPointer) {
-        if path.elementsEqual(IngestRoute.healthPath) {
+        if path.elementsEqual(GatewayPath.health) {
             self = .health
-        } else if path.elementsEqual(IngestRoute.batchPath) {
+        } else if path.elementsEqual(GatewayPath.batch) {
             self = .batch
         } else if IngestRoute.slotOfEventsPath(path) != nil {
             self = .event
@@ -20,17 +22,14 @@ enum IngestRoute: Equatable {
         }
     }
 
-    static let healthPath = Array("/healthz".utf8)
-    static let batchPath = Array("/v1/events".utf8)
-    static let slotsPrefix = Array("/v1/slots/".utf8)
-    static let eventsSuffix = Array("/events".utf8)
+    static let eventsLeaf = Array("events".utf8)
 
-    /// The slot of `/v1/slots/{slot}/events`, as a slice of `path`; nil for any other path.
+    /// The slot of `/v1/slots/{slot}/events`, as a slice of `path`; nil for any other path
+    /// (an empty slot included: no route, where the worker's listener says bad_slot).
     static func slotOfEventsPath(_ path: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
-        let p = slotsPrefix.count, q = eventsSuffix.count
-        guard path.count > p + q, path.starts(with: slotsPrefix), path.suffix(q).elementsEqual(eventsSuffix) else {
+        guard let (slot, leaf) = GatewayPath.slotResource(path), !slot.isEmpty, leaf.elementsEqual(eventsLeaf) else {
             return nil
         }
-        return UnsafeRawBufferPointer(rebasing: path[p..<(path.count - q)])
+        return slot
     }
 }

@@ -197,11 +197,7 @@ enum LogDescriptor {
 
     /// FNV-1a 64 of a slot name: the directory's probe start.
     static func nameHash(_ name: UnsafeRawBufferPointer) -> UInt64 {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in name {
-            hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
-        }
-        return hash
+        FNV1a.hash64(name)
     }
 }
 

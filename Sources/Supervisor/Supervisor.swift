@@ -1,5 +1,4 @@
 import CRinggateSys
-import HTTPServer
 import GatewayCore
 import IO
 @preconcurrency import Glibc
@@ -279,7 +278,7 @@ public final class Supervisor {
     /// The liveness stamps a child keeps in its counter block.
     func stamps(of role: Role) -> ChildLiveness.Stamps {
         func load(_ counter: LogCounter) -> UInt64 {
-            rg_load_relaxed_u64(region.counterPointer(process: block(of: role), counter: counter.rawValue))
+            region.loadCounterRelaxed(counter, process: block(of: role))
         }
         // The fdatasync stamp before the heartbeat: the ingest stamps its heartbeat before it
         // clears the fdatasync stamp, so a flush that just ended is seen either as still in

@@ -1,3 +1,4 @@
+import RoleSupport
 import WireProtocol
 
 /// The subscriber listener's routes.
@@ -29,6 +30,15 @@ enum WorkerRoute: Equatable {
     static let webSocketAllow = "GET, OPTIONS"
 
     static func match(method: HTTPMethod, path: String) -> WorkerRoute {
+        var path = path
+        return path.withUTF8 { match(method: method, path: UnsafeRawBufferPointer($0)) }
+    }
+
+    static let eventsLeaf = Array("events".utf8)
+    static let streamLeaf = Array("stream".utf8)
+    static let webSocketLeaf = Array("ws".utf8)
+
+    static func match(method: HTTPMethod, path: UnsafeRawBufferPointer) -> WorkerRoute {
         func read(_ route: WorkerRoute) -> WorkerRoute {
             switch method {
             case .get, .head: route
@@ -36,33 +46,23 @@ enum WorkerRoute: Equatable {
             default: .methodNotAllowed(allow: readAllow)
             }
         }
-        switch path {
-        case "/healthz": return read(.health)
-        case "/readyz": return read(.ready)
-        case "/metrics": return read(.metrics)
-        default: break
-        }
-        let prefix = "/v1/slots/"
-        guard path.hasPrefix(prefix) else { return .notFound }
-        let rest = path.dropFirst(prefix.count)
-        guard let slash = rest.lastIndex(of: "/") else { return .notFound }
-        let slot = String(rest[..<slash])
-        let leaf = rest[rest.index(after: slash)...]
-        switch leaf {
-        case "events", "stream":
+        if path.elementsEqual(GatewayPath.health) { return read(.health) }
+        if path.elementsEqual(GatewayPath.ready) { return read(.ready) }
+        if path.elementsEqual(GatewayPath.metrics) { return read(.metrics) }
+        guard let (slotBytes, leaf) = GatewayPath.slotResource(path) else { return .notFound }
+        let history = leaf.elementsEqual(eventsLeaf), stream = leaf.elementsEqual(streamLeaf)
+        if history || stream {
             if method == .options { return .options(allow: readAllow) }
             guard method == .get || method == .head else { return .methodNotAllowed(allow: readAllow) }
-        case "ws":
+        } else if leaf.elementsEqual(webSocketLeaf) {
             if method == .options { return .options(allow: webSocketAllow) }
             guard method == .get else { return .methodNotAllowed(allow: webSocketAllow) }
-        default:
+        } else {
             return .notFound
         }
-        guard SlotName.isValid(slot) else { return .badSlot(slot) }
-        switch leaf {
-        case "events": return .history(slot: slot)
-        case "stream": return .stream(slot: slot)
-        default: return .webSocket(slot: slot)
-        }
+        let slot = String(decoding: slotBytes, as: UTF8.self)
+        guard SlotName.isValid(slotBytes) else { return .badSlot(slot) }
+        if history { return .history(slot: slot) }
+        return stream ? .stream(slot: slot) : .webSocket(slot: slot)
     }
 }

@@ -5,6 +5,7 @@ import IO
 import Glibc
 import Logging
 import RingLog
+import RoleSupport
 import StreamPolicy
 import WireProtocol
 
@@ -14,10 +15,6 @@ import WireProtocol
 /// buffer of every live subscriber of its slot. A subscriber whose buffer is full leaves the
 /// fan-out and catches up later from its cursor; nothing is queued per subscriber.
 public final class Worker: HTTPEngineDelegate {
-    public struct StartError: Error, CustomStringConvertible {
-        public let description: String
-    }
-
     public struct Descriptors: Sendable {
         public var log: Int32
         public var listen: Int32
@@ -53,11 +50,11 @@ public final class Worker: HTTPEngineDelegate {
     /// Subscribers (live or catching up); wake-ups are wanted while there is one.
     var activeSubscribers = 0
     var catchUpList: [Int32] = []
-    var shuttingDown = false
-    var shutdownDeadline: UInt64 = 0
+    /// Streams are closed at once on SIGTERM; requests in flight get this long to finish.
+    var shutdown = RoleShutdown(graceNanoseconds: 3_000_000_000)
     var lastHeartbeatScan: UInt64 = 0
     var random: SplitMix64
-    let heartbeatFrame: [UInt8] = Array(": hb\n\n".utf8)
+    let heartbeatFrame: [UInt8] = SSEEncoder.heartbeat
     let pingFrame: [UInt8] = WebSocketFrameEncoder.frame(opcode: .ping, payload: [])
     let catchUpBatch = 64
     /// What a WebSocket subscriber may send between two pings (pongs, pings, stray messages).
@@ -72,13 +69,12 @@ public final class Worker: HTTPEngineDelegate {
 
     /// A worker on the log, listener and wake descriptor the supervisor handed down.
     public convenience init(config: GatewayConfig, index: Int, descriptors: Descriptors, logger: Logger) throws {
-        let mapping = try LogFile.map(fd: descriptors.log)
-        let region = try LogRegion.attach(base: mapping.base, length: mapping.length)
+        let region = try RoleLog.attach(fd: descriptors.log)
         var admission: SlotAdmissionTable? = nil
         if config.maxSubscribersPerSlot > 0 {
             guard descriptors.admission >= 0, let table = SlotAdmissionTable.map(
                 fd: descriptors.admission, entries: config.admissionTableEntries, workers: config.workers) else {
-                throw StartError(description: "cannot map the slot admission table (--admission-fd \(descriptors.admission))")
+                throw RoleStartError("cannot map the slot admission table (--admission-fd \(descriptors.admission))")
             }
             admission = table
         }
@@ -90,11 +86,7 @@ public final class Worker: HTTPEngineDelegate {
 
     /// The backend's sizes for a worker.
     public static func ioConfiguration(_ config: GatewayConfig) -> IOBackendConfiguration {
-        var io = IOBackendConfiguration()
-        io.entries = config.ringEntries
-        io.receiveBufferCount = config.recvBuffers
-        io.receiveBufferBytes = config.recvBufferBytes
-        return io
+        config.ioConfiguration(receiveBufferBytes: config.recvBufferBytes)
     }
 
     /// A worker on an attached log and a given backend (the simulation tests pass theirs).
@@ -107,8 +99,7 @@ public final class Worker: HTTPEngineDelegate {
         self.admission = admission
         cors = CORSPolicy(origins: config.corsOrigins)
         reader = LogReader(region: region)
-        counters = CounterBlock(region: region, process: ProcessBlock.worker(index))
-        counters.set(.pid, UInt64(getpid()))
+        counters = RoleLog.counters(region: region, process: ProcessBlock.worker(index))
         metrics = MetricsRenderer(region: region, workers: config.workers, ioBackend: io.kind.rawValue)
         random = SplitMix64(seed: io.now() &+ UInt64(index))
         let maxRecord = reader.maxRecordBytes
@@ -172,7 +163,7 @@ public final class Worker: HTTPEngineDelegate {
     public func run() {
         logger.info("worker \(index) serving", metadata: ["pid": "\(getpid())", "io": "\(engine.io.kind.rawValue)"])
         engine.run { [unowned self] in
-            shuttingDown && (engine.connectionCount == 0 || engine.nowNanoseconds > shutdownDeadline)
+            shutdown.isFinished(connectionCount: engine.connectionCount, nowNanoseconds: engine.nowNanoseconds)
         }
         logger.info("worker \(index) stopped")
     }
@@ -187,7 +178,7 @@ public final class Worker: HTTPEngineDelegate {
         for w in 0..<config.workers {
             let block = ProcessBlock.worker(w)
             for gauge in [LogCounter.connectionsSSE, .connectionsHTTP, .connectionsWS] {
-                total &+= rg_load_relaxed_u64(region.counterPointer(process: block, counter: gauge.rawValue))
+                total &+= region.loadCounterRelaxed(gauge, process: block)
             }
         }
         return Int64(bitPattern: total) < Int64(config.maxConnections)
@@ -197,12 +188,12 @@ public final class Worker: HTTPEngineDelegate {
         if !catchUpList.isEmpty {
             let list = catchUpList
             catchUpList.removeAll(keepingCapacity: true)
-            for connection in list { catchUp(connection) }
+            for conn in list { catchUp(conn) }
         }
     }
 
     public func engineTick(_ engine: HTTPEngine, nowNanoseconds now: UInt64) {
-        if rg_signal_take() & Int32(RG_SIG_TERM) != 0 && !shuttingDown { beginShutdown() }
+        if RoleShutdown.takeTermination(), shutdown.begin(nowNanoseconds: engine.io.now()) { beginShutdown() }
         pump()   // a lost wake-up costs at most one tick
         if now &- lastHeartbeatScan >= 250_000_000 {
             lastHeartbeatScan = now
@@ -210,19 +201,19 @@ public final class Worker: HTTPEngineDelegate {
         }
     }
 
-    public func engine(_ engine: HTTPEngine, streamWritable connection: Int32) {
-        let s = subscribers + Int(connection)
-        if s.pointee.active && s.pointee.liveIndex < 0 { catchUp(connection) }
+    public func engine(_ engine: HTTPEngine, streamWritable conn: Int32) {
+        let s = subscribers + Int(conn)
+        if s.pointee.active && s.pointee.liveIndex < 0 { catchUp(conn) }
     }
 
-    public func engine(_ engine: HTTPEngine, streamInput bytes: UnsafeRawBufferPointer, connection: Int32) {
-        webSocketInput(connection, bytes)
+    public func engine(_ engine: HTTPEngine, streamInput bytes: UnsafeRawBufferPointer, connection conn: Int32) {
+        webSocketInput(conn, bytes)
     }
 
-    public func engine(_ engine: HTTPEngine, streamClosed connection: Int32) {
-        let s = subscribers + Int(connection)
+    public func engine(_ engine: HTTPEngine, streamClosed conn: Int32) {
+        let s = subscribers + Int(conn)
         guard s.pointee.active else { return }
-        if s.pointee.liveIndex >= 0 { leaveLive(connection) }
+        if s.pointee.liveIndex >= 0 { leaveLive(conn) }
         if s.pointee.catchingUp { counters.subtract(.connectionsCatchingUp) }
         if s.pointee.admissionEntry >= 0 { admission?.add(worker: index, entry: Int(s.pointee.admissionEntry), -1) }
         slots.release(s.pointee.localSlot)
@@ -231,87 +222,83 @@ public final class Worker: HTTPEngineDelegate {
         if activeSubscribers == 0 { setWakeWanted(false) }
     }
 
-    public func engine(_ engine: HTTPEngine, request: HTTPRequest, connection: Int32) {
+    public func engine(_ engine: HTTPEngine, request: HTTPRequest, connection conn: Int32) {
         let origin = request.header("Origin")
         corsHeaders = cors.responseHeaders(origin: origin)
         let route = WorkerRoute.match(method: request.method, path: request.path)
         if !cors.allows(origin: origin), route.answersWithCORS { counters.add(.originRejectedCORS) }
         switch route {
         case .health:
-            respondJSON(connection, request, status: 200, Array(#"{"status":"ok"}"#.utf8))
+            engine.respond(conn, HealthResponse.ok(request, extraHeaders: corsHeaders))
         case .ready:
             if ingestAlive() {
-                respondJSON(connection, request, status: 200, Array(#"{"status":"ready"}"#.utf8))
+                respondJSON(conn, request, status: 200, Array(#"{"status":"ready"}"#.utf8))
             } else {
-                respondJSON(connection, request, status: 503, ErrorBody.json(error: "not_ready", detail: "the ingest process is not running"))
+                respondJSON(conn, request, status: 503, ErrorBody.json(error: "not_ready", detail: "the ingest process is not running"))
             }
         case .metrics:
             let body = metrics.render()
-            engine.respond(connection, HTTPResponseWriter.head(
+            engine.respond(conn, HTTPResponseWriter.head(
                 status: 200, contentType: "text/plain; version=0.0.4", contentLength: body.count,
                 keepAlive: request.keepAlive, extraHeaders: corsHeaders) + (request.method == .head ? [] : body))
         case .history(let slot):
-            history(connection, request, slot: slot)
+            history(conn, request, slot: slot)
         case .stream(let slot):
-            subscribe(connection, request, slot: slot, transport: .sse)
+            subscribe(conn, request, slot: slot, transport: .sse)
         case .webSocket(let slot):
             // Browsers always send Origin on a handshake; other clients may send anything, so
             // a handshake without one is not a browser's and is let through.
             if let origin, !config.webSocketOrigins.contains(origin) {
                 counters.add(.originRejectedWebSocket)
-                engine.respondError(connection, status: 403, error: "origin_not_allowed",
+                engine.respondError(conn, status: 403, error: "origin_not_allowed",
                                     detail: "WebSocket handshakes from origin \(origin) are not allowed (--ws-origins)")
                 return
             }
-            subscribe(connection, request, slot: slot, transport: .webSocket)
+            subscribe(conn, request, slot: slot, transport: .webSocket)
         case .options(let allow):
-            preflight(connection, request, origin: origin, allow: allow)
+            preflight(conn, request, origin: origin, allow: allow)
         case .badSlot:
-            engine.respondError(connection, status: 400, error: "bad_slot",
+            engine.respondError(conn, status: 400, error: "bad_slot",
                                 detail: "slot names are 1-128 bytes of [A-Za-z0-9._:-]", extraHeaders: corsHeaders)
         case .methodNotAllowed(let allow):
-            engine.respondError(connection, status: 405, error: "method_not_allowed",
+            engine.respondError(conn, status: 405, error: "method_not_allowed",
                                 detail: "\(request.method) is not allowed here; use \(allow)",
                                 extraHeaders: [("Allow", allow)] + corsHeaders)
         case .notFound:
-            engine.respondError(connection, status: 404, error: "not_found", detail: "no route for \(request.path)",
+            engine.respondError(conn, status: 404, error: "not_found", detail: "no route for \(request.path)",
                                 extraHeaders: corsHeaders)
         }
     }
 
-    func respondJSON(_ connection: Int32, _ request: HTTPRequest, status: Int, _ body: [UInt8]) {
-        engine.respond(connection, HTTPResponseWriter.json(status: status, body: request.method == .head ? [] : body,
+    func respondJSON(_ conn: Int32, _ request: HTTPRequest, status: Int, _ body: [UInt8]) {
+        engine.respond(conn, HTTPResponseWriter.json(status: status, body: request.method == .head ? [] : body,
                                                            keepAlive: request.keepAlive, extraHeaders: corsHeaders))
     }
 
     /// `OPTIONS`: a browser's preflight before a cross-origin request with headers of its own
     /// (`Authorization`, `Last-Event-ID`), answered from `--cors-origins`.
-    func preflight(_ connection: Int32, _ request: HTTPRequest, origin: String?, allow: String) {
+    func preflight(_ conn: Int32, _ request: HTTPRequest, origin: String?, allow: String) {
         guard let headers = cors.preflightHeaders(origin: origin) else {
-            engine.respondError(connection, status: 403, error: "origin_not_allowed",
+            engine.respondError(conn, status: 403, error: "origin_not_allowed",
                                 detail: "cross-origin requests from \(origin ?? "") are not allowed (--cors-origins)",
                                 extraHeaders: [("Vary", "Origin")])
             return
         }
-        engine.respond(connection, HTTPResponseWriter.head(status: 204, contentType: nil, contentLength: nil,
+        engine.respond(conn, HTTPResponseWriter.head(status: 204, contentType: nil, contentLength: nil,
                                                            keepAlive: request.keepAlive,
                                                            extraHeaders: [("Allow", allow)] + headers))
     }
 
     func ingestAlive() -> Bool {
-        let hb = rg_load_relaxed_u64(region.counterPointer(process: ProcessBlock.ingest, counter: LogCounter.heartbeatNanoseconds.rawValue))
+        let hb = region.loadCounterRelaxed(.heartbeatNanoseconds, process: ProcessBlock.ingest)
         return hb != 0 && engine.io.now() &- hb < 3_000_000_000
     }
 
     // MARK: - Shutdown
 
     func beginShutdown() {
-        shuttingDown = true
-        shutdownDeadline = engine.io.now() + 3_000_000_000
         logger.info("worker \(index) shutting down", metadata: ["streams": "\(engine.connectionCount)"])
-        engine.stopAccepting()
-        engine.forEachStream { connection in closeStream(connection, reason: .shutdown) }
-        engine.closeIdleHTTP()
+        engine.stopServing { conn in closeStream(conn, reason: .shutdown) }
     }
 }
 

@@ -38,13 +38,13 @@ extension Worker {
     /// window walk, which validated the record's header: no seq-index search from a cursor
     /// that may be far behind. False when the reset does not fit its buffer yet: the next
     /// catch-up meets the record again.
-    func skipDamaged(_ connection: Int32, record k: Int, window: LogReader.Window) -> Bool {
+    func skipDamaged(_ conn: Int32, record k: Int, window: LogReader.Window) -> Bool {
         let damaged = window.damagedRecord(k)
         noteDamaged(damaged)
-        let s = subscribers + Int(connection)
+        let s = subscribers + Int(conn)
         let frame = damagedResetFrame(s.pointee.transport, dropped: 1,
                                       oldestSeq: window.slotOldestSeq, headSeq: window.slotHeadSeq)
-        guard writeControl(connection, frame) else { return false }
+        guard writeControl(conn, frame) else { return false }
         counters.add(.resetsDamaged)
         s.pointee.cursorSeq = max(s.pointee.cursorSeq, window.seqs[k])
         s.pointee.cursorOrdinal = window.slotOrdinals[k]

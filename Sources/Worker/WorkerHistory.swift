@@ -10,12 +10,12 @@ import WireProtocol
 extension Worker {
     // MARK: - History
 
-    func history(_ connection: Int32, _ request: HTTPRequest, slot: String) {
+    func history(_ conn: Int32, _ request: HTTPRequest, slot: String) {
         counters.add(.historyRequests)
         var limit = min(100, config.maxLimit)
         if let raw = request.queryValue("limit") {
             guard let n = Int(raw), n >= 1, n <= config.maxLimit else {
-                engine.respondError(connection, status: 400, error: "bad_limit",
+                engine.respondError(conn, status: 400, error: "bad_limit",
                                     detail: "limit must be an integer from 1 to \(config.maxLimit)", extraHeaders: corsHeaders)
                 return
             }
@@ -25,7 +25,7 @@ extension Worker {
         var foreignEpoch = false
         if let raw = request.queryValue("after") {
             guard let id = EventID(parsing: raw) else {
-                engine.respondError(connection, status: 400, error: "bad_id",
+                engine.respondError(conn, status: 400, error: "bad_id",
                                     detail: "after must be an event id like 5f3a9c01-42", extraHeaders: corsHeaders)
                 return
             }
@@ -52,13 +52,13 @@ extension Worker {
         }
         guard complete else {
             counters.add(.historyOverruns)
-            engine.respondError(connection, status: 503, error: "log_overrun",
+            engine.respondError(conn, status: 503, error: "log_overrun",
                                 detail: "the log was overwritten faster than this window could be read (\(HistoryBody.attemptsMax) tries); retry, or ask for a smaller limit",
                                 extraHeaders: [("Retry-After", "1")] + corsHeaders)
             return
         }
         let head = HTTPResponseWriter.head(status: 200, contentType: "application/json", contentLength: json.bytes.count,
                                            keepAlive: request.keepAlive, extraHeaders: corsHeaders)
-        engine.respond(connection, head: head, body: request.method == .head ? [] : json.bytes)
+        engine.respond(conn, head: head, body: request.method == .head ? [] : json.bytes)
     }
 }

@@ -1,6 +1,5 @@
 import ArgumentParser
 import CRinggateSys
-import HTTPServer
 import GatewayCore
 import IO
 @preconcurrency import Glibc

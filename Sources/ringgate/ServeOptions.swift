@@ -1,5 +1,4 @@
 import ArgumentParser
-import HTTPServer
 import GatewayCore
 import IO
 import StreamPolicy

@@ -37,19 +37,19 @@ import IO
             _ = rg_close(listenFD)
         }
 
-        /// Admits the server end of a fresh socket pair; returns its slot.
+        /// Admits the server end of a fresh socket pair; returns its table index.
         func connect() -> Int32 {
             var fds: [Int32] = [-1, -1]
             precondition(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
             peers.append(fds[1])
             engine.admit(fds[0])
-            let slot = Int32(engine.liveCount - 1)
-            precondition(engine.table[Int(slot)].fd == fds[0] && engine.table[Int(slot)].recvArmed)
-            return slot
+            let conn = Int32(engine.liveCount - 1)
+            precondition(engine.table[Int(conn)].fd == fds[0] && engine.table[Int(conn)].recvArmed)
+            return conn
         }
 
-        func complete(_ op: IOOperation, _ slot: Int32, res: Int32, more: Bool = false) {
-            let ud = UserData.pack(op, connection: UInt32(slot), generation: engine.table[Int(slot)].generation)
+        func complete(_ op: IOOperation, _ conn: Int32, res: Int32, more: Bool = false) {
+            let ud = UserData.pack(op, connection: UInt32(conn), generation: engine.table[Int(conn)].generation)
             engine.handle(IOCompletion(tag: ud, result: res, more: more))
         }
     }
@@ -57,28 +57,28 @@ import IO
     @Test func aClosingConnectionWhoseReceiveEndsWithENOBUFSIsFreed() throws {
         let f = try Fixture()
         let gaugeBefore = f.counters.get(.connectionsHTTP)
-        let slot = f.connect()
-        #expect(f.engine.reserveBody(slot, bytes: 1000))
-        f.engine.beginClose(slot, reason: .peerClosed)
+        let conn = f.connect()
+        #expect(f.engine.reserveBody(conn, bytes: 1000))
+        f.engine.beginClose(conn, reason: .peerClosed)
         #expect(f.engine.connectionCount == 1, "waits for its receive to end")
-        f.complete(.recv, slot, res: -ENOBUFS)
+        f.complete(.recv, conn, res: -ENOBUFS)
         #expect(f.engine.connectionCount == 0)
         #expect(f.engine.pendingBodyBytes == 0)
         #expect(f.counters.get(.connectionsHTTP) == gaugeBefore)
-        #expect(f.engine.table[Int(slot)].phase == .free)
+        #expect(f.engine.table[Int(conn)].phase == .free)
     }
 
     @Test func aClosingConnectionWhosePauseCancelCompletesIsFreed() throws {
         let f = try Fixture()
         let gaugeBefore = f.counters.get(.connectionsHTTP)
-        let slot = f.connect()
-        #expect(f.engine.reserveBody(slot, bytes: 1000))
+        let conn = f.connect()
+        #expect(f.engine.reserveBody(conn, bytes: 1000))
         // Input was paused (pipelining cap) and the receive is being cancelled when it closes.
-        f.engine.table[Int(slot)].paused = true
-        f.engine.cancelRecv(slot)
-        #expect(f.engine.table[Int(slot)].recvCancelPending)
-        f.engine.beginClose(slot, reason: .peerClosed)
-        f.complete(.recv, slot, res: -ECANCELED)
+        f.engine.table[Int(conn)].paused = true
+        f.engine.cancelRecv(conn)
+        #expect(f.engine.table[Int(conn)].recvCancelPending)
+        f.engine.beginClose(conn, reason: .peerClosed)
+        f.complete(.recv, conn, res: -ECANCELED)
         #expect(f.engine.connectionCount == 0)
         #expect(f.engine.pendingBodyBytes == 0)
         #expect(f.counters.get(.connectionsHTTP) == gaugeBefore)
@@ -86,20 +86,20 @@ import IO
 
     @Test func queuedPipelinedAnswersLeaveOnlyFromTheTurnEndFlush() throws {
         let f = try Fixture()
-        let slot = f.connect()
+        let conn = f.connect()
         let first = HTTPResponseWriter.json(status: 201, body: Array("{}".utf8), keepAlive: true, extraHeaders: [])
-        f.engine.respond(slot, first)
+        f.engine.respond(conn, first)
         f.engine.flushDirty()
-        #expect(f.engine.table[Int(slot)].sendInFlight)
-        f.engine.respond(slot, first)   // a pipelined answer, queued behind the one in flight
+        #expect(f.engine.table[Int(conn)].sendInFlight)
+        f.engine.respond(conn, first)   // a pipelined answer, queued behind the one in flight
         f.engine.flushDirty()           // nothing can be sent while a send is in flight
         // The first send completes during the next turn's completion handling: the queued
         // answer must wait for the turn end (where the ingest's fdatasync runs).
-        f.complete(.send, slot, res: Int32(first.count))
-        #expect(!f.engine.table[Int(slot)].sendInFlight, "sent before the turn ended")
-        #expect(f.engine.table[Int(slot)].dirty)
+        f.complete(.send, conn, res: Int32(first.count))
+        #expect(!f.engine.table[Int(conn)].sendInFlight, "sent before the turn ended")
+        #expect(f.engine.table[Int(conn)].dirty)
         f.engine.flushDirty()
-        #expect(f.engine.table[Int(slot)].sendInFlight)
+        #expect(f.engine.table[Int(conn)].sendInFlight)
     }
 }
 
@@ -122,20 +122,20 @@ import IO
         let f = try HTTPEngineCompletionTests.Fixture()
         let delegate = Answering()
         f.engine.delegate = delegate
-        let slot = f.connect()
+        let conn = f.connect()
         let request = Array("GET /x HTTP/1.1\r\nHost: t\r\n\r\n".utf8)
-        func feed() { request.withUnsafeBytes { f.engine.feed(slot, $0) } }
+        func feed() { request.withUnsafeBytes { f.engine.feed(conn, $0) } }
         feed()
         f.engine.flushDirty()            // answer 1 in flight
         for _ in 0..<100 {
             feed()                       // the next request arrives while the previous answer is being sent
-            #expect(!f.engine.table[Int(slot)].paused)
-            let inFlight = f.engine.table[Int(slot)].out!.count
-            f.complete(.send, slot, res: Int32(inFlight))
+            #expect(!f.engine.table[Int(conn)].paused)
+            let inFlight = f.engine.table[Int(conn)].out!.count
+            f.complete(.send, conn, res: Int32(inFlight))
             f.engine.flushDirty()        // the turn ends: the queued answer goes out
-            #expect(f.engine.table[Int(slot)].sendInFlight)
+            #expect(f.engine.table[Int(conn)].sendInFlight)
         }
         #expect(delegate.requests == 101)
-        #expect(!f.engine.table[Int(slot)].paused)
+        #expect(!f.engine.table[Int(conn)].paused)
     }
 }

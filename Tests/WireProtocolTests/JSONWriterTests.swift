@@ -59,24 +59,4 @@ import Testing
         w.appendRaw("]")
         #expect(w.bytes.text == "[0,-42,-9223372036854775808,18446744073709551615,true,null,\"00000001-2\"]")
     }
-
-    @Test func historyResponse() {
-        var h = HistoryResponseWriter(slot: "news")
-        let t = Array("message".utf8), d = Array("hi".utf8)
-        t.withUnsafeBytes { tb in
-            d.withUnsafeBytes { db in
-                h.appendEvent(id: EventID(epoch: 0x5f3a9c01, seq: 7), type: tb, data: db, timeMilliseconds: 1795310494123)
-            }
-        }
-        #expect(h.count == 1)
-        let body = h.finish(next: EventID(epoch: 0x5f3a9c01, seq: 7), oldest: EventID(epoch: 0x5f3a9c01, seq: 1),
-                            head: EventID(epoch: 0x5f3a9c01, seq: 9), reset: false)
-        #expect(body.text == """
-            {"slot":"news","events":[{"id":"5f3a9c01-7","type":"message","data":"hi","time":1795310494123}],\
-            "next":"5f3a9c01-7","oldest":"5f3a9c01-1","head":"5f3a9c01-9","reset":false}
-            """)
-        var empty = HistoryResponseWriter(slot: "x")
-        #expect(empty.finish(next: nil, oldest: nil, head: nil, reset: true).text
-            == "{\"slot\":\"x\",\"events\":[],\"next\":null,\"oldest\":null,\"head\":null,\"reset\":true}")
-    }
 }

@@ -57,7 +57,6 @@ public final class Worker: HTTPEngineDelegate {
     var shutdownDeadline: UInt64 = 0
     var lastHeartbeatScan: UInt64 = 0
     var random: SplitMix64
-    let heartbeatFrame: [UInt8] = Array(": hb\n\n".utf8)
     let pingFrame: [UInt8] = WebSocketFrameEncoder.frame(opcode: .ping, payload: [])
     let catchUpBatch = 64
     /// What a WebSocket subscriber may send between two pings (pongs, pings, stray messages).

@@ -322,8 +322,8 @@ extension Worker {
             }
             if handled == window.positions.count && window.positions.count < catchUpBatch {
                 // Caught up with everything this worker has fanned out: rejoin the fan-out.
+                if s.pointee.cursor.mode == .catchingUp { counters.subtract(.connectionsCatchingUp) }
                 counters.observeLag(events: s.pointee.cursor.promote(fanoutSeq: fanoutSeq))
-                counters.subtract(.connectionsCatchingUp)
                 joinLive(connection)
                 return
             }

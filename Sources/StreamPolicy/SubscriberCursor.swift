@@ -38,27 +38,28 @@ public struct SubscriberCursor: Sendable, Equatable {
     @inlinable public var ordinal: UInt64 { _ordinal }
     /// A reset was sent for the current gap: the next window may start later without another.
     @inlinable public var gapAccepted: Bool { _gapAccepted }
+    @inlinable public var lastWriteNanoseconds: UInt64 { _lastWriteNanoseconds }
+
+    // Stored properties, 8-byte ones first and the hot ones (what delivery and demotion
+    // change, stored for the inlined fan-out path) at the front: one cursor is 64 bytes, so a
+    // worker's subscriber table stays as dense as it was before the extraction.
+    @usableFromInline var _seq: UInt64
+    @usableFromInline var _ordinal: UInt64
+    @usableFromInline var _lastWriteNanoseconds: UInt64
+    /// The largest lag (fan-out position minus cursor) of the current catch-up episode.
+    public private(set) var maxLag: UInt64
+    public let deadlineNanoseconds: UInt64
+    /// WebSocket: when the oldest unanswered ping (or the last answered one) went out.
+    public private(set) var lastPingNanoseconds: UInt64
+    public private(set) var lastPongNanoseconds: UInt64
+    @usableFromInline var _mode: Mode
+    @usableFromInline var _gapAccepted: Bool
     /// The resume id was not from this log (another epoch, or ahead of its head): the first
     /// window sends a reset with reason `epoch` whatever it holds.
     public private(set) var pendingEpochReset: Bool
     /// A close notice was written: nothing more is delivered.
     public private(set) var closing: Bool
-    /// The largest lag (fan-out position minus cursor) of the current catch-up episode.
-    public private(set) var maxLag: UInt64
     public let heartbeat: Heartbeat
-    @inlinable public var lastWriteNanoseconds: UInt64 { _lastWriteNanoseconds }
-    public let deadlineNanoseconds: UInt64
-    /// WebSocket: when the oldest unanswered ping (or the last answered one) went out.
-    public private(set) var lastPingNanoseconds: UInt64
-    public private(set) var lastPongNanoseconds: UInt64
-
-    // What delivery and demotion change, stored for the inlined hot path (the public views
-    // above read them).
-    @usableFromInline var _mode: Mode
-    @usableFromInline var _seq: UInt64
-    @usableFromInline var _ordinal: UInt64
-    @usableFromInline var _gapAccepted: Bool
-    @usableFromInline var _lastWriteNanoseconds: UInt64
 
     /// An unused table entry: catching up from 0, never due.
     public init() {

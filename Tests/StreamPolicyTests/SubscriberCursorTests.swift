@@ -230,3 +230,11 @@ import Testing
         #expect(c.tick(nowNanoseconds: 4 * heartbeat, heartbeatNanoseconds: heartbeat) == .heartbeat)
     }
 }
+
+@Suite struct SubscriberCursorLayoutTests {
+    /// The cursor lives in every subscriber table entry, read on every fan-out delivery: it
+    /// must not grow the table (the fan-out's cache footprint) past what it replaced.
+    @Test func cursorFitsInSixtyFourBytes() {
+        #expect(MemoryLayout<SubscriberCursor>.stride <= 64)
+    }
+}

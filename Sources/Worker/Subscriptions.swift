@@ -1,10 +1,11 @@
+import StreamPolicy
 import WireProtocol
 
 /// One worker's subscribers, grouped by slot. A subscriber is a cursor, never a queue: it is
 /// either *live* (in its slot's fan-out list, cursor equal to the fan-out position) or catching
-/// up from its cursor through windowed reads of the log.
+/// up from its cursor through windowed reads of the log. Its stream decisions live in
+/// `cursor` (StreamPolicy); this entry adds what the I/O needs.
 struct Subscriber {
-    enum PendingReset: UInt8 { case none, epoch }
     enum Transport: UInt8 { case sse, webSocket }
 
     var active = false
@@ -12,21 +13,14 @@ struct Subscriber {
     var localSlot: Int32 = -1
     var admissionEntry: Int32 = -1       // its slot's entry in the shared admission table
     var liveIndex: Int32 = -1            // index in its slot's `live`, -1 when catching up
-    var cursorSeq: UInt64 = 0            // last seq delivered (or skipped)
-    var cursorOrdinal: UInt64 = 0        // that event's ordinal in its slot, 0 when unknown
-    var catchingUp = false
-    var closing = false                  // a close event was written; deliver nothing more
-    var deadlineNanoseconds: UInt64 = .max
-    var maxLag: UInt64 = 0               // largest lag of the current catch-up episode
-    var acceptGap = false                // a reset was sent: the next window may start later
-    var pendingReset = PendingReset.none
-    var lastWriteNanoseconds: UInt64 = 0
+    var cursor = SubscriberCursor()      // cursor, live/catch-up, lag, heartbeat and lifetime
     // WebSocket only: the client's frames are decoded (and data messages dropped) without
-    // buffering them; pings go out on the heartbeat and must be answered within two.
+    // buffering them.
     var decoder: WebSocketFrameDecoder? = nil
-    var lastPingNanoseconds: UInt64 = 0
-    var lastPongNanoseconds: UInt64 = 0
     var inputBytesSincePing = 0          // bytes the client sent since the last ping went out
+
+    /// Counted in `connections_catching_up`.
+    var catchingUp: Bool { active && cursor.mode == .catchingUp }
 }
 
 struct LocalSlot {

@@ -54,7 +54,6 @@ public final class Worker: HTTPEngineDelegate {
     var shutdown = RoleShutdown(graceNanoseconds: 3_000_000_000)
     var lastHeartbeatScan: UInt64 = 0
     var random: SplitMix64
-    let heartbeatFrame: [UInt8] = SSEEncoder.heartbeat
     let pingFrame: [UInt8] = WebSocketFrameEncoder.frame(opcode: .ping, payload: [])
     let catchUpBatch = 64
     /// What a WebSocket subscriber may send between two pings (pongs, pings, stray messages).

@@ -46,8 +46,7 @@ extension Worker {
                                       oldestSeq: window.slotOldestSeq, headSeq: window.slotHeadSeq)
         guard writeControl(conn, frame) else { return false }
         counters.add(.resetsDamaged)
-        s.pointee.cursorSeq = max(s.pointee.cursorSeq, window.seqs[k])
-        s.pointee.cursorOrdinal = window.slotOrdinals[k]
+        s.pointee.cursor.skippedDamaged(seq: window.seqs[k], ordinal: window.slotOrdinals[k])
         return true
     }
 }

@@ -95,45 +95,34 @@ extension Worker {
             s.pointee.admissionEntry = admissionEntry
             admission?.add(worker: index, entry: Int(admissionEntry), 1)
         }
-        s.pointee.lastWriteNanoseconds = now
-        s.pointee.deadlineNanoseconds = Jitter.lifetimeDeadline(
+        let deadline = Jitter.lifetimeDeadline(
             startNanoseconds: now, lifetimeNanoseconds: config.maxLifetimeNanoseconds, random: random.next())
         if transport == .webSocket {
             // Subscribers do not publish: data messages are validated and dropped, never kept.
             s.pointee.decoder = WebSocketFrameDecoder(maxMessageBytes: 64 << 10, keepsDataPayloads: false)
-            s.pointee.lastPingNanoseconds = now
-            s.pointee.lastPongNanoseconds = now
         }
-        if let resume {
-            if resume.epoch != reader.epoch || resume.seq > reader.headSeqAcquire() {
-                s.pointee.pendingReset = .epoch
-                s.pointee.cursorSeq = 0
-            } else {
-                s.pointee.cursorSeq = resume.seq
-            }
-            markCatchingUp(connection)
-            catchUp(connection)
-        } else {
-            s.pointee.cursorSeq = fanoutSeq
+        s.pointee.cursor = .start(resume: resume.map { ($0.epoch, $0.seq) }, logEpoch: reader.epoch,
+                                  headSeq: resume == nil ? 0 : reader.headSeqAcquire(), fanoutSeq: fanoutSeq,
+                                  heartbeat: transport == .sse ? .comment : .ping,
+                                  nowNanoseconds: now, deadlineNanoseconds: deadline)
+        switch s.pointee.cursor.mode {
+        case .live:
             joinLive(connection)
+        case .catchingUp:
+            counters.add(.connectionsCatchingUp)
+            catchUp(connection)
         }
     }
 
+    /// Puts a subscriber whose cursor is live into its slot's fan-out list.
     func joinLive(_ connection: Int32) {
         let s = subscribers + Int(connection)
-        if s.pointee.catchingUp {
-            s.pointee.catchingUp = false
-            counters.subtract(.connectionsCatchingUp)
-        }
         s.pointee.liveIndex = slots.addLive(s.pointee.localSlot, connection: connection)
     }
 
-    func markCatchingUp(_ connection: Int32) {
-        let s = subscribers + Int(connection)
-        if !s.pointee.catchingUp {
-            s.pointee.catchingUp = true
-            counters.add(.connectionsCatchingUp)
-        }
+    /// Moves a live cursor to catch-up (the caller takes it out of the fan-out list).
+    func demote(_ connection: Int32) {
+        if subscribers[Int(connection)].cursor.demote() { counters.add(.connectionsCatchingUp) }
     }
 
     func leaveLive(_ connection: Int32) {
@@ -215,9 +204,7 @@ extension Worker {
                 frame = wsFrame!
             }
             if engine.streamAppend(connection, frame) {
-                s.pointee.cursorSeq = view.seq
-                s.pointee.cursorOrdinal = view.slotOrdinal
-                s.pointee.lastWriteNanoseconds = engine.nowNanoseconds
+                s.pointee.cursor.delivered(seq: view.seq, ordinal: view.slotOrdinal, nowNanoseconds: engine.nowNanoseconds)
                 if s.pointee.transport == .sse { deliveredSSE += 1 } else { deliveredWS += 1 }
             } else {
                 demoted.append(connection)
@@ -227,7 +214,7 @@ extension Worker {
         if deliveredWS > 0 { counters.add(.eventsDeliveredWS, deliveredWS) }
         for connection in demoted {
             leaveLive(connection)
-            markCatchingUp(connection)
+            demote(connection)
             // The next send completion (or a freed buffer) resumes it from its cursor.
         }
         demoted.removeAll(keepingCapacity: true)
@@ -269,7 +256,7 @@ extension Worker {
     func demoteAllLive() {
         for connection in slots.takeAllLive() {
             subscribers[Int(connection)].liveIndex = -1
-            markCatchingUp(connection)
+            demote(connection)
             catchUpList.append(connection)
         }
     }
@@ -278,19 +265,18 @@ extension Worker {
     /// of its slot, then puts it back in the live fan-out. Stops whenever its buffer is full.
     func catchUp(_ connection: Int32) {
         let s = subscribers + Int(connection)
-        guard s.pointee.active, !s.pointee.closing, s.pointee.liveIndex < 0, engine.isOpenStream(connection) else { return }
+        guard s.pointee.active, !s.pointee.cursor.closing, s.pointee.liveIndex < 0, engine.isOpenStream(connection) else { return }
         guard let name = slots.slots[Int(s.pointee.localSlot)]?.name else { return }
         let transport = s.pointee.transport
         while true {
             if engine.streamSpace(connection) < 512 { return }
-            s.pointee.maxLag = max(s.pointee.maxLag, fanoutSeq &- s.pointee.cursorSeq)
+            s.pointee.cursor.observeLag(fanoutSeq: fanoutSeq)
             let window = name.withUnsafeBytes { nameBytes in
-                reader.window(slot: nameBytes, after: s.pointee.cursorSeq,
-                              afterOrdinal: s.pointee.cursorOrdinal == 0 ? nil : s.pointee.cursorOrdinal,
+                reader.window(slot: nameBytes, after: s.pointee.cursor.seq,
+                              afterOrdinal: s.pointee.cursor.ordinal == 0 ? nil : s.pointee.cursor.ordinal,
                               limit: catchUpBatch, maxSeq: fanoutSeq, scratch: recordScratch)
             }
-            switch config.lagPolicy.action(windowReset: window.reset, gapAccepted: s.pointee.acceptGap,
-                                           unknownID: s.pointee.pendingReset == .epoch) {
+            switch s.pointee.cursor.windowAction(windowReset: window.reset, policy: config.lagPolicy) {
             case .deliver:
                 break
             case .disconnect:
@@ -305,8 +291,7 @@ extension Worker {
                                                          dropped: window.dropped)
                 guard writeControl(connection, frame) else { return }
                 counters.add(reason == .epoch ? .resetsEpoch : .resetsLapped)
-                s.pointee.pendingReset = .none
-                s.pointee.acceptGap = true
+                s.pointee.cursor.resetSent()
             }
             var delivered: UInt64 = 0
             var handled = 0   // delivered or skipped as damaged
@@ -331,19 +316,14 @@ extension Worker {
                     return   // wait for the socket to drain
                 }
                 _ = engine.streamWrite(connection) { out in encodeFrame(view, transport: transport, into: out) }
-                s.pointee.cursorSeq = view.seq
-                s.pointee.cursorOrdinal = view.slotOrdinal
-                s.pointee.acceptGap = false
-                s.pointee.lastWriteNanoseconds = engine.nowNanoseconds
+                s.pointee.cursor.delivered(seq: view.seq, ordinal: view.slotOrdinal, nowNanoseconds: engine.nowNanoseconds)
                 delivered += 1
                 handled += 1
             }
             if handled == window.positions.count && window.positions.count < catchUpBatch {
                 // Caught up with everything this worker has fanned out: rejoin the fan-out.
-                if s.pointee.cursorSeq < fanoutSeq { s.pointee.cursorSeq = fanoutSeq }
-                s.pointee.acceptGap = false
-                counters.observeLag(events: s.pointee.maxLag)
-                s.pointee.maxLag = 0
+                if s.pointee.cursor.mode == .catchingUp { counters.subtract(.connectionsCatchingUp) }
+                counters.observeLag(events: s.pointee.cursor.promote(fanoutSeq: fanoutSeq))
                 joinLive(connection)
                 return
             }
@@ -354,7 +334,7 @@ extension Worker {
     @discardableResult
     func writeControl(_ connection: Int32, _ frame: [UInt8]) -> Bool {
         let ok = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
-        if ok { subscribers[Int(connection)].lastWriteNanoseconds = engine.nowNanoseconds }
+        if ok { subscribers[Int(connection)].cursor.wroteControl(nowNanoseconds: engine.nowNanoseconds) }
         return ok
     }
 
@@ -362,9 +342,9 @@ extension Worker {
     /// message and a close frame), then a bounded flush and close. Nothing is delivered after.
     func closeStream(_ connection: Int32, reason: DisconnectReason) {
         let s = subscribers + Int(connection)
-        guard s.pointee.active, !s.pointee.closing else { return }
+        guard s.pointee.active, !s.pointee.cursor.closing else { return }
         if s.pointee.liveIndex >= 0 { leaveLive(connection) }
-        s.pointee.closing = true
+        _ = s.pointee.cursor.beginClose()
         if s.pointee.transport == .sse {
             writeControl(connection, SSEEncoder.closeEvent(reason: reason.rawValue))
         } else {
@@ -382,31 +362,19 @@ extension Worker {
         let interval = config.heartbeatNanoseconds
         engine.forEachStream { connection in
             let s = subscribers + Int(connection)
-            guard s.pointee.active, !s.pointee.closing else { return }
-            if now >= s.pointee.deadlineNanoseconds {
-                closeStream(connection, reason: .maxLifetime)
+            guard s.pointee.active, !s.pointee.cursor.closing else { return }
+            switch s.pointee.cursor.tick(nowNanoseconds: now, heartbeatNanoseconds: interval) {
+            case .none:
                 return
-            }
-            switch s.pointee.transport {
-            case .sse:
-                guard now &- s.pointee.lastWriteNanoseconds >= interval else { return }
-                if heartbeatFrame.withUnsafeBytes({ engine.streamAppend(connection, $0) }) {
-                    s.pointee.lastWriteNanoseconds = now
-                }
-            case .webSocket:
-                if s.pointee.lastPongNanoseconds < s.pointee.lastPingNanoseconds
-                    && now &- s.pointee.lastPingNanoseconds >= 2 * interval {
-                    engine.beginClose(connection, reason: .halfOpen)
-                    return
-                }
-                guard now &- s.pointee.lastPingNanoseconds >= interval else { return }
-                if pingFrame.withUnsafeBytes({ engine.streamAppend(connection, $0) }) {
-                    s.pointee.inputBytesSincePing = 0
-                    if s.pointee.lastPongNanoseconds >= s.pointee.lastPingNanoseconds {
-                        s.pointee.lastPingNanoseconds = now   // the oldest unanswered ping counts
-                    }
-                    s.pointee.lastWriteNanoseconds = now
-                }
+            case .closeMaxLifetime:
+                closeStream(connection, reason: .maxLifetime)
+            case .closeHalfOpen:
+                engine.beginClose(connection, reason: .halfOpen)
+            case .heartbeat:
+                let frame = s.pointee.transport == .sse ? SSEEncoder.heartbeat : pingFrame
+                guard frame.withUnsafeBytes({ engine.streamAppend(connection, $0) }) else { return }
+                if s.pointee.transport == .webSocket { s.pointee.inputBytesSincePing = 0 }
+                s.pointee.cursor.heartbeatSent(nowNanoseconds: now)
             }
         }
     }
@@ -419,9 +387,9 @@ extension Worker {
         // Subscribers do not publish: a client that keeps sending (data or control frames) past
         // a budget per heartbeat is closed, so its input costs bounded work, not just no memory.
         s.pointee.inputBytesSincePing += bytes.count
-        if s.pointee.inputBytesSincePing > webSocketInputBudgetBytes && !s.pointee.closing {
+        if s.pointee.inputBytesSincePing > webSocketInputBudgetBytes && !s.pointee.cursor.closing {
             if s.pointee.liveIndex >= 0 { leaveLive(connection) }
-            s.pointee.closing = true
+            _ = s.pointee.cursor.beginClose()
             let frame = WebSocketFrameEncoder.closeFrame(code: WebSocketCloseCode.policyViolation,
                                                          reason: "subscribers do not publish")
             _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
@@ -443,11 +411,10 @@ extension Worker {
                 let frame = WebSocketFrameEncoder.frame(opcode: .pong, payload: payload)
                 _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
             case .pong:
-                s.pointee.lastPongNanoseconds = engine.nowNanoseconds
+                s.pointee.cursor.pongReceived(nowNanoseconds: engine.nowNanoseconds)
             case .close(let code, _):
                 if s.pointee.liveIndex >= 0 { leaveLive(connection) }
-                if !s.pointee.closing {
-                    s.pointee.closing = true
+                if s.pointee.cursor.beginClose() {
                     let frame = WebSocketFrameEncoder.closeFrame(code: code ?? WebSocketCloseCode.normal)
                     _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
                 }
@@ -455,7 +422,7 @@ extension Worker {
                 return
             case .protocolError(let closeCode, let reason):
                 if s.pointee.liveIndex >= 0 { leaveLive(connection) }
-                s.pointee.closing = true
+                _ = s.pointee.cursor.beginClose()
                 let frame = WebSocketFrameEncoder.closeFrame(code: closeCode, reason: String(reason.prefix(100)))
                 _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
                 engine.closeAfterFlush(connection, reason: .protocolError)

@@ -107,6 +107,16 @@ public struct SubscriberCursor: Sendable, Equatable {
 
     // MARK: delivery (the fan-out's hot path: inlined across the module boundary)
 
+    /// A live subscriber took the fan-out's record: only the fields delivery moves are written
+    /// (a live cursor has no accepted gap to clear), so the fan-out touches the front of the
+    /// entry only.
+    @inlinable
+    public mutating func deliveredLive(seq: UInt64, ordinal: UInt64, nowNanoseconds now: UInt64) {
+        _seq = seq
+        _ordinal = ordinal
+        _lastWriteNanoseconds = now
+    }
+
     /// Record `seq` (ordinal `ordinal` in its slot) was copied whole into the stream buffer.
     @inlinable
     public mutating func delivered(seq: UInt64, ordinal: UInt64, nowNanoseconds now: UInt64) {
@@ -183,7 +193,9 @@ public struct SubscriberCursor: Sendable, Equatable {
     }
 
     /// The heartbeat timer, for a stream that is not closing. Lifetime first: a stream past
-    /// its deadline is closed whatever else is due.
+    /// its deadline is closed whatever else is due. Inlined: the heartbeat scan calls it for
+    /// every stream.
+    @inlinable
     public func tick(nowNanoseconds now: UInt64, heartbeatNanoseconds interval: UInt64) -> TickAction {
         if now >= deadlineNanoseconds { return .closeMaxLifetime }
         switch heartbeat {

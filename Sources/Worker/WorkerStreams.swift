@@ -204,7 +204,7 @@ extension Worker {
                 frame = wsFrame!
             }
             if engine.streamAppend(connection, frame) {
-                s.pointee.cursor.delivered(seq: view.seq, ordinal: view.slotOrdinal, nowNanoseconds: engine.nowNanoseconds)
+                s.pointee.cursor.deliveredLive(seq: view.seq, ordinal: view.slotOrdinal, nowNanoseconds: engine.nowNanoseconds)
                 if s.pointee.transport == .sse { deliveredSSE += 1 } else { deliveredWS += 1 }
             } else {
                 demoted.append(connection)

@@ -111,6 +111,18 @@ import Testing
         #expect(c.promote(fanoutSeq: 115) == 5)
     }
 
+    /// The fan-out's `deliveredLive` writes only what delivery moves: a live cursor must
+    /// never hold an accepted gap (a reset sent while catching up is cleared by promotion).
+    @Test func aLiveCursorHasNoAcceptedGapSoLiveDeliveryOnlyMovesTheCursor() {
+        var c = start(resume: (epoch, 40), head: 100, fanout: 100)
+        c.resetSent()
+        #expect(c.gapAccepted)
+        _ = c.promote(fanoutSeq: 100)
+        #expect(c.mode == .live && !c.gapAccepted)
+        c.deliveredLive(seq: 101, ordinal: 7, nowNanoseconds: 9)
+        #expect(c.seq == 101 && c.ordinal == 7 && c.lastWriteNanoseconds == 9 && !c.gapAccepted)
+    }
+
     @Test func promotionNeverMovesTheCursorBack() {
         var c = start(resume: (epoch, 50), head: 100, fanout: 100)
         c.delivered(seq: 100, ordinal: 2, nowNanoseconds: 2)

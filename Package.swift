@@ -72,5 +72,9 @@ let package = Package(
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "IO", "RingLog", "WireProtocol", "CRinggateSys",
                                                            .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "GatewayCoreTests", dependencies: ["GatewayCore"]),
+        // Seeded schedules of the real worker and ingest on the simulated backend (no sockets).
+        .testTarget(name: "SimulationTests",
+                    dependencies: ["IOSimulation", "IO", "HTTPServer", "Worker", "Ingest", "GatewayCore", "RingLog",
+                                   "WireProtocol", "CRinggateSys", .product(name: "Logging", package: "swift-log")]),
     ]
 )

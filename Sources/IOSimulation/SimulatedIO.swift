@@ -183,6 +183,22 @@ public final class SimulatedIO: IOBackend {
         files.values.reduce(0) { n, k in if case .connection = k { return n + 1 } else { return n } }
     }
 
+    /// The operations pending on `fd`, for failure messages.
+    public func describeOperations(fd: Int32) -> String {
+        let list = operations.filter { $0.fd == fd }.map { op -> String in
+            let what: String
+            switch op.kind {
+            case .accept: what = "accept"
+            case .receive: what = "receive"
+            case .send(_, let n): what = "send(\(n))"
+            case .readWake: what = "readWake"
+            case .timeout: what = "timeout"
+            }
+            return "\(what) tag=\(String(op.tag, radix: 16))"
+        }
+        return "[\(list.joined(separator: ", "))]"
+    }
+
     // MARK: - Submissions
 
     func submissionAllowed() -> Bool {

@@ -32,6 +32,7 @@ final class IngestSchedule {
         var lastAckSeq: UInt64 = 0
         var lastSendAt: UInt64 = 0
         var lastAnswerAt: UInt64 = 0
+        var finSeenAt: UInt64 = 0
         var finished = false
         var pastDeadlineSeenAt: UInt64 = 0
         init(peer: SimPeer, stopAt: Int, resetsAtStop: Bool) {
@@ -178,7 +179,12 @@ final class IngestSchedule {
         publishers.append(p)
     }
 
+    let tracePeer = SimSeeds.environment("RINGGATE_SIM_TRACE").flatMap { Int($0) }
+
     func drive(_ p: Publisher, now: UInt64) {
+        if tracePeer == p.peer.id && !p.peer.serverClosed {
+            print("trace t=\(sim.turn) clock=\(now) fd=\(p.peer.serverFD) sent=\(p.sent)/\(p.stopAt)/\(p.stream.count) answered=\(p.answered) toServer=\(p.peer.pendingToServer) unread=\(p.peer.unreadBytes) fin=\(p.peer.finSent) sfin=\(p.peer.serverFIN) \(describeServerSide(p.peer.serverFD)) ops=\(sim.describeOperations(fd: p.peer.serverFD))")
+        }
         if p.sent < p.stopAt && !p.finished {
             // Pipelined: the whole stream goes out in pieces split at random points.
             let n = random.within(1...(p.stopAt - p.sent))
@@ -301,15 +307,32 @@ final class IngestSchedule {
             boundary += r.bytes.count
             if boundary == p.stopAt { atBoundary = true }
         }
+        if p.peer.serverFIN && p.finSeenAt == 0 { p.finSeenAt = now }
         let timeout = atBoundary ? ingest.engine.configuration.keepAliveIdleNanoseconds
-            : max(config.headerTimeoutNanoseconds, config.bodyTimeoutNanoseconds) + ingest.engine.configuration.lingerNanoseconds
-        let deadline = max(p.lastSendAt, p.lastAnswerAt) + timeout + 4 * tick
-        guard now >= deadline else { return }
+            : max(config.headerTimeoutNanoseconds, config.bodyTimeoutNanoseconds)
+        // Chained: the 408 within the timeout, then the linger from when the server shut its side.
+        let deadline = p.finSeenAt > 0 ? p.finSeenAt + ingest.engine.configuration.lingerNanoseconds + 2 * tick
+            : max(p.lastSendAt, p.lastAnswerAt) + timeout + 2 * tick
+        guard now >= deadline else {
+            p.pastDeadlineSeenAt = 0
+            return
+        }
         if p.pastDeadlineSeenAt == 0 { p.pastDeadlineSeenAt = now }
         if now >= p.pastDeadlineSeenAt + 2 * tick + 10_000_000 {
-            fail("publisher \(p.peer.id) stalled at byte \(p.stopAt) of \(p.stream.count) still open \((now - deadline) / 1_000_000) ms past its deadline")
+            fail("publisher \(p.peer.id) stalled at byte \(p.stopAt) of \(p.stream.count) still open \((now - deadline) / 1_000_000) ms past its deadline; answered \(p.answered)/\(p.requests.count), last send \(p.lastSendAt), last answer \(p.lastAnswerAt), FIN seen \(p.finSeenAt), unread \(p.peer.unreadBytes), toServer \(p.peer.pendingToServer), \(describeServerSide(p.peer.serverFD)), pending in the backend \(sim.describeOperations(fd: p.peer.serverFD))")
             p.pastDeadlineSeenAt = UInt64.max / 2
         }
+    }
+
+    func describeServerSide(_ fd: Int32) -> String {
+        let e = ingest.engine
+        for i in 0..<e.tableCapacity where i < e.initializedCount || i >= e.configuration.maxConnections {
+            let c = e.table[i]
+            if c.fd == fd && c.phase != .free {
+                return "server conn \(i): phase \(c.phase), recvArmed \(c.recvArmed), needsRearm \(c.recvNeedsRearm), paused \(c.paused), cancelPending \(c.recvCancelPending), sendInFlight \(c.sendInFlight), closeAfterFlush \(c.closeAfterFlush), headStart \(c.headStartNanoseconds), bodyProgress \(c.bodyProgressNanoseconds), unsent \(c.unsentAnswers), stash \(c.stash.count), out \(c.out?.count ?? -1)/\(c.outOffset), queued \(c.queued.count)"
+            }
+        }
+        return "no server connection"
     }
 
     func checkFinalState() {

@@ -36,6 +36,19 @@ public final class SimulatedIO: IOBackend {
             f.clockJumpPerMille = 5
             return f
         }
+
+        /// Faults often enough that nearly every operation meets one.
+        public static var harsh: Faults {
+            var f = Faults()
+            f.shortSendPerMille = 600
+            f.sendEAGAINPerMille = 100
+            f.sendEINTRPerMille = 100
+            f.submissionQueueFullPerMille = 150
+            f.acceptEMFILEPerMille = 150
+            f.clockJumpPerMille = 30
+            f.clockJumpMaxNanoseconds = 5_000_000_000
+            return f
+        }
     }
 
     public struct Violation: Sendable, CustomStringConvertible {
@@ -69,6 +82,9 @@ public final class SimulatedIO: IOBackend {
     public private(set) var random: SimRandom
     public private(set) var clockNanoseconds: UInt64
     public private(set) var turn = 0
+    /// Timeouts that completed: the loop's ticks, so a test can give the loop a number of
+    /// chances to act that a clock jump cannot compress into one turn.
+    public private(set) var timersFired = 0
     /// Called at the start of every `wait`: the test moves its peers and checks invariants.
     public var onTurn: ((SimulatedIO) -> Void)?
     /// Every completion handed out, in order (for the replay check); only when enabled.
@@ -315,6 +331,7 @@ public final class SimulatedIO: IOBackend {
         switch op.kind {
         case .timeout(let deadline):
             guard clockNanoseconds >= deadline else { return false }
+            timersFired += 1
             ready.append(IOCompletion(tag: op.tag, result: -ETIME))
             return true
         case .readWake(let scratch):

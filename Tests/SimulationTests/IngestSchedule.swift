@@ -35,6 +35,7 @@ final class IngestSchedule {
         var finSeenAt: UInt64 = 0
         var finished = false
         var pastDeadlineSeenAt: UInt64 = 0
+        var timersAtPastDeadline = 0
         init(peer: SimPeer, stopAt: Int, resetsAtStop: Bool) {
             self.peer = peer
             self.stopAt = stopAt
@@ -65,13 +66,15 @@ final class IngestSchedule {
     let scratch: UnsafeMutableRawBufferPointer
     var nextToken = 0
 
-    init(seed: UInt64, faults: SimulatedIO.Faults = .mixed, recordsTranscript: Bool = false) throws {
+    init(seed: UInt64, faults given: SimulatedIO.Faults? = nil, recordsTranscript: Bool = false) throws {
         self.seed = seed
         var r = SimRandom(seed: seed ^ 0x1B6E_57)
         var io = IOBackendConfiguration()
-        io.receiveBufferCount = 6
+        io.receiveBufferCount = r.within(2...8)
         io.receiveBufferBytes = 256
         io.completionBatch = 64
+        // A third of the schedules run the harsh mix.
+        let faults = given ?? (r.below(3) == 0 ? .harsh : .mixed)
         sim = SimulatedIO(seed: seed, faults: faults, configuration: io)
         sim.recordsTranscript = recordsTranscript
         log = SimLog(capacityBytes: 1 << 20)
@@ -150,11 +153,27 @@ final class IngestSchedule {
         let peer = sim.connect(sendBufferBytes: random.within(128...4096),
                                readBytesPerTurn: random.chance(200) ? random.within(8...64) : 1 << 20)
         var requests: [Request] = []
-        for _ in 0..<random.within(1...6) {
+        let count = random.within(1...6)
+        for i in 0..<count {
             let slot = ["a", "b", "c"][random.below(3)]
-            if random.chance(500) {
+            let expect = (random.chance(150) ? "Expect: 100-continue\r\n" : "")
+                + (i == count - 1 && random.chance(300) ? "Connection: close\r\n" : "")
+            if random.chance(200) {
+                // Chunked: the event is the chunks' concatenation.
+                let t = token() + String(repeating: "k", count: random.within(0...300))
+                var body = ""
+                var rest = Substring(t)
+                while !rest.isEmpty {
+                    let n = random.within(1...rest.count)
+                    body += String(n, radix: 16) + "\r\n" + rest.prefix(n) + "\r\n"
+                    rest = rest.dropFirst(n)
+                }
+                body += "0\r\n\r\n"
+                let head = "POST /v1/slots/\(slot)/events HTTP/1.1\r\nHost: sim\r\n\(expect)Transfer-Encoding: chunked\r\n\r\n"
+                requests.append(Request(bytes: Array((head + body).utf8), events: [(slot, t)]))
+            } else if random.chance(400) {
                 let t = token() + String(repeating: "p", count: random.within(0...300))
-                let head = "POST /v1/slots/\(slot)/events HTTP/1.1\r\nHost: sim\r\nContent-Length: \(t.utf8.count)\r\n\r\n"
+                let head = "POST /v1/slots/\(slot)/events HTTP/1.1\r\nHost: sim\r\n\(expect)Content-Length: \(t.utf8.count)\r\n\r\n"
                 requests.append(Request(bytes: Array((head + t).utf8), events: [(slot, t)]))
             } else {
                 var body = ""
@@ -165,7 +184,7 @@ final class IngestSchedule {
                     body += #"{"slot":"\#(s)","data":"\#(t)"}"# + "\n"
                     events.append((s, t))
                 }
-                let head = "POST /v1/events HTTP/1.1\r\nHost: sim\r\nContent-Type: application/x-ndjson\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
+                let head = "POST /v1/events HTTP/1.1\r\nHost: sim\r\n\(expect)Content-Type: application/x-ndjson\r\nContent-Length: \(body.utf8.count)\r\n\r\n"
                 requests.append(Request(bytes: Array((head + body).utf8), events: events))
             }
         }
@@ -317,8 +336,13 @@ final class IngestSchedule {
             p.pastDeadlineSeenAt = 0
             return
         }
-        if p.pastDeadlineSeenAt == 0 { p.pastDeadlineSeenAt = now }
-        if now >= p.pastDeadlineSeenAt + 2 * tick + 10_000_000 {
+        if p.pastDeadlineSeenAt == 0 {
+            p.pastDeadlineSeenAt = now
+            p.timersAtPastDeadline = sim.timersFired
+        }
+        // Late: two ticks of time and three timer completions (the loop's chances to act; a
+        // clock jump may pass the two ticks within one turn) after the deadline was seen.
+        if now >= p.pastDeadlineSeenAt + 2 * tick + 10_000_000 && sim.timersFired >= p.timersAtPastDeadline + 3 {
             fail("publisher \(p.peer.id) stalled at byte \(p.stopAt) of \(p.stream.count) still open \((now - deadline) / 1_000_000) ms past its deadline; answered \(p.answered)/\(p.requests.count), last send \(p.lastSendAt), last answer \(p.lastAnswerAt), FIN seen \(p.finSeenAt), unread \(p.peer.unreadBytes), toServer \(p.peer.pendingToServer), \(describeServerSide(p.peer.serverFD)), pending in the backend \(sim.describeOperations(fd: p.peer.serverFD))")
             p.pastDeadlineSeenAt = UInt64.max / 2
         }

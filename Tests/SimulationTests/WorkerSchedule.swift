@@ -12,7 +12,7 @@ import WireProtocol
 /// slow heads, peers that stop reading, vanish or reset, a writer appending between turns
 /// (lapping a small log), every fault of `SimulatedIO`. Invariants are checked every turn.
 final class WorkerSchedule {
-    enum Role: CaseIterable { case sse, webSocket, history, slowHead }
+    enum Role: CaseIterable { case sse, webSocket, history, slowHead, pipelined }
 
     final class Client {
         let peer: SimPeer
@@ -24,6 +24,7 @@ final class WorkerSchedule {
         var resetPending = false
         var sawClose = false
         var headLength = -1
+        var skipped = 0   // bytes of answers before the stream's head (pipelined)
         var status = 0
         var sse = SSEParser(offset: 0)
         var ws = WebSocketParser(offset: 0)
@@ -32,6 +33,7 @@ final class WorkerSchedule {
         var stallNoticedAt: UInt64 = 0
         var finSeenAt: UInt64 = 0
         var pastDeadlineSeenAt: UInt64 = 0
+        var timersAtPastDeadline = 0
         var finished = false   // the client sent its FIN or reset
         var pingMask: UInt32 = 0x1234_5678
         init(peer: SimPeer, role: Role, slot: String, request: [UInt8]) {
@@ -69,14 +71,16 @@ final class WorkerSchedule {
     static let slots = ["a", "b", "c"]
     let tick: UInt64 = 100_000_000
 
-    init(seed: UInt64, faults: SimulatedIO.Faults = .mixed, recordsTranscript: Bool = false) throws {
+    init(seed: UInt64, faults given: SimulatedIO.Faults? = nil, recordsTranscript: Bool = false) throws {
         self.seed = seed
         var r = SimRandom(seed: seed ^ 0xC11E_17)
         random = r
         var io = IOBackendConfiguration()
-        io.receiveBufferCount = 8
+        io.receiveBufferCount = r.within(2...8)
         io.receiveBufferBytes = 512
         io.completionBatch = 64
+        // A third of the schedules run the harsh mix.
+        let faults = given ?? (r.below(3) == 0 ? .harsh : .mixed)
         sim = SimulatedIO(seed: seed, faults: faults, configuration: io)
         sim.recordsTranscript = recordsTranscript
         log = SimLog(capacityBytes: [8 << 10, 16 << 10, 64 << 10][r.below(3)])
@@ -88,6 +92,7 @@ final class WorkerSchedule {
         c.maxConnections = 64
         c.sendBuffers = r.within(2...16)
         c.maxEventBytes = 4096
+        c.maxPipelinedRequests = r.within(1...8)
         config = c
         let listenFD = sim.makeListener()
         wakeFD = sim.makeWakeDescriptor()
@@ -170,6 +175,17 @@ final class WorkerSchedule {
             head = "GET /v1/slots/\(slot)/events?limit=\(random.within(1...50))\(resume.map { "&after=\(EventID(epoch: epoch, seq: $0))" } ?? "") HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n"
         case .slowHead:
             head = "GET /v1/slots/\(slot)/stream HTTP/1.1\r\nHost: sim\r\nX-Slow: "
+        case .pipelined:
+            // Answers to read before the stream starts: the stream's request may wait in the
+            // stash of a paused connection.
+            head = ""
+            for k in 0..<random.within(1...6) {
+                head += k % 2 == 0 ? "GET /healthz HTTP/1.1\r\nHost: sim\r\n\r\n"
+                    : "GET /v1/slots/\(slot)/events?limit=\(random.within(1...5)) HTTP/1.1\r\nHost: sim\r\n\r\n"
+            }
+            head += random.chance(500) ? "GET /v1/slots/\(slot)/stream HTTP/1.1\r\nHost: sim\r\n"
+                : "GET /v1/slots/\(slot)/ws HTTP/1.1\r\nHost: sim\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            resume = nil
         }
         if role != .slowHead { head += "\r\n" }
         let c = Client(peer: peer, role: role, slot: slot, request: Array(head.utf8))
@@ -219,17 +235,24 @@ final class WorkerSchedule {
 
     func parse(_ c: Client) {
         let bytes = c.peer.received
-        if c.headLength < 0 {
-            guard let (status, length) = parseHead(bytes) else { return }
-            c.headLength = length
+        while c.headLength < 0 {
+            guard let (status, length) = parseHead(Array(bytes[c.skipped...])) else { return }
+            if c.role == .pipelined && status == 200,
+               let body = contentLength(bytes[c.skipped..<(c.skipped + length)]) {
+                // An answer before the stream's: skip it whole.
+                guard bytes.count >= c.skipped + length + body else { return }
+                c.skipped += length + body
+                continue
+            }
+            c.headLength = c.skipped + length
             c.status = status
-            c.sse.offset = length
-            c.ws.offset = length
+            c.sse.offset = c.headLength
+            c.ws.offset = c.headLength
         }
         switch c.role {
-        case .sse where c.status == 200, .slowHead where c.status == 200:
+        case .sse where c.status == 200, .slowHead where c.status == 200, .pipelined where c.status == 200:
             for item in c.sse.parse(bytes) { observe(c, item) }
-        case .webSocket where c.status == 101:
+        case .webSocket where c.status == 101, .pipelined where c.status == 101:
             for item in c.ws.parse(bytes) { observe(c, item) }
         case .history:
             checkHistory(c, bytes)
@@ -321,8 +344,13 @@ final class WorkerSchedule {
             c.pastDeadlineSeenAt = 0
             return
         }
-        if c.pastDeadlineSeenAt == 0 { c.pastDeadlineSeenAt = now }
-        if now >= c.pastDeadlineSeenAt + 2 * tick + 10_000_000 {
+        if c.pastDeadlineSeenAt == 0 {
+            c.pastDeadlineSeenAt = now
+            c.timersAtPastDeadline = sim.timersFired
+        }
+        // Late: two ticks of time and three timer completions (the loop's chances to act; a
+        // clock jump may pass the two ticks within one turn) after the deadline was seen.
+        if now >= c.pastDeadlineSeenAt + 2 * tick + 10_000_000 && sim.timersFired >= c.timersAtPastDeadline + 3 {
             fail("peer \(p.id) (\(c.role), \(p.vanished ? "vanished" : p.readBytesPerTurn == 0 ? "stopped reading" : "reading")) still open \((now - deadline) / 1_000_000) ms past its deadline; accepted at \(c.acceptedAt), stalled since \(c.stallStart), unread \(p.unreadBytes), server FIN \(p.serverFIN), \(describeServerSide(p.serverFD)), received \(String(decoding: p.received.prefix(300), as: UTF8.self).debugDescription)")
             c.pastDeadlineSeenAt = UInt64.max / 2   // reported once
         }
@@ -333,7 +361,7 @@ final class WorkerSchedule {
         for i in 0..<e.tableCapacity where i < e.initializedCount || i >= e.configuration.maxConnections {
             let c = e.table[i]
             if c.fd == fd && c.phase != .free {
-                return "server conn \(i): phase \(c.phase), recvArmed \(c.recvArmed), sendInFlight \(c.sendInFlight), closeAfterFlush \(c.closeAfterFlush), linger deadline \(c.lingerDeadlineNanoseconds), headStart \(c.headStartNanoseconds), watch \(c.watchProgress), stalledSince \(c.progress.stalledSinceNanoseconds), out \(c.out?.count ?? -1)/\(c.outOffset)"
+                return "server conn \(i): phase \(c.phase), recvArmed \(c.recvArmed), sendInFlight \(c.sendInFlight), closeAfterFlush \(c.closeAfterFlush), linger deadline \(c.lingerDeadlineNanoseconds), headStart \(c.headStartNanoseconds), watch \(c.watchProgress), stalledSince \(c.progress.stalledSinceNanoseconds), out \(c.out?.count ?? -1)/\(c.outOffset), backend \(sim.describeOperations(fd: fd))"
             }
         }
         return "no server connection"

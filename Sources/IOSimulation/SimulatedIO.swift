@@ -85,6 +85,8 @@ public final class SimulatedIO: IOBackend {
     /// Timeouts that completed: the loop's ticks, so a test can give the loop a number of
     /// chances to act that a clock jump cannot compress into one turn.
     public private(set) var timersFired = 0
+    /// Submissions refused as if the queue were full: each may cost the loop a turn.
+    public private(set) var submissionsRefused = 0
     /// Called at the start of every `wait`: the test moves its peers and checks invariants.
     public var onTurn: ((SimulatedIO) -> Void)?
     /// Every completion handed out, in order (for the replay check); only when enabled.
@@ -220,9 +222,14 @@ public final class SimulatedIO: IOBackend {
     func submissionAllowed() -> Bool {
         if injectedQueueFull > 0 {
             injectedQueueFull -= 1
+            submissionsRefused += 1
             return false
         }
-        return !random.chance(faults.submissionQueueFullPerMille)
+        if random.chance(faults.submissionQueueFullPerMille) {
+            submissionsRefused += 1
+            return false
+        }
+        return true
     }
 
     func submit(_ op: Operation) -> Bool {

@@ -32,10 +32,14 @@ final class IngestSchedule {
         var lastAckSeq: UInt64 = 0
         var lastSendAt: UInt64 = 0
         var lastAnswerAt: UInt64 = 0
+        /// The first turn that saw everything written received (bytes written in a turn are
+        /// received in its wait, which a clock jump may move far ahead).
+        var deliveredAt: UInt64 = 0
         var finSeenAt: UInt64 = 0
         var finished = false
         var pastDeadlineSeenAt: UInt64 = 0
         var timersAtPastDeadline = 0
+        var refusalsAtPastDeadline = 0
         init(peer: SimPeer, stopAt: Int, resetsAtStop: Bool) {
             self.peer = peer
             self.stopAt = stopAt
@@ -81,7 +85,7 @@ final class IngestSchedule {
         var c = GatewayConfig()
         c.headerTimeoutNanoseconds = 1_000_000_000
         c.bodyTimeoutNanoseconds = 2_000_000_000
-        c.ingestMaxConnections = 16
+        c.ingestMaxConnections = r.chance(300) ? r.within(1...4) : 16
         c.maxPendingBodyBytes = [1 << 10, 4 << 10, 1 << 20][r.below(3)]
         c.maxPipelinedRequests = r.within(1...8)
         config = c
@@ -89,7 +93,7 @@ final class IngestSchedule {
         scratch = .allocate(byteCount: log.region.geometry.maxRecordBytes, alignment: 8)
         ingest = try Ingest(config: c, region: log.region, logFD: memfd, listenFD: sim.makeListener(), wakeFDs: [],
                             io: sim, logger: Logger(label: "sim", factory: { _ in SwiftLogNoOpLogHandler() }))
-        runTurns = r.within(200...700)
+        runTurns = r.within(100...350)
         maxPublishers = r.within(2...12)
         random = r
     }
@@ -220,6 +224,7 @@ final class IngestSchedule {
                 sim.reset(p.peer)
             }
         }
+        if p.peer.pendingToServer > 0 { p.deliveredAt = 0 } else if p.deliveredAt == 0 { p.deliveredAt = now }
         readAnswers(p)
         checkDeadline(p, now: now)
         if !p.finished && p.answered == p.requests.count && !windingDown {
@@ -331,7 +336,7 @@ final class IngestSchedule {
             : max(config.headerTimeoutNanoseconds, config.bodyTimeoutNanoseconds)
         // Chained: the 408 within the timeout, then the linger from when the server shut its side.
         let deadline = p.finSeenAt > 0 ? p.finSeenAt + ingest.engine.configuration.lingerNanoseconds + 2 * tick
-            : max(p.lastSendAt, p.lastAnswerAt) + timeout + 2 * tick
+            : max(p.lastSendAt, p.deliveredAt, p.lastAnswerAt) + timeout + 2 * tick
         guard now >= deadline else {
             p.pastDeadlineSeenAt = 0
             return
@@ -339,10 +344,12 @@ final class IngestSchedule {
         if p.pastDeadlineSeenAt == 0 {
             p.pastDeadlineSeenAt = now
             p.timersAtPastDeadline = sim.timersFired
+            p.refusalsAtPastDeadline = sim.submissionsRefused
         }
         // Late: two ticks of time and three timer completions (the loop's chances to act; a
-        // clock jump may pass the two ticks within one turn) after the deadline was seen.
-        if now >= p.pastDeadlineSeenAt + 2 * tick + 10_000_000 && sim.timersFired >= p.timersAtPastDeadline + 3 {
+        // clock jump may pass the two ticks within one turn) after the deadline was seen, one more
+        // for each submission refused meanwhile (the loop retries it on a later turn).
+        if now >= p.pastDeadlineSeenAt + 2 * tick + 10_000_000 && sim.timersFired >= p.timersAtPastDeadline + 3 + (sim.submissionsRefused - p.refusalsAtPastDeadline) {
             fail("publisher \(p.peer.id) stalled at byte \(p.stopAt) of \(p.stream.count) still open \((now - deadline) / 1_000_000) ms past its deadline; answered \(p.answered)/\(p.requests.count), last send \(p.lastSendAt), last answer \(p.lastAnswerAt), FIN seen \(p.finSeenAt), unread \(p.peer.unreadBytes), toServer \(p.peer.pendingToServer), \(describeServerSide(p.peer.serverFD)), pending in the backend \(sim.describeOperations(fd: p.peer.serverFD))")
             p.pastDeadlineSeenAt = UInt64.max / 2
         }

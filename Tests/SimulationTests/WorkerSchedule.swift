@@ -24,6 +24,7 @@ final class WorkerSchedule {
         var resetPending = false
         var sawClose = false
         var headLength = -1
+        var everReading = true
         var skipped = 0   // bytes of answers before the stream's head (pipelined)
         var status = 0
         var sse = SSEParser(offset: 0)
@@ -34,6 +35,7 @@ final class WorkerSchedule {
         var finSeenAt: UInt64 = 0
         var pastDeadlineSeenAt: UInt64 = 0
         var timersAtPastDeadline = 0
+        var refusalsAtPastDeadline = 0
         var finished = false   // the client sent its FIN or reset
         var pingMask: UInt32 = 0x1234_5678
         init(peer: SimPeer, role: Role, slot: String, request: [UInt8]) {
@@ -89,7 +91,8 @@ final class WorkerSchedule {
         c.heartbeatNanoseconds = 1_000_000_000
         c.sendTimeoutNanoseconds = 2_000_000_000
         c.headerTimeoutNanoseconds = 1_000_000_000
-        c.maxConnections = 64
+        // Sometimes a low limit: connections past it land on the admin reserve (503 but for /healthz…).
+        c.maxConnections = r.chance(300) ? r.within(2...8) : 64
         c.sendBuffers = r.within(2...16)
         c.maxEventBytes = 4096
         c.maxPipelinedRequests = r.within(1...8)
@@ -98,7 +101,7 @@ final class WorkerSchedule {
         wakeFD = sim.makeWakeDescriptor()
         worker = try Worker(config: c, index: 0, region: log.region, listenFD: listenFD, wakeFD: wakeFD,
                             admission: nil, io: sim, logger: Logger(label: "sim", factory: { _ in SwiftLogNoOpLogHandler() }))
-        runTurns = r.within(200...900)
+        runTurns = r.within(100...400)
         maxClients = r.within(4...20)
         random = r
     }
@@ -127,17 +130,24 @@ final class WorkerSchedule {
 
     func step() {
         let now = sim.now()
-        if sim.turn > runTurns + 4000 || (windingDown && now > windDownStart + 180_000_000_000) {
+        if sim.turn > runTurns + 20000 || (windingDown && now > windDownStart + 180_000_000_000) {
             fail("did not wind down: \(worker.engine.connectionCount) connections left, \(clients.filter { !$0.peer.serverClosed }.count) peers open")
             done = true
             return
         }
-        if !windingDown && sim.turn >= runTurns { beginWindDown() }
-        if !windingDown {
+        if quiesceStart == 0 && sim.turn >= runTurns { quiesceStart = now }
+        if quiesceStart == 0 {
             if clients.count < maxClients && random.chance(60) { connect() }
             if random.chance(300) { publish() }
         }
         for c in clients { drive(c, now: now) }
+        if !windingDown && quiesceStart > 0 && now >= quiesceStart + quiesceNanoseconds {
+            // After this turn's bytes were parsed. Bytes in flight (short sends, a clock
+            // jump) get more time: thirty seconds and three hundred ticks at most.
+            if quiesceTimers == 0 { quiesceTimers = sim.timersFired }
+            let final = now >= quiesceStart + 30_000_000_000 && sim.timersFired >= quiesceTimers + 300
+            if checkCaughtUp(final: final) || final { beginWindDown() }
+        }
         if windingDown && clients.allSatisfy({ $0.peer.serverClosed })
             && worker.engine.connectionCount == 0 {
             checkFinalState()
@@ -146,6 +156,27 @@ final class WorkerSchedule {
     }
 
     var windDownStart: UInt64 = 0
+    /// Publishing stops at `runTurns`; this long after, every reader that kept reading has
+    /// every event of its slot (or a reset): nobody is left stuck behind.
+    var quiesceStart: UInt64 = 0
+    let quiesceNanoseconds: UInt64 = 3_000_000_000
+
+    var quiesceTimers = 0
+
+    func checkCaughtUp(final: Bool) -> Bool {
+        var all = true
+        // Fast readers only: a slow one (bytes per turn) may rightly be minutes behind.
+        for c in clients where c.everReading && c.peer.readBytesPerTurn >= 1 << 20 && !c.peer.vanished && !c.finished && !c.peer.serverFIN && !c.peer.serverClosed
+            && (c.status == 200 || c.status == 101) && c.role != .history {
+            guard let last = c.lastSeq, let head = log.seqsBySlot[c.slot]?.last else { continue }
+            if last != head && !c.resetPending {
+                all = false
+                guard final else { continue }
+                fail("peer \(c.peer.id) (\(c.role), slot \(c.slot)) kept reading but is stuck at \(last); the slot's last event is \(head), \((sim.now() - quiesceStart) / 1_000_000) ms after the last publish; \(describeServerSide(c.peer.serverFD)); \(describeSubscriber(c.peer.serverFD)); peer unread \(c.peer.unreadBytes), received \(c.peer.received.count), parsed to \(c.ws.offset)/\(c.sse.offset), tail \(String(decoding: c.peer.received.suffix(300), as: UTF8.self).debugDescription)")
+            }
+        }
+        return all
+    }
 
     func beginWindDown() {
         windingDown = true
@@ -225,10 +256,10 @@ final class WorkerSchedule {
         }
         parse(c)
         checkDeadlines(c, now: now)
-        guard !windingDown, !c.finished, !p.vanished, !p.serverClosed else { return }
+        guard quiesceStart == 0, !c.finished, !p.vanished, !p.serverClosed else { return }
         // Faults a client brings: it stops reading, vanishes, resets or leaves.
-        if random.chance(4) { p.readBytesPerTurn = 0 }
-        else if random.chance(2) { sim.vanish(p) }
+        if random.chance(4) { p.readBytesPerTurn = 0; c.everReading = false }
+        else if random.chance(2) { sim.vanish(p); c.everReading = false }
         else if random.chance(3) { c.finished = true; sim.reset(p) }
         else if random.chance(3) { c.finished = true; sim.finish(p) }
     }
@@ -347,10 +378,12 @@ final class WorkerSchedule {
         if c.pastDeadlineSeenAt == 0 {
             c.pastDeadlineSeenAt = now
             c.timersAtPastDeadline = sim.timersFired
+            c.refusalsAtPastDeadline = sim.submissionsRefused
         }
         // Late: two ticks of time and three timer completions (the loop's chances to act; a
-        // clock jump may pass the two ticks within one turn) after the deadline was seen.
-        if now >= c.pastDeadlineSeenAt + 2 * tick + 10_000_000 && sim.timersFired >= c.timersAtPastDeadline + 3 {
+        // clock jump may pass the two ticks within one turn) after the deadline was seen, one more
+        // for each submission refused meanwhile (the loop retries it on a later turn).
+        if now >= c.pastDeadlineSeenAt + 2 * tick + 10_000_000 && sim.timersFired >= c.timersAtPastDeadline + 3 + (sim.submissionsRefused - c.refusalsAtPastDeadline) {
             fail("peer \(p.id) (\(c.role), \(p.vanished ? "vanished" : p.readBytesPerTurn == 0 ? "stopped reading" : "reading")) still open \((now - deadline) / 1_000_000) ms past its deadline; accepted at \(c.acceptedAt), stalled since \(c.stallStart), unread \(p.unreadBytes), server FIN \(p.serverFIN), \(describeServerSide(p.serverFD)), received \(String(decoding: p.received.prefix(300), as: UTF8.self).debugDescription)")
             c.pastDeadlineSeenAt = UInt64.max / 2   // reported once
         }
@@ -365,6 +398,17 @@ final class WorkerSchedule {
             }
         }
         return "no server connection"
+    }
+
+    func describeSubscriber(_ fd: Int32) -> String {
+        let e = worker.engine
+        for i in 0..<e.configuration.maxConnections where i < e.initializedCount {
+            if e.table[i].fd == fd && e.table[i].phase != .free {
+                let s = worker.subscribers[i]
+                return "subscriber: active \(s.active), live \(s.liveIndex), catchingUp \(s.catchingUp), cursor \(s.cursorSeq), closing \(s.closing), acceptGap \(s.acceptGap), pending \(e.streamPendingBytes(Int32(i))); worker fanoutSeq \(worker.fanoutSeq), readPosition \(worker.readPosition), liveTotal \(worker.slots.liveTotal), catchUpList \(worker.catchUpList), log head \(worker.reader.headSeqAcquire()) tail \(worker.reader.tailAcquire())"
+            }
+        }
+        return "no subscriber"
     }
 
     // MARK: - The end

@@ -1,0 +1,16 @@
+import IOSimulation
+import Testing
+
+/// Schedules that found bugs, kept as fixed regressions (each names the bug it found).
+@Suite struct SimulationRegressionTests {
+    /// A fast reader's history answer was cut short (809 of 812 bytes, then the connection
+    /// closed as a send timeout): the send-progress check started its stall clock while the
+    /// unsent bytes were only the server's (written, not yet handed to the kernel, whose queue
+    /// was empty), and a loop delayed past the send timeout (a clock jump) then closed a peer
+    /// that had acknowledged everything it was given.
+    @Test(arguments: [UInt64(0x1_0000_9009_b0), 0x1_0000_9011_ea])
+    func aHealthyReaderIsNotClosedWhenTheLoopWasLate(seed: UInt64) throws {
+        let outcome = try WorkerSchedule(seed: seed).run()
+        #expect(outcome.failures.isEmpty, "\(outcome.failures.joined(separator: "\n"))")
+    }
+}

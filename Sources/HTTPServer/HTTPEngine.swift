@@ -999,8 +999,11 @@ public final class HTTPEngine {
             var pending = c.pointee.out.map { $0.count - c.pointee.outOffset } ?? 0
             pending += c.pointee.queued.count
             if c.pointee.streamBuffer >= 0 { pending += Int(c.pointee.tail - c.pointee.head) }
+            // With the kernel's queue empty the peer has acknowledged all it was given: bytes
+            // only the server holds (written this turn, a deferred send) are no stall of the
+            // peer's, or a loop that was late past the timeout would close a healthy reader.
             let sample = SendProgress.Sample(bytesAcked: info.bytesAcked, unackedSegments: info.unackedSegments,
-                                             kernelQueuedBytes: queued, serverPendingBytes: pending,
+                                             kernelQueuedBytes: queued, serverPendingBytes: queued > 0 ? pending : 0,
                                              established: info.established || c.pointee.phase == .lingering)
             switch c.pointee.progress.observe(sample, nowNanoseconds: now,
                                               timeoutNanoseconds: configuration.sendTimeoutNanoseconds) {

@@ -27,6 +27,11 @@ final class IngestSchedule {
         /// Bytes of `stream` this publisher sends before it stalls (slow head/body) or resets.
         var stopAt: Int
         var resetsAtStop: Bool
+        /// Half-closes (FIN) as soon as its whole stream is out, before reading the answers.
+        var finAfterSend = false
+        var checkedAnswers = false
+        /// An answer said `Connection: close` (503 at the connection limit): the rest may go unanswered.
+        var closeAnswered = false
         var answered = 0
         var offset = 0
         var lastAckSeq: UInt64 = 0
@@ -199,6 +204,7 @@ final class IngestSchedule {
                           resetsAtStop: stops && random.chance(500))
         p.stream = stream
         p.requests = requests
+        p.finAfterSend = !stops && random.chance(250)
         publishers.append(p)
     }
 
@@ -222,10 +228,14 @@ final class IngestSchedule {
             if p.sent == p.stopAt && p.resetsAtStop {
                 p.finished = true
                 sim.reset(p.peer)
+            } else if p.sent == p.stream.count && p.finAfterSend {
+                p.finished = true
+                sim.finish(p.peer)
             }
         }
         if p.peer.pendingToServer > 0 { p.deliveredAt = 0 } else if p.deliveredAt == 0 { p.deliveredAt = now }
         readAnswers(p)
+        checkAnswered(p)
         checkDeadline(p, now: now)
         if !p.finished && p.answered == p.requests.count && !windingDown {
             p.finished = true
@@ -244,6 +254,9 @@ final class IngestSchedule {
             guard p.answered < p.requests.count else {
                 fail("peer \(p.peer.id): an answer (\(status)) to a request it did not send")
                 return
+            }
+            if String(decoding: rest[0..<headLength], as: UTF8.self).lowercased().contains("connection: close") {
+                p.closeAnswered = true
             }
             let request = p.requests[p.answered]
             p.answered += 1
@@ -267,6 +280,17 @@ final class IngestSchedule {
                     fail("peer \(p.peer.id): event \(seq) in the log is \(found.slot)/\(found.data.prefix(20)), the request sent \(event.slot)/\(event.token.prefix(20))")
                 }
             }
+        }
+    }
+
+    /// A publisher that sent whole requests (and maybe its FIN after them), kept reading and
+    /// never reset gets an answer to every one of them before the server closes.
+    func checkAnswered(_ p: Publisher) {
+        guard !p.checkedAnswers, p.peer.sawEnd, !p.peer.resetByServer, p.sent == p.stream.count, !p.closeAnswered,
+              !p.resetsAtStop, !windingDown || p.finAfterSend else { return }
+        p.checkedAnswers = true
+        if p.answered < p.requests.count {
+            fail("publisher \(p.peer.id)\(p.finAfterSend ? " (FIN after its requests)" : ""): the server closed after answering \(p.answered) of its \(p.requests.count) requests; it read \(String(decoding: p.peer.received.prefix(400), as: UTF8.self).debugDescription)")
         }
     }
 

@@ -13,4 +13,13 @@ import Testing
         let outcome = try WorkerSchedule(seed: seed).run()
         #expect(outcome.failures.isEmpty, "\(outcome.failures.joined(separator: "\n"))")
     }
+
+    /// A publisher that sent its request and half-closed (FIN, like `nc -N`) got no answer:
+    /// the FIN's receive closed the connection while the 201 of an event already appended was
+    /// still queued or being sent.
+    @Test(arguments: [UInt64(0x2_005e_ed00_03), 0x2_005e_ed00_01])
+    func aPublisherThatHalfClosesAfterItsRequestsGetsEveryAnswer(seed: UInt64) throws {
+        let outcome = try IngestSchedule(seed: seed).run()
+        #expect(outcome.failures.isEmpty, "\(outcome.failures.joined(separator: "\n"))")
+    }
 }

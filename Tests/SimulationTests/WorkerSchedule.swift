@@ -25,6 +25,9 @@ final class WorkerSchedule {
         var sawClose = false
         var headLength = -1
         var everReading = true
+        /// A history client that half-closes right after its request (`nc -N`).
+        var finEarly = false
+        var answerChecked = false
         var skipped = 0   // bytes of answers before the stream's head (pipelined)
         var status = 0
         var sse = SSEParser(offset: 0)
@@ -32,6 +35,8 @@ final class WorkerSchedule {
         var acceptedAt: UInt64 = 0
         var stallStart: UInt64 = 0
         var stallNoticedAt: UInt64 = 0
+        var timersAtStall = 0
+        var refusalsAtStall = 0
         var finSeenAt: UInt64 = 0
         var pastDeadlineSeenAt: UInt64 = 0
         var timersAtPastDeadline = 0
@@ -221,6 +226,7 @@ final class WorkerSchedule {
         if role != .slowHead { head += "\r\n" }
         let c = Client(peer: peer, role: role, slot: slot, request: Array(head.utf8))
         c.lastSeq = role == .history ? nil : resume
+        c.finEarly = role == .history && random.chance(300)
         c.pingMask = UInt32(truncatingIfNeeded: random.next())
         clients.append(c)
     }
@@ -253,6 +259,10 @@ final class WorkerSchedule {
             let n = random.within(1...(c.request.count - c.requestSent))
             sim.write(p, Array(c.request[c.requestSent..<(c.requestSent + n)]))
             c.requestSent += n
+            if c.requestSent == c.request.count && c.finEarly {
+                c.finished = true
+                sim.finish(p)
+            }
         }
         parse(c)
         checkDeadlines(c, now: now)
@@ -324,14 +334,20 @@ final class WorkerSchedule {
     }
 
     func checkHistory(_ c: Client, _ bytes: [UInt8]) {
-        guard !c.finished, c.status > 0 else { return }
+        guard !c.answerChecked, c.status > 0 else { return }
         let head = bytes[0..<c.headLength]
         guard let length = contentLength(head), bytes.count >= c.headLength + length else {
-            if c.peer.sawEnd { fail("peer \(c.peer.id): history answer cut short (\(bytes.count) bytes)") ; c.finished = true }
+            if c.peer.sawEnd && !c.peer.resetByServer && !c.peer.resetSent && c.peer.readBytesPerTurn > 0 {
+                fail("peer \(c.peer.id)\(c.finEarly ? " (FIN after its request)" : ""): history answer cut short (\(bytes.count) bytes)")
+                c.answerChecked = true
+            }
             return
         }
-        c.finished = true
-        sim.finish(c.peer)   // a client that read its answer leaves
+        c.answerChecked = true
+        if !c.finished {
+            c.finished = true
+            sim.finish(c.peer)   // a client that read its answer leaves
+        }
         guard c.status == 200 else { return }
         let body = String(decoding: bytes[c.headLength..<(c.headLength + length)], as: UTF8.self)
         let seqs = historySeqs(body)
@@ -352,10 +368,17 @@ final class WorkerSchedule {
         if p.serverFIN && c.finSeenAt == 0 { c.finSeenAt = now }
         var deadlines: [UInt64] = []
         if p.readBytesPerTurn == 0 && p.unreadBytes > 0 && !p.finSent && !p.resetSent {
-            if c.stallStart == 0 { c.stallStart = now }
+            if c.stallStart == 0 {
+                c.stallStart = now
+                c.timersAtStall = sim.timersFired
+                c.refusalsAtStall = sim.submissionsRefused
+            }
             // The server samples the kernel's counters every progress check: it has seen the
-            // stall by the first turn a check and a tick later.
-            if c.stallNoticedAt == 0 && now >= c.stallStart + engineConfig.progressCheckNanoseconds + tick {
+            // stall by the first turn a check and a tick later, and as many ticks fired (one
+            // more per refused submission: a tick that could not be armed is late).
+            let ticksPerCheck = Int(engineConfig.progressCheckNanoseconds / tick) + 1
+            if c.stallNoticedAt == 0 && now >= c.stallStart + engineConfig.progressCheckNanoseconds + tick
+                && sim.timersFired >= c.timersAtStall + ticksPerCheck + (sim.submissionsRefused - c.refusalsAtStall) {
                 c.stallNoticedAt = now
             }
             if c.stallNoticedAt > 0 {

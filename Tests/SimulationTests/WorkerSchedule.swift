@@ -428,7 +428,8 @@ final class WorkerSchedule {
         for i in 0..<e.configuration.maxConnections where i < e.initializedCount {
             if e.table[i].fd == fd && e.table[i].phase != .free {
                 let s = worker.subscribers[i]
-                return "subscriber: active \(s.active), live \(s.liveIndex), catchingUp \(s.catchingUp), cursor \(s.cursorSeq), closing \(s.closing), acceptGap \(s.acceptGap), pending \(e.streamPendingBytes(Int32(i))); worker fanoutSeq \(worker.fanoutSeq), readPosition \(worker.readPosition), liveTotal \(worker.slots.liveTotal), catchUpList \(worker.catchUpList), log head \(worker.reader.headSeqAcquire()) tail \(worker.reader.tailAcquire())"
+                // Only fields that survive main's SubscriberCursor refactor (merge-friendly).
+                return "subscriber: active \(s.active), live \(s.liveIndex), catchingUp \(s.catchingUp), pending \(e.streamPendingBytes(Int32(i))); worker fanoutSeq \(worker.fanoutSeq), readPosition \(worker.readPosition), liveTotal \(worker.slots.liveTotal), catchUpList \(worker.catchUpList), log head \(worker.reader.headSeqAcquire()) tail \(worker.reader.tailAcquire())"
             }
         }
         return "no subscriber"

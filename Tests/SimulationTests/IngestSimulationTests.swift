@@ -6,7 +6,7 @@ import Testing
     @Test func seededSchedulesAcknowledgeOnlyWhatIsInTheLog() throws {
         var failures: [String] = []
         var turns = 0, appended = 0, acknowledged = 0
-        for seed in SimSeeds.list(defaultCount: 800, salt: 2) {
+        for seed in SimSeeds.list(defaultCount: 1500, salt: 2) {
             let outcome = try IngestSchedule(seed: seed).run()
             turns += outcome.turns
             appended += outcome.events

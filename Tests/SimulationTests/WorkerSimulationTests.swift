@@ -7,7 +7,7 @@ import Testing
     @Test func seededSchedulesKeepEveryInvariant() throws {
         var failures: [String] = []
         var turns = 0, events = 0, delivered = 0, resets = 0
-        for seed in SimSeeds.list(defaultCount: 700, salt: 1) {
+        for seed in SimSeeds.list(defaultCount: 1500, salt: 1) {
             let outcome = try WorkerSchedule(seed: seed).run()
             turns += outcome.turns
             events += outcome.events

@@ -10,7 +10,7 @@ import Testing
     /// that had acknowledged everything it was given.
     @Test(arguments: [UInt64(0x1_0000_9009_b0), 0x1_0000_9011_ea])
     func aHealthyReaderIsNotClosedWhenTheLoopWasLate(seed: UInt64) throws {
-        let outcome = try WorkerSchedule(seed: seed).run()
+        let outcome = try WorkerSchedule(seed: seed, version: 1).run()
         #expect(outcome.failures.isEmpty, "\(outcome.failures.joined(separator: "\n"))")
     }
 
@@ -21,5 +21,17 @@ import Testing
     func aPublisherThatHalfClosesAfterItsRequestsGetsEveryAnswer(seed: UInt64) throws {
         let outcome = try IngestSchedule(seed: seed).run()
         #expect(outcome.failures.isEmpty, "\(outcome.failures.joined(separator: "\n"))")
+    }
+
+    /// NOT FIXED: a fast-reading WebSocket client that sends a close frame may see the server
+    /// close without a close frame of its own (a browser reports 1006, not a clean close):
+    /// the worker's reply is dropped when it cannot be appended now (the send-buffer pool is
+    /// exhausted or the buffer full) and the stream is then flushed and closed without it.
+    @Test func aWebSocketCloseIsAnsweredWithACloseFrame() throws {
+        let outcome = try WorkerSchedule(seed: 0x100_5eed_00b4, version: 3).run()
+        #expect(outcome.failures.isEmpty, "\(outcome.failures.joined(separator: "\n"))")
+        withKnownIssue("the worker drops its close reply when the send buffer has no room") {
+            #expect(outcome.knownIssues.isEmpty, "\(outcome.knownIssues.joined(separator: "\n"))")
+        }
     }
 }

@@ -81,5 +81,9 @@ let package = Package(
         .testTarget(name: "RoleSupportTests", dependencies: ["RoleSupport", "WireProtocol"]),
         // The ingest's pure parts (its routes).
         .testTarget(name: "IngestTests", dependencies: ["Ingest"]),
+        // Seeded schedules of the real worker and ingest on the simulated backend (no sockets).
+        .testTarget(name: "SimulationTests",
+                    dependencies: ["IOSimulation", "IO", "HTTPServer", "Worker", "Ingest", "GatewayCore", "RingLog",
+                                   "WireProtocol", "CRinggateSys", .product(name: "Logging", package: "swift-log")]),
     ]
 )

@@ -474,6 +474,12 @@ public final class HTTPEngine {
                 beginClose(conn, reason: c.pointee.closeReason)
             } else if cqe.result == -ETIMEDOUT {
                 beginClose(conn, reason: .halfOpen)   // keepalive or TCP_USER_TIMEOUT gave up
+            } else if cqe.result == 0 && c.pointee.phase == .http
+                        && (c.pointee.out != nil || !c.pointee.queued.isEmpty || c.pointee.sendInFlight) {
+                // A half-close after its requests (`nc -N`): answer what was read, then close
+                // (an ingest's 201 says the event was appended; it must not be dropped).
+                c.pointee.inputEnded = true
+                closeAfterFlush(conn, reason: .completed)
             } else {
                 beginClose(conn, reason: cqe.result == 0 && c.pointee.phase == .http && c.pointee.parser?.isIdle == true
                     ? .completed : .peerClosed)
@@ -699,7 +705,7 @@ public final class HTTPEngine {
         c.pointee.closeReason = reason
         c.pointee.closeAfterFlush = true
         c.pointee.lingerDeadlineNanoseconds = nowNanoseconds + configuration.lingerNanoseconds
-        if !c.pointee.sendInFlight && streamPendingBytes(conn) == 0 && c.pointee.out == nil {
+        if !c.pointee.sendInFlight && streamPendingBytes(conn) == 0 && c.pointee.out == nil && c.pointee.queued.isEmpty {
             beginLinger(conn)
         } else {
             markDirty(conn)
@@ -999,8 +1005,11 @@ public final class HTTPEngine {
             var pending = c.pointee.out.map { $0.count - c.pointee.outOffset } ?? 0
             pending += c.pointee.queued.count
             if c.pointee.streamBuffer >= 0 { pending += Int(c.pointee.tail - c.pointee.head) }
+            // With the kernel's queue empty the peer has acknowledged all it was given: bytes
+            // only the server holds (written this turn, a deferred send) are no stall of the
+            // peer's, or a loop that was late past the timeout would close a healthy reader.
             let sample = SendProgress.Sample(bytesAcked: info.bytesAcked, unackedSegments: info.unackedSegments,
-                                             kernelQueuedBytes: queued, serverPendingBytes: pending,
+                                             kernelQueuedBytes: queued, serverPendingBytes: queued > 0 ? pending : 0,
                                              established: info.established || c.pointee.phase == .lingering)
             switch c.pointee.progress.observe(sample, nowNanoseconds: now,
                                               timeoutNanoseconds: configuration.sendTimeoutNanoseconds) {

@@ -165,6 +165,11 @@ public final class HTTPEngine {
         var recvCancelPending = false
         var inputEnded = false
         var stash: [UInt8] = []
+        /// A stream's last frames (close notice, close frame) that found no room in its send
+        /// buffer: sent after the buffer drains, from their own small allocation
+        /// (`finalFrameBytesMax`), so a stream ended while the pool is exhausted or its buffer
+        /// full still says why.
+        var finalFrames: [UInt8] = []
     }
 
     /// The kernel interface this loop runs on (io_uring, epoll, or the simulation's).
@@ -687,6 +692,25 @@ public final class HTTPEngine {
         return true
     }
 
+    /// The most bytes of final frames a stream may hold outside its send buffer.
+    public static let finalFrameBytesMax = 512
+
+    /// Appends one of a stream's last frames (a close notice, a WebSocket close frame), which
+    /// must reach the peer even when the send-buffer pool is exhausted or the stream's buffer
+    /// full: into the buffer when it fits and nothing final waits, else kept in order behind
+    /// it (bounded by `finalFrameBytesMax`). False only when that bound is reached. Follow with
+    /// `closeAfterFlush`.
+    @discardableResult
+    public func streamAppendFinal(_ conn: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        let c = table + Int(conn)
+        guard c.pointee.phase == .stream else { return false }
+        if c.pointee.finalFrames.isEmpty && streamAppend(conn, bytes) { return true }
+        guard c.pointee.finalFrames.count + bytes.count <= HTTPEngine.finalFrameBytesMax else { return false }
+        c.pointee.finalFrames.append(contentsOf: bytes)
+        markDirty(conn)
+        return true
+    }
+
     public func streamPendingBytes(_ conn: Int32) -> Int {
         let c = table[Int(conn)]
         return c.streamBuffer < 0 ? 0 : Int(c.tail - c.head)
@@ -705,7 +729,8 @@ public final class HTTPEngine {
         c.pointee.closeReason = reason
         c.pointee.closeAfterFlush = true
         c.pointee.lingerDeadlineNanoseconds = nowNanoseconds + configuration.lingerNanoseconds
-        if !c.pointee.sendInFlight && streamPendingBytes(conn) == 0 && c.pointee.out == nil && c.pointee.queued.isEmpty {
+        if !c.pointee.sendInFlight && streamPendingBytes(conn) == 0 && c.pointee.out == nil && c.pointee.queued.isEmpty
+            && c.pointee.finalFrames.isEmpty {
             beginLinger(conn)
         } else {
             markDirty(conn)
@@ -782,6 +807,18 @@ public final class HTTPEngine {
             return
         }
         if c.pointee.streamBuffer >= 0 { releaseStreamBuffer(c) }
+        if c.pointee.phase == .stream && !c.pointee.finalFrames.isEmpty {
+            // Everything before them was sent: they leave like a response (no pooled buffer).
+            let n = c.pointee.finalFrames.count
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: n, alignment: 1)
+            c.pointee.finalFrames.withUnsafeBytes { buffer.copyMemory(from: $0) }
+            c.pointee.finalFrames = []
+            c.pointee.out = buffer
+            c.pointee.outOffset = 0
+            syncResponseGauge(c)
+            submitSend(conn)
+            return
+        }
         if c.pointee.closeAfterFlush { beginLinger(conn) }
     }
 
@@ -1005,6 +1042,7 @@ public final class HTTPEngine {
             var pending = c.pointee.out.map { $0.count - c.pointee.outOffset } ?? 0
             pending += c.pointee.queued.count
             if c.pointee.streamBuffer >= 0 { pending += Int(c.pointee.tail - c.pointee.head) }
+            pending += c.pointee.finalFrames.count
             // With the kernel's queue empty the peer has acknowledged all it was given: bytes
             // only the server holds (written this turn, a deferred send) are no stall of the
             // peer's, or a loop that was late past the timeout would close a healthy reader.

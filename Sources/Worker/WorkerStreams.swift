@@ -338,6 +338,14 @@ extension Worker {
         return ok
     }
 
+    /// Writes one of a stream's last frames (close notice, close frame): it reaches the peer
+    /// even when the send-buffer pool is exhausted or the stream's buffer full.
+    func writeFinal(_ connection: Int32, _ frame: [UInt8]) {
+        if frame.withUnsafeBytes({ engine.streamAppendFinal(connection, $0) }) {
+            subscribers[Int(connection)].cursor.wroteControl(nowNanoseconds: engine.nowNanoseconds)
+        }
+    }
+
     /// Ends a stream from the server's side: a close notice (`event: close` / a JSON close
     /// message and a close frame), then a bounded flush and close. Nothing is delivered after.
     func closeStream(_ connection: Int32, reason: DisconnectReason) {
@@ -346,12 +354,11 @@ extension Worker {
         if s.pointee.liveIndex >= 0 { leaveLive(connection) }
         _ = s.pointee.cursor.beginClose()
         if s.pointee.transport == .sse {
-            writeControl(connection, SSEEncoder.closeEvent(reason: reason.rawValue))
+            writeFinal(connection, SSEEncoder.closeEvent(reason: reason.rawValue))
         } else {
-            writeControl(connection, WebSocketMessageEncoder.closeNoticeFrame(reason: reason.rawValue))
+            writeFinal(connection, WebSocketMessageEncoder.closeNoticeFrame(reason: reason.rawValue))
             let code: UInt16 = reason == .slowConsumer ? WebSocketCloseCode.policyViolation : WebSocketCloseCode.goingAway
-            let frame = WebSocketFrameEncoder.closeFrame(code: code, reason: reason.rawValue)
-            _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
+            writeFinal(connection, WebSocketFrameEncoder.closeFrame(code: code, reason: reason.rawValue))
         }
         engine.closeAfterFlush(connection, reason: reason)
     }
@@ -392,7 +399,7 @@ extension Worker {
             _ = s.pointee.cursor.beginClose()
             let frame = WebSocketFrameEncoder.closeFrame(code: WebSocketCloseCode.policyViolation,
                                                          reason: "subscribers do not publish")
-            _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
+            writeFinal(connection, frame)
             engine.closeAfterFlush(connection, reason: .protocolError)
             return
         }
@@ -415,16 +422,14 @@ extension Worker {
             case .close(let code, _):
                 if s.pointee.liveIndex >= 0 { leaveLive(connection) }
                 if s.pointee.cursor.beginClose() {
-                    let frame = WebSocketFrameEncoder.closeFrame(code: code ?? WebSocketCloseCode.normal)
-                    _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
+                    writeFinal(connection, WebSocketFrameEncoder.closeFrame(code: code ?? WebSocketCloseCode.normal))
                 }
                 engine.closeAfterFlush(connection, reason: .peerClosed)
                 return
             case .protocolError(let closeCode, let reason):
                 if s.pointee.liveIndex >= 0 { leaveLive(connection) }
                 _ = s.pointee.cursor.beginClose()
-                let frame = WebSocketFrameEncoder.closeFrame(code: closeCode, reason: String(reason.prefix(100)))
-                _ = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
+                writeFinal(connection, WebSocketFrameEncoder.closeFrame(code: closeCode, reason: String(reason.prefix(100))))
                 engine.closeAfterFlush(connection, reason: .protocolError)
                 return
             }

@@ -23,15 +23,12 @@ import Testing
         #expect(outcome.failures.isEmpty, "\(outcome.failures.joined(separator: "\n"))")
     }
 
-    /// NOT FIXED: a fast-reading WebSocket client that sends a close frame may see the server
-    /// close without a close frame of its own (a browser reports 1006, not a clean close):
-    /// the worker's reply is dropped when it cannot be appended now (the send-buffer pool is
-    /// exhausted or the buffer full) and the stream is then flushed and closed without it.
+    /// A fast-reading WebSocket client that sends a close frame gets the server's close frame
+    /// (a browser otherwise reports 1006, not a clean close), even when the send-buffer pool is
+    /// exhausted or the stream's buffer full: the reply used to be dropped when it could not be
+    /// appended at once; it now waits in order behind the buffer (`streamAppendFinal`).
     @Test func aWebSocketCloseIsAnsweredWithACloseFrame() throws {
         let outcome = try WorkerSchedule(seed: 0x100_5eed_00b4, version: 3).run()
         #expect(outcome.failures.isEmpty, "\(outcome.failures.joined(separator: "\n"))")
-        withKnownIssue("the worker drops its close reply when the send buffer has no room") {
-            #expect(outcome.knownIssues.isEmpty, "\(outcome.knownIssues.joined(separator: "\n"))")
-        }
     }
 }

@@ -27,7 +27,7 @@ DEFAULT_BIN = REPO / ".build" / "release" / "ringgate"
 
 READY_RE = re.compile(
     r"^ringgate ready subscribe=(?P<sh>\S+):(?P<sp>\d+) publish=(?P<ph>\S+):(?P<pp>\d+)"
-    r" workers=(?P<w>\d+) io=(?P<io>\S+) data=(?P<data>.*)$"
+    r" workers=(?P<w>\d+)(?: io=(?P<io>\S+))? data=(?P<data>.*)$"
 )
 ID_RE = re.compile(r"^(?P<epoch>[0-9a-f]{8})-(?P<seq>[1-9][0-9]*)$")
 

@@ -22,7 +22,7 @@ RESULTS=$ROOT/bench/results
 NCHAN_SUB_PORT=${NCHAN_SUB_PORT:-18180}
 NCHAN_PUB_PORT=${NCHAN_PUB_PORT:-18181}
 START=$(date +%s)
-deadline_s=$((15 * 60))
+deadline_s=$((20 * 60))
 
 log() { printf '[bench %4ss] %s\n' "$(( $(date +%s) - START ))" "$*" >&2; }
 

@@ -307,6 +307,7 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
             if bits & UInt32(RG_READY_READ) != 0 { d.pointee.readable = true }
             if bits & UInt32(RG_READY_WRITE) != 0 { d.pointee.writable = true }
             if bits & UInt32(RG_READY_HANGUP) != 0 { d.pointee.hungUp = true }
+            if bits & UInt32(RG_READY_URGENT) != 0 { d.pointee.urgent = true }
             enqueueIfReady(fd)
         }
     }
@@ -381,8 +382,11 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
                 if r > 0 {
                     emit(&out, IOCompletion(tag: tag, result: Int32(r), buffer: id, more: true))
                     // A short read emptied the queue; what arrives later is a new edge. After
-                    // the FIN (hung up) no edge comes: keep reading until recv says 0.
-                    if r < receiveBufferBytes && !d.pointee.hungUp { d.pointee.readable = false }
+                    // the FIN (hung up) no edge comes: keep reading until recv says 0. TCP also
+                    // ends a read at the urgent mark with more queued and no new edge: once a
+                    // peer sent urgent data, read on until recv says EAGAIN (one extra recv
+                    // per short read, for such peers only).
+                    if r < receiveBufferBytes && !d.pointee.hungUp && !d.pointee.urgent { d.pointee.readable = false }
                 } else {
                     freeBuffers.append(id)
                     if r == -EAGAIN {
@@ -429,6 +433,8 @@ struct EpollDescriptor {
     var writable = false
     /// The peer's FIN (or an error) was reported: no further edge will say so again.
     var hungUp = false
+    /// The peer sent urgent data (EPOLLPRI): a short read no longer means the queue is empty.
+    var urgent = false
     var queued = false
     var readOp = ReadOperation.none
     var readTag: UInt64 = 0

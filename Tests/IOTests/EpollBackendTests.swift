@@ -101,4 +101,45 @@ import IO
         try #require(got.count == 1)
         #expect(got[0].tag == 13 && got[0].result == 5)
     }
+
+    /// A descriptor the table can never hold is a permanent error, not a full queue: the
+    /// submission is taken and completes with -EBADF (the engine then closes the connection
+    /// instead of retrying forever).
+    @Test func aDescriptorPastTheTableLimitCompletesWithEBADFInsteadOfRefusing() throws {
+        let io = try makeBackend(.epoll)
+        let beyond = Int32(truncatingIfNeeded: rg_nofile_limit() + 16)
+        let bytes: [UInt8] = Array("x".utf8)
+        try bytes.withUnsafeBytes { p in
+            #expect(io.receiveMultishot(fd: beyond, tag: 81))
+            #expect(io.send(fd: beyond, p.baseAddress!, p.count, tag: 82))
+            let got = collect(io, count: 2)
+            try #require(got.count == 2)
+            #expect(Set(got.map(\.tag)) == [81, 82])
+            for c in got { #expect(c.result == -EBADF && !c.more) }
+        }
+    }
+
+    /// epoll_ctl refusing a descriptor (ENOSPC at fs.epoll.max_user_watches) fails the
+    /// operation with that error from the next `wait`; it does not look like a full queue.
+    @Test func aRefusedRegistrationCompletesReceiveAndSendWithItsError() throws {
+        let backend = try EpollBackend(configuration: IOBackendConfiguration())
+        let io: any IOBackend = backend
+        let (a, aPeer) = try socketPair()
+        let (b, bPeer) = try socketPair()
+        defer { for fd in [a, aPeer, b, bPeer] { _ = rg_close(fd) } }
+        let bytes: [UInt8] = Array("hello".utf8)
+        try bytes.withUnsafeBytes { p in
+            backend.injectRegistrationFailure(errno: ENOSPC)
+            #expect(io.receiveMultishot(fd: a, tag: 91))
+            backend.injectRegistrationFailure(errno: ENOMEM)
+            #expect(io.send(fd: b, p.baseAddress!, p.count, tag: 92))
+            let got = collect(io, count: 2)
+            try #require(got.count == 2)
+            #expect(got.contains(IOCompletion(tag: 91, result: -ENOSPC)))
+            #expect(got.contains(IOCompletion(tag: 92, result: -ENOMEM)))
+            // Nothing was registered: once epoll accepts the descriptor, it works.
+            #expect(io.send(fd: b, p.baseAddress!, p.count, tag: 93))
+            #expect(collect(io, count: 1) == [IOCompletion(tag: 93, result: 5)])
+        }
+    }
 }

@@ -46,6 +46,9 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
     let eventsMax = 256
     let bufferBase: UnsafeMutableRawPointer
     var freeBuffers: [Int32]
+    /// The caller held every buffer when this `wait` began (it recycles only between waits):
+    /// only then is an empty pool worth `-ENOBUFS`.
+    var poolEmptyAtWaitStart = false
     var timeouts: [(deadline: UInt64, tag: UInt64)] = []
     var timerArmedAt: UInt64 = 0
     var injectedFull: UInt32 = 0
@@ -296,6 +299,7 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
     // MARK: Wait
 
     public func wait(timeoutNanoseconds: UInt64) -> Int {
+        poolEmptyAtWaitStart = freeBuffers.isEmpty
         var out = 0
         while out < completionBatch, let c = pending.pop() {
             completions[out] = c
@@ -406,8 +410,14 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
                 }
             case .receive:
                 guard let id = freeBuffers.popLast() else {
-                    emit(&out, IOCompletion(tag: tag, result: -ENOBUFS))
-                    d.pointee.readOp = .none
+                    // Used up by this wait's own receives (the batch is larger than the pool):
+                    // they come back before the next wait, which serves this descriptor (it
+                    // stays readable, so it is queued again). Only a pool the caller holds
+                    // ends the receive, like io_uring's.
+                    if poolEmptyAtWaitStart {
+                        emit(&out, IOCompletion(tag: tag, result: -ENOBUFS))
+                        d.pointee.readOp = .none
+                    }
                     break
                 }
                 let r = rg_recv_nb(fd, receiveBuffer(id), receiveBufferBytes)

@@ -18,7 +18,8 @@ int rg_epoll_create(void) {
 
 int rg_epoll_add_edge(int epfd, int fd) {
     struct epoll_event ev = {
-        .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+        // EPOLLPRI: TCP ends a read at the urgent mark with more bytes queued (EpollBackend).
+        .events = EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET,
         .data.u64 = (uint64_t)(uint32_t)fd,
     };
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) == 0) return 0;
@@ -44,7 +45,8 @@ int rg_epoll_wait(int epfd, rg_epoll_ready *out, int max, int64_t timeout_ns) {
         out[i].fd = (int32_t)events[i].data.u64;
         out[i].ready = ((e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ? RG_READY_READ : 0)
                      | ((e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ? RG_READY_WRITE : 0)
-                     | ((e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ? RG_READY_HANGUP : 0);
+                     | ((e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ? RG_READY_HANGUP : 0)
+                     | ((e & EPOLLPRI) ? (RG_READY_READ | RG_READY_URGENT) : 0);
     }
     return n;
 }

@@ -46,9 +46,14 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
     let eventsMax = 256
     let bufferBase: UnsafeMutableRawPointer
     var freeBuffers: [Int32]
+    /// The caller held every buffer when this `wait` began (it recycles only between waits):
+    /// only then is an empty pool worth `-ENOBUFS`.
+    var poolEmptyAtWaitStart = false
     var timeouts: [(deadline: UInt64, tag: UInt64)] = []
     var timerArmedAt: UInt64 = 0
     var injectedFull: UInt32 = 0
+    var injectedRegistrationErrno: Int32 = 0
+    var injectedRegistrationCount: UInt32 = 0
 
     public init(configuration: IOBackendConfiguration) throws(IOSelection.Failure) {
         let ep = rg_epoll_create()
@@ -105,7 +110,13 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
     }
 
     public func send(fd: Int32, _ bytes: UnsafeRawPointer, _ count: Int, tag: UInt64) -> Bool {
-        guard admit(fd), table[Int(fd)].sendBytes == nil, register(fd) else { return false }
+        guard takeSubmission(), pending.free >= 1 else { return false }
+        let failure = prepare(fd)
+        if failure != 0 {
+            pending.push(IOCompletion(tag: tag, result: failure))
+            return true
+        }
+        guard table[Int(fd)].sendBytes == nil else { return false }
         let d = table + Int(fd)
         d.pointee.sendBytes = bytes
         d.pointee.sendCount = count
@@ -163,6 +174,13 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
 
     public func injectSubmissionQueueFull(count: UInt32) { injectedFull = count }
 
+    /// Tests: the next `count` registrations with epoll fail with `errno` (ENOSPC at
+    /// `fs.epoll.max_user_watches`, ENOMEM), as `epoll_ctl` would.
+    public func injectRegistrationFailure(errno: Int32, count: UInt32 = 1) {
+        injectedRegistrationErrno = errno
+        injectedRegistrationCount = count
+    }
+
     // MARK: Receive buffers
 
     @inline(__always) public func receiveBuffer(_ id: Int32) -> UnsafeMutableRawPointer {
@@ -195,10 +213,15 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
         return true
     }
 
-    @inline(__always) func admit(_ fd: Int32) -> Bool {
-        guard takeSubmission(), fd >= 0, fd != timerFD else { return false }
+    /// 0 when `fd` can take an operation, else the -errno the operation completes with. A
+    /// descriptor the table cannot hold or epoll refuses is a permanent error, not a full
+    /// queue: io_uring would take the operation and fail it, and a refusal would make the
+    /// engine retry forever and never close the connection.
+    @inline(__always) func prepare(_ fd: Int32) -> Int32 {
+        guard fd >= 0, fd != timerFD else { return -EBADF }
         if Int(fd) >= tableCapacity { growTable(toHold: fd) }
-        return Int(fd) < tableCapacity
+        guard Int(fd) < tableCapacity else { return -EBADF }
+        return register(fd)
     }
 
     /// Doubles the descriptor table (and the ready queue) until it holds `fd`, up to the limit.
@@ -216,7 +239,13 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
 
     func armRead(fd: Int32, _ op: EpollDescriptor.ReadOperation, tag: UInt64,
                  scratch: UnsafeMutableRawPointer?) -> Bool {
-        guard admit(fd), table[Int(fd)].readOp == .none, register(fd) else { return false }
+        guard takeSubmission(), pending.free >= 1 else { return false }
+        let failure = prepare(fd)
+        if failure != 0 {
+            pending.push(IOCompletion(tag: tag, result: failure))
+            return true
+        }
+        guard table[Int(fd)].readOp == .none else { return false }
         if op != .receive && !table[Int(fd)].nonBlocking {
             // accept and the eventfd read have no MSG_DONTWAIT: a read after a stale readiness
             // flag (the listener is shared with the other workers) must not block the loop.
@@ -231,13 +260,19 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
         return true
     }
 
-    /// Adds the descriptor to the epoll set the first time an operation needs it. The kernel
-    /// reports its current readiness at once (edge-triggered ADD queues an event when ready).
-    @inline(__always) func register(_ fd: Int32) -> Bool {
-        if table[Int(fd)].registered { return true }
-        guard rg_epoll_add_edge(epollFD, fd) == 0 else { return false }
+    /// Adds the descriptor to the epoll set the first time an operation needs it (0, or
+    /// -errno). The kernel reports its current readiness at once (edge-triggered ADD queues an
+    /// event when ready).
+    @inline(__always) func register(_ fd: Int32) -> Int32 {
+        if table[Int(fd)].registered { return 0 }
+        if injectedRegistrationCount > 0 {
+            injectedRegistrationCount -= 1
+            return -injectedRegistrationErrno
+        }
+        let rc = rg_epoll_add_edge(epollFD, fd)
+        guard rc == 0 else { return rc }
         table[Int(fd)].registered = true
-        return true
+        return 0
     }
 
     @inline(__always) func enqueueIfReady(_ fd: Int32) {
@@ -264,6 +299,7 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
     // MARK: Wait
 
     public func wait(timeoutNanoseconds: UInt64) -> Int {
+        poolEmptyAtWaitStart = freeBuffers.isEmpty
         var out = 0
         while out < completionBatch, let c = pending.pop() {
             completions[out] = c
@@ -307,6 +343,7 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
             if bits & UInt32(RG_READY_READ) != 0 { d.pointee.readable = true }
             if bits & UInt32(RG_READY_WRITE) != 0 { d.pointee.writable = true }
             if bits & UInt32(RG_READY_HANGUP) != 0 { d.pointee.hungUp = true }
+            if bits & UInt32(RG_READY_URGENT) != 0 { d.pointee.urgent = true }
             enqueueIfReady(fd)
         }
     }
@@ -373,16 +410,25 @@ public final class EpollBackend: IOBackend, KernelSocketCalls {
                 }
             case .receive:
                 guard let id = freeBuffers.popLast() else {
-                    emit(&out, IOCompletion(tag: tag, result: -ENOBUFS))
-                    d.pointee.readOp = .none
+                    // Used up by this wait's own receives (the batch is larger than the pool):
+                    // they come back before the next wait, which serves this descriptor (it
+                    // stays readable, so it is queued again). Only a pool the caller holds
+                    // ends the receive, like io_uring's.
+                    if poolEmptyAtWaitStart {
+                        emit(&out, IOCompletion(tag: tag, result: -ENOBUFS))
+                        d.pointee.readOp = .none
+                    }
                     break
                 }
                 let r = rg_recv_nb(fd, receiveBuffer(id), receiveBufferBytes)
                 if r > 0 {
                     emit(&out, IOCompletion(tag: tag, result: Int32(r), buffer: id, more: true))
                     // A short read emptied the queue; what arrives later is a new edge. After
-                    // the FIN (hung up) no edge comes: keep reading until recv says 0.
-                    if r < receiveBufferBytes && !d.pointee.hungUp { d.pointee.readable = false }
+                    // the FIN (hung up) no edge comes: keep reading until recv says 0. TCP also
+                    // ends a read at the urgent mark with more queued and no new edge: once a
+                    // peer sent urgent data, read on until recv says EAGAIN (one extra recv
+                    // per short read, for such peers only).
+                    if r < receiveBufferBytes && !d.pointee.hungUp && !d.pointee.urgent { d.pointee.readable = false }
                 } else {
                     freeBuffers.append(id)
                     if r == -EAGAIN {
@@ -429,6 +475,8 @@ struct EpollDescriptor {
     var writable = false
     /// The peer's FIN (or an error) was reported: no further edge will say so again.
     var hungUp = false
+    /// The peer sent urgent data (EPOLLPRI): a short read no longer means the queue is empty.
+    var urgent = false
     var queued = false
     var readOp = ReadOperation.none
     var readTag: UInt64 = 0

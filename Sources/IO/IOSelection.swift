@@ -18,8 +18,14 @@ public enum IOSelection {
     }
 
     /// What `auto` resolves to on this host, and why when it is not io_uring (a sentence for
-    /// the one log line). Probes with a small ring that is torn down again.
-    public static func resolve(_ choice: IOBackendChoice) -> (kind: IOBackendKind, fallbackCause: String?) {
+    /// the one log line). Builds, and tears down again, exactly what each child builds for
+    /// each of `configurations` (the ring and its provided-buffer ring at the real sizes), so
+    /// a kernel or a seccomp profile that allows `io_uring_setup` but not the rest, or a
+    /// locked-memory limit too small for the real sizes, falls back here instead of making
+    /// every child exit.
+    public static func resolve(_ choice: IOBackendChoice,
+                               probing configurations: [IOBackendConfiguration] = [IOBackendConfiguration()])
+        -> (kind: IOBackendKind, fallbackCause: String?) {
         switch choice {
         case .ioUring: return (.ioUring, nil)
         case .epoll: return (.epoll, nil)
@@ -28,31 +34,56 @@ public enum IOSelection {
             if disabled == 2 {
                 return (.epoll, refusalCause(errno: EPERM, sysctl: 2))
             }
-            do {
-                _ = try Ring(entries: 8, completionBatch: 1)
-                return (.ioUring, nil)
-            } catch {
-                guard refusesIOUring(error.errno) else {
-                    // Another failure (locked memory, say) is not a refusal: report it as io_uring's.
-                    return (.ioUring, nil)
+            for configuration in configurations {
+                do {
+                    _ = try UringBackend(configuration: configuration)
+                } catch {
+                    guard refusesIOUring(error.errno) else {
+                        // Anything else is not a property of the host: report it as io_uring's.
+                        return (.ioUring, nil)
+                    }
+                    return (.epoll, refusalCause(errno: error.errno, syscall: error.syscall, sysctl: disabled))
                 }
-                return (.epoll, refusalCause(errno: error.errno, sysctl: disabled))
             }
+            return (.ioUring, nil)
         }
     }
 
-    /// Why io_uring_setup said `errno`, naming the cause an operator can act on.
-    public static func refusalCause(errno: Int32, sysctl: Int) -> String {
-        guard errno == EPERM else {
-            return "io_uring is not available (io_uring_setup: ENOSYS): the kernel is too old or built without it"
-        }
-        switch sysctl {
-        case 2:
-            return "io_uring is not permitted (io_uring_setup: EPERM): kernel.io_uring_disabled=2 disables it on this host"
-        case 1:
-            return "io_uring is not permitted (io_uring_setup: EPERM): kernel.io_uring_disabled=1 allows it only to root and to members of kernel.io_uring_group"
+    /// Why `syscall` said `errno`, naming the failed call, the errno and the cause an operator
+    /// can act on.
+    public static func refusalCause(errno: Int32, syscall: String = "io_uring_setup", sysctl: Int) -> String {
+        let call = "(\(syscall): \(errnoName(errno)))"
+        switch errno {
+        case EPERM where syscall == "io_uring_setup":
+            switch sysctl {
+            case 2:
+                return "io_uring is not permitted \(call): kernel.io_uring_disabled=2 disables it on this host"
+            case 1:
+                return "io_uring is not permitted \(call): kernel.io_uring_disabled=1 allows it only to root and to members of kernel.io_uring_group"
+            default:
+                return "io_uring is not permitted \(call): a seccomp profile blocks it (Docker's default does)"
+            }
+        case EPERM:
+            return "io_uring is not permitted \(call): a seccomp profile allows io_uring_setup but blocks \(syscall)"
+        case ENOSYS:
+            return "io_uring is not available \(call): the kernel is too old or built without it"
+        case EINVAL:
+            return "io_uring is too old on this kernel \(call): it lacks provided-buffer rings or multishot receive (need Linux ≥ 6.1)"
+        case ENOMEM:
+            return "io_uring cannot run with these sizes \(call): RLIMIT_MEMLOCK is too small for the configured ring entries and receive buffers; raise it (ulimit -l) or lower --ring-entries/--recv-buffers"
         default:
-            return "io_uring is not permitted (io_uring_setup: EPERM): a seccomp profile blocks it (Docker's default does)"
+            return "io_uring setup failed \(call)"
+        }
+    }
+
+    /// The symbolic name of the errnos the fallback knows, else the number.
+    static func errnoName(_ errno: Int32) -> String {
+        switch errno {
+        case EPERM: return "EPERM"
+        case ENOSYS: return "ENOSYS"
+        case EINVAL: return "EINVAL"
+        case ENOMEM: return "ENOMEM"
+        default: return "errno \(errno)"
         }
     }
 
@@ -66,8 +97,22 @@ public enum IOSelection {
         return Int(byte - UInt8(ascii: "0"))
     }
 
-    /// The errors that mean "io_uring is not allowed or not there", where epoll is the answer.
-    public static func refusesIOUring(_ errno: Int32) -> Bool { errno == EPERM || errno == ENOSYS }
+    /// The errors after which `auto` serves on epoll: io_uring is not allowed (EPERM), not
+    /// there (ENOSYS), lacks a feature ringgate uses (EINVAL), or cannot run at the configured
+    /// sizes (ENOMEM: the probe uses the real sizes, so it is a property of this host and its
+    /// limits, and serving on epoll with a line naming RLIMIT_MEMLOCK beats every child exiting).
+    public static func refusesIOUring(_ errno: Int32) -> Bool {
+        errno == EPERM || errno == ENOSYS || errno == EINVAL || errno == ENOMEM
+    }
+
+    /// Set (by `serve`) in the environment its children inherit when `auto` chose io_uring,
+    /// so a child's failure does not advise `--io auto`, which is what was run.
+    public static let resolvedFromAutoVariable = "RINGGATE_IO_RESOLVED_FROM_AUTO"
+
+    /// What to run instead; `--io auto` only when it is not what was run.
+    public static func refusalAdvice(resolvedFromAuto: Bool) -> String {
+        resolvedFromAuto ? "; run with --io epoll" : "; run with --io epoll (or --io auto) where io_uring is blocked"
+    }
 
     /// Creates the backend `kind` names.
     public static func make(_ kind: IOBackendKind, configuration: IOBackendConfiguration) throws -> any IOBackend {
@@ -77,8 +122,8 @@ public enum IOSelection {
                 return try UringBackend(configuration: configuration)
             } catch {
                 guard refusesIOUring(error.errno) else { throw Failure(error.description) }
-                throw Failure(refusalCause(errno: error.errno, sysctl: ioUringDisabledSysctl())
-                    + "; run with --io epoll (or --io auto) where io_uring is blocked")
+                throw Failure(refusalCause(errno: error.errno, syscall: error.syscall, sysctl: ioUringDisabledSysctl())
+                    + refusalAdvice(resolvedFromAuto: getenv(resolvedFromAutoVariable) != nil))
             }
         case .epoll:
             return try EpollBackend(configuration: configuration)

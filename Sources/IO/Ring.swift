@@ -5,6 +5,13 @@ import Glibc
 public final class Ring {
     public struct SetupError: Error, CustomStringConvertible {
         public let errno: Int32
+        /// The call that failed: `io_uring_setup` (the ring) or `io_uring_register` (the
+        /// provided-buffer ring), so the operator can tell a blocked ring from a missing feature.
+        public let syscall: String
+        public init(errno: Int32, syscall: String = "io_uring_setup") {
+            self.errno = errno
+            self.syscall = syscall
+        }
         public var description: String {
             let cause: String
             switch errno {
@@ -12,12 +19,14 @@ public final class Ring {
                 cause = "io_uring is not permitted: a seccomp profile blocks it (Docker's default does), or kernel.io_uring_disabled=2"
             case ENOSYS:
                 cause = "io_uring is not available: the kernel is too old (need ≥ 6.1) or built without it"
+            case EINVAL where syscall == "io_uring_register":
+                cause = "the kernel's io_uring lacks provided-buffer rings (need ≥ 6.1)"
             case ENOMEM:
                 cause = "not enough locked memory for io_uring (raise RLIMIT_MEMLOCK)"
             default:
                 cause = "io_uring setup failed"
             }
-            return "\(cause) (errno \(errno): \(String(cString: strerror(errno))))"
+            return "\(cause) (\(syscall): errno \(errno): \(String(cString: strerror(errno))))"
         }
     }
 
@@ -109,7 +118,7 @@ public final class ProvidedBuffers {
     public init(ring: Ring, group: UInt16, count: Int, bufferBytes: Int) throws(Ring.SetupError) {
         var err: Int32 = 0
         guard let b = rg_buf_ring_create(ring.raw, group, UInt32(count), UInt32(bufferBytes), &err) else {
-            throw Ring.SetupError(errno: -err)
+            throw Ring.SetupError(errno: -err, syscall: "io_uring_register")
         }
         self.ring = ring
         raw = b

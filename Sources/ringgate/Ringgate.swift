@@ -43,10 +43,13 @@ struct Serve: ParsableCommand {
         let logger = makeLogger("ringgate.supervisor")
         // `auto` is resolved once, here, so every child runs on the same backend and the
         // fallback is logged once.
-        let (kind, fallbackCause) = IOSelection.resolve(config.io)
+        // The probe builds what each child builds, at the worker's and the ingest's sizes.
+        let (kind, fallbackCause) = IOSelection.resolve(
+            config.io, probing: [Worker.ioConfiguration(config), Ingest.ioConfiguration(config)])
         if let fallbackCause {
             logger.warning("io_uring is unavailable, serving on epoll: \(fallbackCause)")
         }
+        if config.io == .auto && kind == .ioUring { setenv(IOSelection.resolvedFromAutoVariable, "1", 1) }
         config.io = kind == .epoll ? .epoll : .ioUring
         if let token = config.publishToken { setenv("RINGGATE_PUBLISH_TOKEN", token, 1) }
         let supervisor = Supervisor(config: config, executable: executablePath(),

@@ -205,6 +205,42 @@ import IO
         }
     }
 
+    /// TCP ends a read at the urgent mark (MSG_OOB) although more bytes are queued; the rest
+    /// must still arrive without the peer sending anything else.
+    @Test(arguments: kernelBackends)
+    func bytesAfterAnUrgentByteArriveWithoutANewEdge(kind: IOBackendKind) throws {
+        let io = try makeBackend(kind)
+        let listener = rg_listen_tcp("127.0.0.1", 0, 4, 0)
+        try #require(listener >= 0)
+        defer { _ = rg_close(listener) }
+        let client = rg_connect_tcp("127.0.0.1", rg_local_port(listener))
+        try #require(client >= 0)
+        defer { _ = rg_close(client) }
+        let server = accept(listener, nil, nil)
+        try #require(server >= 0)
+        defer { _ = rg_close(server) }
+        // All three are queued before the first receive: the urgent byte sits mid-stream.
+        write(client, "GET /healthz HTTP/1.1\r\n")
+        var urgent = UInt8(ascii: "X")
+        #expect(Glibc.send(client, &urgent, 1, Int32(MSG_OOB) | Int32(MSG_NOSIGNAL)) == 1)
+        write(client, "Host: a\r\n\r\n")
+        let expected = "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"   // the urgent byte is out of band
+        var text = ""
+        #expect(io.receiveMultishot(fd: server, tag: 71))
+        let deadline = io.now() + 2_000_000_000
+        while text.utf8.count < expected.utf8.count && io.now() < deadline {
+            let n = io.wait(timeoutNanoseconds: 20_000_000)
+            for i in 0..<n {
+                let c = io.completions[i]
+                #expect(c.tag == 71 && c.result > 0 && c.more)
+                guard c.buffer >= 0 else { continue }
+                text += String(decoding: UnsafeRawBufferPointer(start: io.receiveBuffer(c.buffer), count: Int(max(0, c.result))), as: UTF8.self)
+                io.recycle(c.buffer)
+            }
+        }
+        #expect(text == expected)
+    }
+
     @Test(arguments: kernelBackends)
     func aSubmissionThatFindsTheQueueFullReturnsFalse(kind: IOBackendKind) throws {
         let io = try makeBackend(kind)

@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 
+import pytest
 import websockets
 
 import rgtest
@@ -18,11 +19,11 @@ from rgtest import Gateway, children_of, describe_child, wait_until
 STRACE = "/usr/bin/strace"
 
 
-def refusing(errno_name: str) -> list[str]:
-    """Runs the command with io_uring_setup failing with `errno_name` in every process."""
-    # --seccomp-bpf stops the tracees only at io_uring_setup, so the rest runs at full speed.
-    return [STRACE, "-f", "--seccomp-bpf", "-qq", "-o", "/dev/null", "-e", "trace=io_uring_setup",
-            "-e", f"inject=io_uring_setup:error={errno_name}", "--"]
+def refusing(errno_name: str, syscall: str = "io_uring_setup") -> list[str]:
+    """Runs the command with `syscall` failing with `errno_name` in every process."""
+    # --seccomp-bpf stops the tracees only at that syscall, so the rest runs at full speed.
+    return [STRACE, "-f", "--seccomp-bpf", "-qq", "-o", "/dev/null", "-e", f"trace={syscall}",
+            "-e", f"inject={syscall}:error={errno_name}", "--"]
 
 
 class TracedGateway(Gateway):
@@ -51,8 +52,9 @@ class TracedGateway(Gateway):
         super().close()
 
 
-def start_traced(tmp_path, errno_name: str, *flags: str, name: str) -> TracedGateway:
-    gw = TracedGateway(flags, workers=2, log_dir=tmp_path, name=name, prefix=refusing(errno_name))
+def start_traced(tmp_path, errno_name: str, *flags: str, name: str,
+                 syscall: str = "io_uring_setup") -> TracedGateway:
+    gw = TracedGateway(flags, workers=2, log_dir=tmp_path, name=name, prefix=refusing(errno_name, syscall))
     rgtest.TEST_GATEWAYS.append(gw)
     try:
         return gw.start()
@@ -125,15 +127,47 @@ def test_auto_falls_back_to_epoll_on_a_kernel_without_io_uring(tmp_path):
         gw.close()
 
 
-def test_io_uring_required_but_refused_fails_with_a_precise_message(tmp_path):
-    argv = refusing("EPERM") + [str(rgtest.binary_path()), "serve", "--io", "io_uring", "--ephemeral",
-                                "--listen", "127.0.0.1:0", "--publish-listen", "127.0.0.1:0", "--workers", "1"]
+def run_refused(errno_name: str, *flags: str, syscall: str = "io_uring_setup") -> tuple[subprocess.CompletedProcess, str, str]:
+    argv = refusing(errno_name, syscall) + [str(rgtest.binary_path()), "serve", *flags, "--ephemeral",
+                                            "--listen", "127.0.0.1:0", "--publish-listen", "127.0.0.1:0",
+                                            "--workers", "1"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("RINGGATE_")}
     r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=env, timeout=60,
                        start_new_session=True)
-    out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+    return r, r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+
+
+def test_io_uring_required_but_refused_fails_with_a_precise_message(tmp_path):
+    r, out, err = run_refused("EPERM", "--io", "io_uring")
     assert r.returncode != 0, (out, err)
     assert "ringgate ready" not in out
     assert "EPERM" in err and "seccomp" in err, err
+    assert "--io epoll" in err, err
+    assert "serving on epoll" not in err
+
+
+@pytest.mark.parametrize("errno_name", ["EINVAL", "EPERM"])
+def test_auto_falls_back_to_epoll_when_io_uring_register_is_refused(tmp_path, errno_name):
+    """A kernel without provided-buffer rings (EINVAL), or a seccomp profile that allows
+    io_uring_setup but blocks io_uring_register (EPERM): the children could not build their
+    ring, so auto must serve on epoll, and say which call failed."""
+    gw = start_traced(tmp_path, errno_name, "--io", "auto", name=f"auto-register-{errno_name.lower()}",
+                      syscall="io_uring_register")
+    try:
+        assert " io=epoll " in gw.ready_line
+        assert_serves(gw, f"fallback-register-{errno_name.lower()}")
+        assert gw.metrics().get("ringgate_io_backend", backend="epoll") == 1
+        lines = fallback_lines(gw)
+        assert len(lines) == 1, lines
+        assert f"io_uring_register: {errno_name}" in lines[0], lines[0]
+    finally:
+        gw.close()
+
+
+def test_io_uring_required_but_register_refused_fails_naming_io_uring_register(tmp_path):
+    r, out, err = run_refused("EINVAL", "--io", "io_uring", syscall="io_uring_register")
+    assert r.returncode != 0, (out, err)
+    assert "ringgate ready" not in out
+    assert "io_uring_register" in err and "EINVAL" in err, err
     assert "--io epoll" in err, err
     assert "serving on epoll" not in err

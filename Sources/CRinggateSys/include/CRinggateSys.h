@@ -167,13 +167,13 @@ uint64_t rg_flush_step(int fd, uint64_t tail, uint64_t synced, void *count, void
 #define CRINGGATESYS_EPOLL
 #include <stdint.h>
 #include <stddef.h>
-enum { RG_READY_READ = 1, RG_READY_WRITE = 2, RG_READY_HANGUP = 4 };
+enum { RG_READY_READ = 1, RG_READY_WRITE = 2, RG_READY_HANGUP = 4, RG_READY_URGENT = 8 };   // URGENT: EPOLLPRI
 typedef struct rg_epoll_ready {
     int32_t fd;
     uint32_t ready;     // RG_READY_* bits
 } rg_epoll_ready;
 int rg_epoll_create(void);
-// Registers `fd` edge-triggered for reading, writing and the peer's FIN, once per descriptor.
+// Registers `fd` edge-triggered for reading, urgent data, writing and the peer's FIN, once per descriptor.
 int rg_epoll_add_edge(int epfd, int fd);
 // Waits up to timeout_ns (-1 = no limit, 0 = poll) for at most `max` (≤ 256) ready descriptors.
 int rg_epoll_wait(int epfd, rg_epoll_ready *out, int max, int64_t timeout_ns);

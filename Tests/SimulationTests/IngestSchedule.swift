@@ -108,23 +108,12 @@ final class IngestSchedule {
         if memfd >= 0 { Glibc.close(memfd) }
     }
 
-    func fail(_ message: String) {
-        if outcome.failures.count < 20 {
-            outcome.failures.append("seed=\(SimSeeds.hex(seed)) turn=\(sim.turn) clock=\(sim.now()): \(message)")
-        }
-    }
+    func fail(_ message: String) { outcome.fail(message, seed: seed, sim: sim) }
 
     func run() -> WorkerSchedule.Outcome {
         sim.onTurn = { [unowned self] _ in step() }
         ingest.engine.run { [unowned self] in done }
-        outcome.turns = sim.turn
-        outcome.transcriptHash = sim.transcriptHash
-        for p in publishers {
-            for b in p.peer.received { outcome.transcriptHash = (outcome.transcriptHash ^ UInt64(b)) &* 0x100_0000_01b3 }
-        }
-        outcome.transcript = sim.transcript
-        outcome.clients = publishers.count
-        for v in sim.violations { fail("backend misuse: \(v)") }
+        outcome.finish(seed: seed, sim: sim, peers: publishers.map(\.peer))
         return outcome
     }
 

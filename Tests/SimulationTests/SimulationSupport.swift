@@ -190,3 +190,25 @@ func historySeqs(_ body: String) -> [UInt64] {
     }
     return seqs
 }
+
+extension WorkerSchedule.Outcome {
+    /// A broken invariant, with what replays it (the first 20 of a schedule are kept).
+    mutating func fail(_ message: String, seed: UInt64, sim: SimulatedIO) {
+        if failures.count < 20 {
+            failures.append("seed=\(SimSeeds.hex(seed)) turn=\(sim.turn) clock=\(sim.now()): \(message)")
+        }
+    }
+
+    /// What every schedule records once its loop returned: the turns, one hash over the
+    /// backend's transcript and every byte the peers received, and any misuse the backend saw.
+    mutating func finish(seed: UInt64, sim: SimulatedIO, peers: [SimPeer]) {
+        turns = sim.turn
+        transcriptHash = sim.transcriptHash
+        for p in peers {
+            for b in p.received { transcriptHash = (transcriptHash ^ UInt64(b)) &* 0x100_0000_01b3 }
+        }
+        transcript = sim.transcript
+        clients = peers.count
+        for v in sim.violations { fail("backend misuse: \(v)", seed: seed, sim: sim) }
+    }
+}

@@ -122,23 +122,12 @@ final class WorkerSchedule {
         random = r
     }
 
-    func fail(_ message: String) {
-        if outcome.failures.count < 20 {
-            outcome.failures.append("seed=\(SimSeeds.hex(seed)) turn=\(sim.turn) clock=\(sim.now()): \(message)")
-        }
-    }
+    func fail(_ message: String) { outcome.fail(message, seed: seed, sim: sim) }
 
     func run() -> Outcome {
         sim.onTurn = { [unowned self] _ in step() }
         worker.engine.run { [unowned self] in done }
-        outcome.turns = sim.turn
-        outcome.transcriptHash = sim.transcriptHash
-        for c in clients {
-            for b in c.peer.received { outcome.transcriptHash = (outcome.transcriptHash ^ UInt64(b)) &* 0x100_0000_01b3 }
-        }
-        outcome.transcript = sim.transcript
-        outcome.clients = clients.count
-        for v in sim.violations { fail("backend misuse: \(v)") }
+        outcome.finish(seed: seed, sim: sim, peers: clients.map(\.peer))
         return outcome
     }
 

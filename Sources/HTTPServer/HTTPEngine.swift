@@ -1039,15 +1039,11 @@ public final class HTTPEngine {
             let fd = c.pointee.fd
             guard let info = io.tcpProgress(fd: fd) else { return }
             let queued = io.kernelQueuedBytes(fd: fd)
-            var pending = c.pointee.out.map { $0.count - c.pointee.outOffset } ?? 0
-            pending += c.pointee.queued.count
-            if c.pointee.streamBuffer >= 0 { pending += Int(c.pointee.tail - c.pointee.head) }
-            pending += c.pointee.finalFrames.count
-            // With the kernel's queue empty the peer has acknowledged all it was given: bytes
-            // only the server holds (written this turn, a deferred send) are no stall of the
-            // peer's, or a loop that was late past the timeout would close a healthy reader.
+            // What the server still holds decides only whether to keep watching; whether the
+            // peer stalls is the policy's call from the kernel's counters.
+            let pending = responseBytes(c) + streamPendingBytes(i) + c.pointee.finalFrames.count
             let sample = SendProgress.Sample(bytesAcked: info.bytesAcked, unackedSegments: info.unackedSegments,
-                                             kernelQueuedBytes: queued, serverPendingBytes: queued > 0 ? pending : 0,
+                                             kernelQueuedBytes: queued,
                                              established: info.established || c.pointee.phase == .lingering)
             switch c.pointee.progress.observe(sample, nowNanoseconds: now,
                                               timeoutNanoseconds: configuration.sendTimeoutNanoseconds) {

@@ -2,9 +2,12 @@
 /// peer's application says, and never from inside the send path.
 ///
 /// Fed from the event loop's timer with the kernel's counters for the socket (`TCP_INFO`
-/// bytes acknowledged and segments in flight, `SIOCOUTQ`) plus the bytes the server still
-/// holds for it. A client that is slow but drains is never reaped: any progress restarts the
-/// clock. A client that acknowledges nothing for `timeoutNanoseconds` while data waits is.
+/// bytes acknowledged and segments in flight, `SIOCOUTQ`). A client that is slow but drains is
+/// never reaped: any progress restarts the clock. A client that acknowledges nothing for
+/// `timeoutNanoseconds` while the kernel holds data for it is. Bytes only the server holds
+/// (written but not yet handed to the kernel, a deferred send) are no stall of the peer's:
+/// with the kernel's queue empty the peer has acknowledged everything it was given, and a loop
+/// that ran late past the timeout must not close a healthy reader.
 public struct SendProgress: Sendable, Equatable {
     public enum Verdict: Equatable, Sendable {
         case healthy
@@ -20,15 +23,13 @@ public struct SendProgress: Sendable, Equatable {
         public var bytesAcked: UInt64
         public var unackedSegments: UInt32
         public var kernelQueuedBytes: Int
-        public var serverPendingBytes: Int
         public var established: Bool
 
         public init(bytesAcked: UInt64, unackedSegments: UInt32, kernelQueuedBytes: Int,
-                    serverPendingBytes: Int, established: Bool = true) {
+                    established: Bool = true) {
             self.bytesAcked = bytesAcked
             self.unackedSegments = unackedSegments
             self.kernelQueuedBytes = kernelQueuedBytes
-            self.serverPendingBytes = serverPendingBytes
             self.established = established
         }
     }
@@ -42,8 +43,7 @@ public struct SendProgress: Sendable, Equatable {
     public mutating func observe(_ sample: Sample, nowNanoseconds now: UInt64,
                                  timeoutNanoseconds timeout: UInt64) -> Verdict {
         defer { lastBytesAcked = sample.bytesAcked }
-        let waiting = sample.kernelQueuedBytes > 0 || sample.serverPendingBytes > 0
-        guard waiting else {
+        guard sample.kernelQueuedBytes > 0 else {
             stalledSinceNanoseconds = 0
             return .healthy
         }

@@ -5,10 +5,9 @@ import Testing
     let second: UInt64 = 1_000_000_000
     let timeout: UInt64 = 10_000_000_000
 
-    func sample(acked: UInt64, unacked: UInt32 = 0, queued: Int = 0, pending: Int = 0,
+    func sample(acked: UInt64, unacked: UInt32 = 0, queued: Int = 0,
                 established: Bool = true) -> SendProgress.Sample {
-        .init(bytesAcked: acked, unackedSegments: unacked, kernelQueuedBytes: queued,
-              serverPendingBytes: pending, established: established)
+        .init(bytesAcked: acked, unackedSegments: unacked, kernelQueuedBytes: queued, established: established)
     }
 
     @Test func idleConnectionIsNeverReaped() {
@@ -23,7 +22,7 @@ import Testing
         // Window shut: data queued, nothing in flight, nothing acknowledged.
         var verdicts: [SendProgress.Verdict] = []
         for t in 0...11 {
-            verdicts.append(p.observe(sample(acked: 1000, queued: 4096, pending: 65536),
+            verdicts.append(p.observe(sample(acked: 1000, queued: 4096),
                                       nowNanoseconds: 1 + UInt64(t) * second, timeoutNanoseconds: timeout))
         }
         #expect(verdicts[0..<10].allSatisfy { $0 == .healthy })
@@ -35,7 +34,7 @@ import Testing
         var acked: UInt64 = 0
         for t in 0..<300 {   // 5 minutes, one small ack per second, data always waiting
             acked += 100
-            let v = p.observe(sample(acked: acked, queued: 100_000, pending: 100_000),
+            let v = p.observe(sample(acked: acked, queued: 100_000),
                               nowNanoseconds: 1 + UInt64(t) * second, timeoutNanoseconds: timeout)
             #expect(v == .healthy)
         }

@@ -479,11 +479,9 @@ public final class HTTPEngine {
                 beginClose(conn, reason: c.pointee.closeReason)
             } else if cqe.result == -ETIMEDOUT {
                 beginClose(conn, reason: .halfOpen)   // keepalive or TCP_USER_TIMEOUT gave up
-            } else if cqe.result == 0 && c.pointee.phase == .http
-                        && (c.pointee.out != nil || !c.pointee.queued.isEmpty || c.pointee.sendInFlight) {
+            } else if cqe.result == 0 && c.pointee.phase == .http && (responseBytes(c) > 0 || c.pointee.sendInFlight) {
                 // A half-close after its requests (`nc -N`): answer what was read, then close
                 // (an ingest's 201 says the event was appended; it must not be dropped).
-                c.pointee.inputEnded = true
                 closeAfterFlush(conn, reason: .completed)
             } else {
                 beginClose(conn, reason: cqe.result == 0 && c.pointee.phase == .http && c.pointee.parser?.isIdle == true

@@ -330,20 +330,14 @@ extension Worker {
         }
     }
 
-    /// Writes a control message (a reset or close notice) whole; false when it does not fit.
+    /// Writes a control message whole; false when it does not fit. A stream's `final` frames
+    /// (close notice, close frame) reach the peer even when the send-buffer pool is exhausted
+    /// or the stream's buffer full (`streamAppendFinal`); a reset is retried by its caller.
     @discardableResult
-    func writeControl(_ connection: Int32, _ frame: [UInt8]) -> Bool {
-        let ok = frame.withUnsafeBytes { engine.streamAppend(connection, $0) }
+    func writeControl(_ connection: Int32, _ frame: [UInt8], final: Bool = false) -> Bool {
+        let ok = frame.withUnsafeBytes { final ? engine.streamAppendFinal(connection, $0) : engine.streamAppend(connection, $0) }
         if ok { subscribers[Int(connection)].cursor.wroteControl(nowNanoseconds: engine.nowNanoseconds) }
         return ok
-    }
-
-    /// Writes one of a stream's last frames (close notice, close frame): it reaches the peer
-    /// even when the send-buffer pool is exhausted or the stream's buffer full.
-    func writeFinal(_ connection: Int32, _ frame: [UInt8]) {
-        if frame.withUnsafeBytes({ engine.streamAppendFinal(connection, $0) }) {
-            subscribers[Int(connection)].cursor.wroteControl(nowNanoseconds: engine.nowNanoseconds)
-        }
     }
 
     /// Ends a stream from the server's side: a close notice (`event: close` / a JSON close
@@ -354,11 +348,11 @@ extension Worker {
         if s.pointee.liveIndex >= 0 { leaveLive(connection) }
         _ = s.pointee.cursor.beginClose()
         if s.pointee.transport == .sse {
-            writeFinal(connection, SSEEncoder.closeEvent(reason: reason.rawValue))
+            writeControl(connection, SSEEncoder.closeEvent(reason: reason.rawValue), final: true)
         } else {
-            writeFinal(connection, WebSocketMessageEncoder.closeNoticeFrame(reason: reason.rawValue))
+            writeControl(connection, WebSocketMessageEncoder.closeNoticeFrame(reason: reason.rawValue), final: true)
             let code: UInt16 = reason == .slowConsumer ? WebSocketCloseCode.policyViolation : WebSocketCloseCode.goingAway
-            writeFinal(connection, WebSocketFrameEncoder.closeFrame(code: code, reason: reason.rawValue))
+            writeControl(connection, WebSocketFrameEncoder.closeFrame(code: code, reason: reason.rawValue), final: true)
         }
         engine.closeAfterFlush(connection, reason: reason)
     }
@@ -399,7 +393,7 @@ extension Worker {
             _ = s.pointee.cursor.beginClose()
             let frame = WebSocketFrameEncoder.closeFrame(code: WebSocketCloseCode.policyViolation,
                                                          reason: "subscribers do not publish")
-            writeFinal(connection, frame)
+            writeControl(connection, frame, final: true)
             engine.closeAfterFlush(connection, reason: .protocolError)
             return
         }
@@ -422,14 +416,14 @@ extension Worker {
             case .close(let code, _):
                 if s.pointee.liveIndex >= 0 { leaveLive(connection) }
                 if s.pointee.cursor.beginClose() {
-                    writeFinal(connection, WebSocketFrameEncoder.closeFrame(code: code ?? WebSocketCloseCode.normal))
+                    writeControl(connection, WebSocketFrameEncoder.closeFrame(code: code ?? WebSocketCloseCode.normal), final: true)
                 }
                 engine.closeAfterFlush(connection, reason: .peerClosed)
                 return
             case .protocolError(let closeCode, let reason):
                 if s.pointee.liveIndex >= 0 { leaveLive(connection) }
                 _ = s.pointee.cursor.beginClose()
-                writeFinal(connection, WebSocketFrameEncoder.closeFrame(code: closeCode, reason: String(reason.prefix(100))))
+                writeControl(connection, WebSocketFrameEncoder.closeFrame(code: closeCode, reason: String(reason.prefix(100))), final: true)
                 engine.closeAfterFlush(connection, reason: .protocolError)
                 return
             }

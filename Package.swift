@@ -19,6 +19,8 @@ let package = Package(
             name: "CRinggateSys",
             linkerSettings: [.linkedLibrary("uring")]
         ),
+        // hiredis (Debian libhiredis-dev) for the cluster's Redis protocol.
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .target(name: "RingLog", dependencies: ["CRinggateSys"]),
         .target(name: "WireProtocol", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "StreamPolicy", dependencies: ["RingLog"]),
@@ -39,6 +41,11 @@ let package = Package(
         // SIGTERM stop, /healthz, URL paths. Not in GatewayCore: the supervisor, which has no
         // HTTP server, depends on that.
         .target(name: "RoleSupport", dependencies: ["HTTPServer", "GatewayCore", "RingLog", "WireProtocol", "CRinggateSys"]),
+        // Cluster mode: the ingest's link to Redis Streams (publisher and tail threads).
+        .target(
+            name: "Upstream",
+            dependencies: ["CHiredis", "RingLog", .product(name: "Logging", package: "swift-log")]
+        ),
         .target(
             name: "Worker",
             dependencies: ["HTTPServer", "RoleSupport", "GatewayCore", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
@@ -46,16 +53,16 @@ let package = Package(
         ),
         .target(
             name: "Ingest",
-            dependencies: ["HTTPServer", "RoleSupport", "GatewayCore", "IO", "RingLog", "WireProtocol", "CRinggateSys",
+            dependencies: ["HTTPServer", "RoleSupport", "GatewayCore", "IO", "RingLog", "WireProtocol", "CRinggateSys", "Upstream",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "Supervisor",
-            dependencies: ["RingLog", "GatewayCore", "IO", "CRinggateSys", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["RingLog", "GatewayCore", "IO", "CRinggateSys", "Upstream", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "ringgate",
-            dependencies: ["Supervisor", "Worker", "Ingest", "GatewayCore", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
+            dependencies: ["Supervisor", "Worker", "Ingest", "GatewayCore", "Upstream", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),
@@ -81,6 +88,8 @@ let package = Package(
         .testTarget(name: "RoleSupportTests", dependencies: ["RoleSupport", "WireProtocol"]),
         // The ingest's pure parts (its routes).
         .testTarget(name: "IngestTests", dependencies: ["Ingest"]),
+        // The Redis link: URL parsing, entry decoding (pure) and the client against a real redis-server.
+        .testTarget(name: "UpstreamTests", dependencies: ["Upstream", "RingLog", "CRinggateSys"]),
         // Seeded schedules of the real worker and ingest on the simulated backend (no sockets).
         .testTarget(name: "SimulationTests",
                     dependencies: ["IOSimulation", "IO", "HTTPServer", "Worker", "Ingest", "GatewayCore", "RingLog",

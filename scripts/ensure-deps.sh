@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building and testing Ringgate needs, or says exactly what is missing.
-#   scripts/ensure-deps.sh build   — liburing-dev (headers + library) and a Swift toolchain
-#   scripts/ensure-deps.sh test    — the above, plus curl, python3-venv, chromium + chromium-driver and the pinned test clients
+#   scripts/ensure-deps.sh build   — liburing-dev, libhiredis-dev (headers + libraries) and a Swift toolchain
+#   scripts/ensure-deps.sh test    — the above, plus curl, python3-venv, chromium + chromium-driver,
+#                                    redis-server + redis-tools and haproxy (the cluster tests), and the pinned test clients
 set -euo pipefail
 want=${1:-build}
 cd "$(dirname "$0")/.."
 
 missing=()
 dpkg -s liburing-dev >/dev/null 2>&1 || missing+=(liburing-dev)
+dpkg -s libhiredis-dev >/dev/null 2>&1 || missing+=(libhiredis-dev)
 if [ "$want" = test ]; then
   command -v curl >/dev/null 2>&1 || missing+=(curl)
   command -v strace >/dev/null 2>&1 || missing+=(strace)   # injects io_uring failures in a test
@@ -16,6 +18,10 @@ if [ "$want" = test ]; then
   # a real browser for the cross-origin tests (test_cors_browser.py), driven through selenium
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+  # the cluster tests start a real Redis and a real haproxy on loopback
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
+  command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

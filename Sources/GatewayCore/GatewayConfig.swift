@@ -24,7 +24,23 @@ public struct GatewayConfig: Sendable, Equatable {
     public var maxConnections = 100_000
     public var lagPolicy = LagPolicy.resync
     public var publishToken: String? = nil
+    /// `--upstream redis://…?key=NAME`: cluster mode; nil = single host.
     public var upstream: String? = nil
+    // MARK: CLUSTER (issue 12)
+    /// `MAXLEN ~` of the cluster's stream (`--upstream-retain`).
+    public var upstreamRetain = 1_000_000
+    /// A publish Redis has not answered this long gets 503 (`--upstream-timeout`); also the
+    /// connect and command timeout of both Redis connections.
+    public var upstreamTimeoutNanoseconds: UInt64 = 2_000_000_000
+    /// `WAIT N` after each publish before it is acknowledged (`--upstream-wait-replicas`); 0 = off.
+    public var upstreamWaitReplicas = 0
+    /// Events submitted to Redis and not yet answered, at most (`--upstream-max-queued-events`).
+    public var upstreamMaxQueuedEvents = 100_000
+    /// Entries per `XREAD` of the tail (`COUNT`).
+    public var upstreamTailBatch = 1000
+    /// A host behind the cluster whose head has not moved this long is `stalled` (/readyz 503).
+    public var upstreamStallNanoseconds: UInt64 = 5_000_000_000
+    public var isCluster: Bool { upstream != nil }
     public var maxSlots = 65536
     public var maxBatchBytes = 16 << 20
     /// 0 = no limit. Split across workers like `maxConnections`.

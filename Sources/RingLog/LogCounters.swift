@@ -90,6 +90,29 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     // MARK: HTTP review (issue 10 follow-up)
     case disconnectBodyTimeout         // a request body made too little progress (408)
     case connectionsAdmin              // gauge: connections on the admin reserve (not in connectionsHTTP)
+    // MARK: CLUSTER (issue 12). Each field has one writer: the link's threads (L), the ingest's
+    // loop (I), a worker (W) or the supervisor (S).
+    case upstreamUp                    // L gauge: 1 while both Redis connections work
+    case upstreamClusterHeadSeq        // L gauge: the cluster's newest seq as Redis last said
+    case upstreamPublishLE500us, upstreamPublishLE1ms, upstreamPublishLE2500us, upstreamPublishLE5ms,
+         upstreamPublishLE10ms, upstreamPublishLE25ms, upstreamPublishLE100ms, upstreamPublishLE500ms,
+         upstreamPublishLEInf          // L: script round trips, non-cumulative buckets
+    case upstreamPublishSumNanoseconds // L
+    case upstreamPublishCount          // L
+    case upstreamReconnects            // L: connections re-made after a failure
+    case upstreamQueueEvents           // L gauge: events submitted, not yet answered by Redis
+    case upstreamLagEvents             // I gauge: cluster head seq - local head seq (0 when ahead)
+    case upstreamStalled               // I gauge: 1 when behind and the local head did not move for the stall time
+    case upstreamGaps                  // I: seq jumps found while tailing
+    case upstreamGapDroppedEvents      // I: seqs those jumps skipped
+    case upstreamDivergences           // I: entries whose seq was not above what this host applied, with other contents
+    case upstreamUnavailable           // I: publishes answered 503 upstream_unavailable
+    case upstreamQueueFull             // I: publishes answered 503 because the link's queue was full
+    case upstreamEntriesApplied        // I: stream entries appended to the local log
+    case upstreamEntriesReplayed       // I: entries at or below the local head, identical to it (skipped)
+    case upstreamAckUnapplied          // I: 201s sent before the local log held the event (tail too slow)
+    case resetsGap                     // W: `reset` reason gap sent
+    case upstreamReinitializations     // S: the log re-made for a new cluster epoch or a diverged history
 }
 
 extension LogCounter {
@@ -99,7 +122,28 @@ extension LogCounter {
     ]
 }
 
+extension LogCounter {
+    /// Upper bounds (seconds, as rendered) of the publish round-trip histogram.
+    public static let upstreamPublishBuckets: [(bound: String, nanoseconds: UInt64, counter: LogCounter)] = [
+        ("0.0005", 500_000, .upstreamPublishLE500us), ("0.001", 1_000_000, .upstreamPublishLE1ms),
+        ("0.0025", 2_500_000, .upstreamPublishLE2500us), ("0.005", 5_000_000, .upstreamPublishLE5ms),
+        ("0.01", 10_000_000, .upstreamPublishLE10ms), ("0.025", 25_000_000, .upstreamPublishLE25ms),
+        ("0.1", 100_000_000, .upstreamPublishLE100ms), ("0.5", 500_000_000, .upstreamPublishLE500ms),
+        ("+Inf", .max, .upstreamPublishLEInf),
+    ]
+}
+
 extension CounterBlock {
+    /// Records one publish round trip to Redis (non-cumulative buckets; the renderer accumulates).
+    public func observeUpstreamPublish(nanoseconds: UInt64) {
+        for bucket in LogCounter.upstreamPublishBuckets where nanoseconds <= bucket.nanoseconds {
+            add(bucket.counter)
+            break
+        }
+        add(.upstreamPublishSumNanoseconds, nanoseconds)
+        add(.upstreamPublishCount)
+    }
+
     /// Records one lag observation (non-cumulative buckets; the renderer accumulates).
     public func observeLag(events: UInt64) {
         let bucket: LogCounter = switch events {

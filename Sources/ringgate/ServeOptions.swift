@@ -23,7 +23,7 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("max-connections"), help: "Connections per host (default 100000).") var maxConnections: String?
     @Option(name: .customLong("lag-policy"), help: "resync or disconnect (default resync).") var lagPolicy: String?
     @Option(name: .customLong("publish-token"), help: "Require Authorization: Bearer <token> to publish.") var publishToken: String?
-    @Option(help: "redis://HOST:PORT/KEY for cluster mode.") var upstream: String?
+    @Option(help: "Cluster mode: redis://[user:password@]HOST:PORT[/DB]?key=NAME (password also from RINGGATE_UPSTREAM_PASSWORD).") var upstream: String?
     @Option(name: .customLong("max-slots"), help: "Slot directory entries, a power of two (default 65536).") var maxSlots: String?
     @Option(name: .customLong("max-batch-bytes"), help: "Largest NDJSON batch body (default 16MiB).") var maxBatchBytes: String?
     @Option(name: .customLong("max-subscribers-per-slot"), help: "Streams per slot per host, 0 = no limit (default 0).") var maxSubscribersPerSlot: String?
@@ -50,6 +50,11 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("ingest-send-buffers"), help: "Pooled send buffers of the ingest (default 64).") var ingestSendBuffers: String?
     @Option(name: .customLong("max-batch-events"), help: "Lines of one NDJSON batch (default 1000000).") var maxBatchEvents: String?
     @Option(name: .customLong("ring-entries"), help: "io_uring submission-queue entries per process, a power of two (default 4096).") var ringEntries: String?
+    // MARK: CLUSTER (issue 12)
+    @Option(name: .customLong("upstream-retain"), help: "Entries the cluster's Redis stream keeps, MAXLEN ~ (default 1000000).") var upstreamRetain: String?
+    @Option(name: .customLong("upstream-timeout"), help: "Redis connect/command timeout; a publish not answered this long gets 503 (default 2s).") var upstreamTimeout: String?
+    @Option(name: .customLong("upstream-wait-replicas"), help: "Acknowledge a publish only after WAIT N replicas (default 0 = off).") var upstreamWaitReplicas: String?
+    @Option(name: .customLong("upstream-max-queued-events"), help: "Events sent to Redis and not yet answered, at most; over it publishes get 503 (default 100000).") var upstreamMaxQueuedEvents: String?
     // MARK: IO (issue 11)
     @Option(help: "Kernel interface: auto, io_uring or epoll (default auto: io_uring, epoll where it is blocked).") var io: String?
 
@@ -201,6 +206,18 @@ struct ServeOptions: ParsableArguments {
             guard let choice = IOBackendChoice(argument: v) else { throw fail("io", v, "expected auto, io_uring or epoll") }
             c.io = choice
         }
+        // MARK: CLUSTER (issue 12)
+        if let n = try int(pick(upstreamRetain, "UPSTREAM_RETAIN"), "upstream-retain", 1000...1_000_000_000) { c.upstreamRetain = n }
+        if let n = try duration(pick(upstreamTimeout, "UPSTREAM_TIMEOUT"), "upstream-timeout") {
+            guard n >= 10_000_000, n <= 600_000_000_000 else {
+                throw fail("upstream-timeout", pick(upstreamTimeout, "UPSTREAM_TIMEOUT") ?? "", "expected a duration from 10ms to 10m")
+            }
+            c.upstreamTimeoutNanoseconds = n
+        }
+        if let n = try int(pick(upstreamWaitReplicas, "UPSTREAM_WAIT_REPLICAS"), "upstream-wait-replicas", 0...100) { c.upstreamWaitReplicas = n }
+        if let n = try int(pick(upstreamMaxQueuedEvents, "UPSTREAM_MAX_QUEUED_EVENTS"), "upstream-max-queued-events", 1...100_000_000) {
+            c.upstreamMaxQueuedEvents = n
+        }
         // A budget below one body would answer every such upload 503 Retry-After forever,
         // which looks like a temporary overload; say so at start-up instead.
         let largestBodyBytes = max(c.maxEventBytes, c.maxBatchBytes)
@@ -262,6 +279,13 @@ struct ServeOptions: ParsableArguments {
         // MARK: LOG
         a += ["--fsync", c.fsync.rawValue, "--fsync-interval", "\(c.fsyncIntervalNanoseconds / 1_000_000)ms"]
         if c.ephemeral { a.append("--ephemeral") }
+        // MARK: CLUSTER (issue 12)
+        if let upstream = c.upstream {
+            a += ["--upstream", upstream, "--upstream-retain", "\(c.upstreamRetain)",
+                  "--upstream-timeout", "\(c.upstreamTimeoutNanoseconds / 1_000_000)ms",
+                  "--upstream-wait-replicas", "\(c.upstreamWaitReplicas)",
+                  "--upstream-max-queued-events", "\(c.upstreamMaxQueuedEvents)"]
+        }
         return a
     }
 }

@@ -6,6 +6,7 @@ import Glibc
 import Logging
 import RingLog
 import RoleSupport
+import Upstream
 import WireProtocol
 
 /// The ingest process: the only writer of the log. Serves the publish API on its own
@@ -21,6 +22,11 @@ public final class Ingest: HTTPEngineDelegate {
     let logFD: Int32
     let expectedAuthorization: [UInt8]?
     var appendedThisTurn = false
+    /// Cluster mode (`--upstream`): the link to Redis and the publishes waiting on it.
+    var cluster: IngestCluster? = nil
+    /// What the process exits with once `run` returns: `RoleExit.reinitialize` when the host's
+    /// log must be re-made for the cluster.
+    public internal(set) var exitCode: Int32 = 0
     var flusherErrorsLogged: UInt64 = 0
     /// In-flight publishes get this long to finish after SIGTERM.
     var shutdown = RoleShutdown(graceNanoseconds: 2_000_000_000)
@@ -60,7 +66,10 @@ public final class Ingest: HTTPEngineDelegate {
         self.region = region
         let block = RoleLog.counters(region: region, process: ProcessBlock.ingest)
         // The scan is O(retained bytes): its stamps tell the supervisor it is alive meanwhile.
-        writer = LogWriter(region: region, file: logFD, progress: { block.set(.startupProgressNanoseconds, rg_monotonic_ns()) })
+        // In cluster mode the seqs of a batch rolled back by recovery come again from the
+        // stream, so they are not skipped.
+        writer = LogWriter(region: region, file: logFD, progress: { block.set(.startupProgressNanoseconds, rg_monotonic_ns()) },
+                           reuseRolledBackSeqs: config.isCluster)
         counters = block
         flusherErrorsLogged = block.get(.logFsyncErrors)   // the block outlives a restarted ingest
         Ingest.report(writer.recovery, counters: counters, logger: logger)
@@ -86,26 +95,43 @@ public final class Ingest: HTTPEngineDelegate {
         engineConfig.bodyTimeoutNanoseconds = config.bodyTimeoutNanoseconds
         engineConfig.adminReserveConnections = Ingest.adminReserveConnections
         engineConfig.adminPaths = Ingest.adminPaths
-        engine = HTTPEngine(configuration: engineConfig, io: io, listenFD: listenFD, wakeFD: -1,
+        var linkWakeFD: Int32 = -1
+        if config.isCluster {
+            let settings = try Ingest.upstreamSettings(config, region: region)
+            linkWakeFD = rg_eventfd(0, 0)
+            guard linkWakeFD >= 0 else { throw RoleStartError("eventfd for the Redis link failed (errno \(errno))") }
+            let link = UpstreamLink(settings: settings, counters: block, wakeFD: linkWakeFD, logger: logger)
+            cluster = IngestCluster(link: link, wakeFD: linkWakeFD, settings: settings)
+        }
+        engine = HTTPEngine(configuration: engineConfig, io: io, listenFD: listenFD, wakeFD: linkWakeFD,
                             counters: counters, logger: logger)
         engine.delegate = self
     }
 
     public func run() {
-        logger.info("ingest serving", metadata: ["pid": "\(getpid())", "head": "\(writer.headSeq)", "io": "\(engine.io.kind.rawValue)"])
+        var metadata: Logger.Metadata = ["pid": "\(getpid())", "head": "\(writer.headSeq)", "io": "\(engine.io.kind.rawValue)"]
+        if let cluster {
+            metadata["upstream"] = "\(cluster.settings.url.redacted)"
+            metadata["epoch"] = "\(Ingest.hex(region.epoch))"
+            metadata["cursor"] = "\(cluster.settings.cursor)"
+            cluster.link.start()
+        }
+        logger.info("ingest serving", metadata: metadata)
         engine.run { [unowned self] in
             shutdown.isFinished(connectionCount: engine.connectionCount, nowNanoseconds: engine.nowNanoseconds)
         }
+        cluster?.link.stop()
         logger.info("ingest stopped")
     }
 
-    public func engineWake(_ engine: HTTPEngine) {}
+    public func engineWake(_ engine: HTTPEngine) { clusterWake() }
     public func engine(_ engine: HTTPEngine, streamWritable conn: Int32) {}
     public func engine(_ engine: HTTPEngine, streamClosed conn: Int32) {}
 
     public func engineTick(_ engine: HTTPEngine, nowNanoseconds: UInt64) {
         // Stop accepting, answer what is in flight, close idle keep-alive connections.
         if RoleShutdown.takeTermination(), shutdown.begin(nowNanoseconds: nowNanoseconds) { engine.stopServing() }
+        clusterTick(nowNanoseconds: nowNanoseconds)
     }
 
     /// Counts and logs what the recovery scan did to the log (nothing, on a clean start).
@@ -313,6 +339,14 @@ public final class Ingest: HTTPEngineDelegate {
 
     func publishOne(_ conn: Int32, _ request: HTTPRequest, slot: UnsafeRawBufferPointer) {
         let type = request.queryValue("type").map { Array($0.utf8) } ?? Ingest.defaultType
+        if cluster != nil {
+            let failure: (Int, String, String)? = type.withUnsafeBytes { t in
+                request.body.withUnsafeBytes { d in validate(slot: slot, type: t, data: d) }
+            }
+            if let (status, code, detail) = failure { return reject(conn, status: status, error: code, detail: detail) }
+            let event = PublishEvent(slot: Array(slot), type: type, data: request.body)
+            return clusterPublish(conn, request, events: [event], slot: event.slot)
+        }
         let now = rg_realtime_ns() / 1_000_000
         let outcome: Result<UInt64, PublishFailure> = type.withUnsafeBytes { t in
             request.body.withUnsafeBytes { d in
@@ -417,6 +451,11 @@ public final class Ingest: HTTPEngineDelegate {
                 return reject(conn, status: 507, error: "slot_directory_full", detail: "\(failure); nothing was appended")
             }
             return reject(conn, status: 413, error: "payload_too_large", detail: "\(failure); nothing was appended")
+        }
+        if cluster != nil {
+            // One script call: Redis takes the whole batch or none of it.
+            let events = items.map { PublishEvent(slot: $0.slot, type: $0.type ?? Ingest.defaultType, data: $0.data) }
+            return clusterPublish(conn, request, events: events, slot: nil)
         }
         let now = rg_realtime_ns() / 1_000_000
         var body: [UInt8] = []

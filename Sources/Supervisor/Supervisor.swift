@@ -65,6 +65,10 @@ public final class Supervisor {
     var children: [Child] = []
     var subscribePort = 0
     var publishPort = 0
+    /// Cluster mode: the ingest asked for the host to be re-initialised (`RoleExit.reinitialize`).
+    var reinitializePending = false
+    /// SIGTERM arrived while the supervisor was busy elsewhere (re-initialising).
+    var terminationRequested = false
 
     /// `childArguments` are the serve flags every child gets (the CLI renders them from config).
     public init(config: GatewayConfig, executable: String, childArguments: [String], logger: Logger) {
@@ -79,6 +83,7 @@ public final class Supervisor {
             throw StartError("io_uring is disabled on this host (kernel.io_uring_disabled=2); enable it with sysctl kernel.io_uring_disabled=0, or run with --io epoll (or --io auto)")
         }
         try openLog()
+        try joinCluster()
         try openListeners()
         for _ in 0..<config.workers {
             let fd = rg_eventfd(0, 0)
@@ -294,8 +299,12 @@ public final class Supervisor {
 
     func superviseUntilTerminated() {
         while true {
-            if rg_signal_take() & Int32(RG_SIG_TERM) != 0 { return }
+            if terminationRequested || rg_signal_take() & Int32(RG_SIG_TERM) != 0 { return }
             reap(shuttingDown: false)
+            if reinitializePending {
+                reinitializeHost()
+                continue
+            }
             closeDeadListeners()
             let now = rg_monotonic_ns()
             counters.set(.heartbeatNanoseconds, now)
@@ -331,6 +340,16 @@ public final class Supervisor {
             children[i].restartReason = children[i].killedByWatchdog ? .watchdog : .crash
             children[i].killedByWatchdog = false
             guard !shuttingDown else { continue }
+            if children[i].role == .ingest && config.isCluster && rg_wifsignaled(status) == 0
+                && rg_wexitstatus(status) == RoleExit.reinitialize {
+                // Not a crash: the log must be re-made before anything starts again.
+                logger.warning("the ingest asked for the host to be re-initialised for the cluster")
+                reinitializePending = true
+                for gauge in Supervisor.perProcessGauges {
+                    rg_store_relaxed_u64(region.counterPointer(process: block(of: children[i].role), counter: gauge.rawValue), 0)
+                }
+                continue
+            }
             let now = rg_monotonic_ns()
             let lived = now &- children[i].startedNanoseconds
             if lived > 10_000_000_000 { children[i].backoffNanoseconds = 100_000_000 }

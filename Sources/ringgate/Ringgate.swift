@@ -6,6 +6,7 @@ import IO
 import Ingest
 import Logging
 import Supervisor
+import Upstream
 import Worker
 
 @main
@@ -52,6 +53,14 @@ struct Serve: ParsableCommand {
         if config.io == .auto && kind == .ioUring { setenv(IOSelection.resolvedFromAutoVariable, "1", 1) }
         config.io = kind == .epoll ? .epoll : .ioUring
         if let token = config.publishToken { setenv("RINGGATE_PUBLISH_TOKEN", token, 1) }
+        // The Redis password travels to the children in the environment, as the token does,
+        // not in their argv.
+        if let text = config.upstream,
+           let url = try? UpstreamURL.parse(text, passwordFromEnvironment: ServeOptions.env("UPSTREAM_PASSWORD")),
+           let password = url.password {
+            setenv("RINGGATE_UPSTREAM_PASSWORD", password, 1)
+            config.upstream = url.renderedWithoutPassword
+        }
         let supervisor = Supervisor(config: config, executable: executablePath(),
                                     childArguments: ServeOptions.childArguments(config), logger: logger)
         do {
@@ -88,6 +97,9 @@ struct IngestRole: ParsableCommand {
         do {
             let ingest = try Ingest(config: config, logFD: logFD, listenFD: listenFD, wakeFDs: fds, logger: logger)
             ingest.run()
+            if ingest.exitCode != 0 { throw ExitCode(ingest.exitCode) }
+        } catch let exit as ExitCode {
+            throw exit
         } catch {
             logger.critical("ingest cannot start: \(error)")
             throw ExitCode(70)

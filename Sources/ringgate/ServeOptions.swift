@@ -3,6 +3,7 @@ import GatewayCore
 import IO
 import StreamPolicy
 import Glibc
+import Upstream
 import WireProtocol
 
 /// The `serve` flags. Each falls back to a `RINGGATE_*` environment variable, then to the
@@ -228,8 +229,13 @@ struct ServeOptions: ParsableArguments {
         if c.maxEventBytes + 512 > c.logCapacityBytes / 4 {
             throw ValidationError("--max-event-bytes \(c.maxEventBytes) does not fit --log-capacity \(c.logCapacityBytes): an event may take at most a quarter of the ring")
         }
-        if c.upstream != nil {
-            throw ValidationError("--upstream (cluster mode) is not implemented in this version")
+        if let text = c.upstream {
+            // Checked here, so a bad URL is a usage error before anything starts.
+            do {
+                _ = try UpstreamURL.parse(text, passwordFromEnvironment: ServeOptions.env("UPSTREAM_PASSWORD"))
+            } catch {
+                throw ValidationError("--upstream \(text.contains("@") ? "(redacted)" : text): \(error)")
+            }
         }
         return c
     }
@@ -287,5 +293,28 @@ struct ServeOptions: ParsableArguments {
                   "--upstream-max-queued-events", "\(c.upstreamMaxQueuedEvents)"]
         }
         return a
+    }
+}
+
+extension UpstreamURL {
+    /// The URL for a child's argv: everything but the password (which goes in the environment).
+    var renderedWithoutPassword: String {
+        let hostPart = host.contains(":") ? "[\(host)]" : host
+        let userPart = user.map { "\(percentEncoded($0))@" } ?? ""
+        return "redis://\(userPart)\(hostPart):\(port)/\(db)?key=\(key)"
+    }
+
+    private func percentEncoded(_ s: String) -> String {
+        var out = ""
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(b))
+            default:
+                out += "%" + (b < 16 ? "0" : "") + String(b, radix: 16, uppercase: true)
+            }
+        }
+        return out
     }
 }

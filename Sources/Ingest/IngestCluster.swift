@@ -117,6 +117,15 @@ extension Ingest {
             switch completion.outcome {
             case .appended(let firstSeq):
                 counters.observeUpstreamPublish(nanoseconds: completion.roundTripNanoseconds)
+                if let reason = cluster.reinitializeReason {
+                    // Taken under the epoch this host is leaving: the new epoch's history starts
+                    // after it, so it will never be served. Not acknowledged.
+                    counters.add(.upstreamUnavailable)
+                    engine.answerError(pending.ticket, status: 503, error: "upstream_unavailable",
+                                       detail: "this host is re-initialising (\(reason)); publish again in a moment",
+                                       extraHeaders: [("Retry-After", "1")])
+                    return
+                }
                 cluster.waiting.append(lastSeq: firstSeq + UInt64(pending.count) - 1,
                                        dueNanoseconds: engine.nowNanoseconds + config.upstreamTimeoutNanoseconds,
                                        IngestCluster.Applied(pending: pending, firstSeq: firstSeq))

@@ -86,7 +86,7 @@ public final class RedisConnection {
 
     /// Major, minor, patch of `redis_version:` in an INFO reply.
     static func version(inInfo text: String) -> [Int] {
-        for line in text.split(whereSeparator: { $0 == "\r" || $0 == "\n" }) where line.hasPrefix("redis_version:") {
+        for line in text.split(whereSeparator: \.isNewline) where line.hasPrefix("redis_version:") {
             return line.dropFirst("redis_version:".count).split(separator: ".").compactMap { Int($0) }
         }
         return []

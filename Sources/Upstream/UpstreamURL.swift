@@ -33,12 +33,13 @@ public struct UpstreamURL: Sendable, Equatable {
         }
         var rest = text.dropFirst(scheme.count)
 
+        // A '#' in a password must be percent-encoded (%23), as in any URL.
+        if rest.contains("#") { throw UpstreamURLError("--upstream: a fragment (#...) is not allowed") }
         var query = Substring("")
         if let q = rest.firstIndex(of: "?") {
             query = rest[rest.index(after: q)...]
             rest = rest[..<q]
         }
-        if rest.contains("#") { throw UpstreamURLError("--upstream: a fragment (#...) is not allowed") }
 
         var path = Substring("")
         if let slash = rest.firstIndex(of: "/") {

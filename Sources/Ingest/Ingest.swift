@@ -411,6 +411,9 @@ public final class Ingest: HTTPEngineDelegate {
         case .recordTooLarge:
             return PublishFailure(status: 413, code: "payload_too_large",
                                   detail: "the event does not fit the log (--log-capacity)")
+        case .seqNotAhead:
+            // Only the cluster tail passes explicit seqs; a single-host publish never does.
+            return PublishFailure(status: 500, code: "internal", detail: "seq not ahead of the log's head")
         }
     }
 

@@ -135,6 +135,14 @@ enum LogDescriptor {
     /// u64: the largest event data this log may hold (the largest `--max-event-bytes` it was
     /// opened with), so readers size their buffers for records written under an older limit.
     static let maxEventBytesOffset = 10 * 64
+    // MARK: CLUSTER
+    /// u64, release-stored after the entries it covers: how many gaps were ever recorded.
+    static let gapCountOffset = 11 * 64
+    /// The last `gapTableEntries` gaps, entry `n % gapTableEntries` = (first u64, last u64):
+    /// seqs this log will never hold (cluster mode: trimmed or unstorable stream entries).
+    static let gapTableOffset = 12 * 64
+    static let gapTableEntries = 128
+    static let gapEntryLength = 16
     // Counter area: maxProcesses blocks of countersPerProcess u64 each.
     static let countersOffset = 4096
     static let maxProcesses = 128

@@ -22,9 +22,10 @@ public enum LogFile {
     /// open (children that inherit the fd share it), before reading or writing a byte; creates,
     /// reserves (`posix_fallocate`) and formats it (random epoch) when it is new or empty. An
     /// existing file must hold a log of exactly `geometry`; otherwise this throws and names both.
-    /// On any failure a file this call created is removed.
+    /// On any failure a file this call created is removed. `epoch`: the epoch a new log is
+    /// formatted with (cluster mode: the cluster's); nil for a random one.
     public static func openOrCreate(
-        path: String, geometry: LogGeometry
+        path: String, geometry: LogGeometry, epoch: UInt32? = nil
     ) throws -> (fd: Int32, base: UnsafeMutableRawPointer, length: Int, created: Bool) {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw LogFileError("cannot open", path: path, errno: errno) }
@@ -57,7 +58,7 @@ public enum LogFile {
                 }
                 let (base, length) = try map(fd: fd)
                 do {
-                    _ = try LogRegion.format(base: base, length: length, geometry: geometry, epoch: randomEpoch())
+                    _ = try LogRegion.format(base: base, length: length, geometry: geometry, epoch: epoch ?? randomEpoch())
                 } catch {
                     munmap(base, length)
                     throw LogFileError("\(error)", path: path)
@@ -126,9 +127,10 @@ public enum LogFile {
     }
 
     /// A formatted log in an anonymous memfd (for `--ephemeral`). The fd has CLOEXEC set;
-    /// clear it (rg_clear_cloexec) for children that should inherit it.
+    /// clear it (rg_clear_cloexec) for children that should inherit it. `epoch`: as for
+    /// `openOrCreate`.
     public static func createEphemeral(
-        geometry: LogGeometry
+        geometry: LogGeometry, epoch: UInt32? = nil
     ) throws -> (fd: Int32, base: UnsafeMutableRawPointer, length: Int) {
         let fd = rg_memfd_create("ringgate-log")
         guard fd >= 0 else { throw LogFileError("memfd_create failed", errno: errno) }
@@ -140,7 +142,7 @@ public enum LogFile {
         do {
             let (base, length) = try map(fd: fd)
             do {
-                _ = try LogRegion.format(base: base, length: length, geometry: geometry, epoch: randomEpoch())
+                _ = try LogRegion.format(base: base, length: length, geometry: geometry, epoch: epoch ?? randomEpoch())
             } catch {
                 munmap(base, length)
                 throw LogFileError("\(error)")

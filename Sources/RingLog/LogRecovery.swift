@@ -195,7 +195,12 @@ extension LogWriter {
             if cut < tail { coverWithPadding(from: cut, to: tail) }
             coverWithPadding(from: max(cut, tail), to: claimedEnd)
         }
-        nextSeq = max(nextSeq, highestSeq + 1)
+        if reuseRolledBackSeqs {
+            // Cluster mode: the stream hands those seqs out again, with the same events.
+            report.seqsSkippedPastTail = 0
+        } else {
+            nextSeq = max(nextSeq, highestSeq + 1)
+        }
         if let lastPosition { latestPosition = lastPosition }
         if lastPosition == nil || oldestPosition >= cut {
             // Nothing is retained: the next record becomes the oldest.

@@ -13,6 +13,8 @@ public struct LogWriter {
     public enum AppendError: Error, Equatable {
         case slotDirectoryFull
         case recordTooLarge
+        /// Cluster mode: an explicit seq at or below the head (nothing was changed).
+        case seqNotAhead
     }
 
     typealias R = LogDescriptor.Record
@@ -33,15 +35,23 @@ public struct LogWriter {
     private var recordingUndo = false
     /// What the recovery scan found when this writer took over the log.
     public internal(set) var recovery = LogRecovery()
+    // MARK: CLUSTER
+    /// Cluster mode: seqs of a rolled-back batch come back from the stream, so recovery does
+    /// not move `nextSeq` past them.
+    let reuseRolledBackSeqs: Bool
+    /// Gaps and the upstream cursor staged for the next commit (see LogWriter+Cluster.swift).
+    var staged = StagedHeader()
 
     /// Takes over a log: runs the recovery scan (see `LogRecovery`) unless the log never held
     /// a byte, so that a fresh log's pages stay untouched. `file`, the descriptor the region is
     /// mapped from (offset 0), lets the scan read the slot directory without faulting it in.
     /// `progress` is called when the scan starts and after every `progressStrideBytes` it covers
     /// (records, then directory), so that a long scan of a large log is seen to be alive.
+    /// `reuseRolledBackSeqs` (cluster mode): see `LogRecovery.seqsSkippedPastTail`.
     public init(region: LogRegion, file: Int32 = -1, progress: (() -> Void)? = nil,
-                progressStrideBytes: UInt64 = 64 << 20) {
+                progressStrideBytes: UInt64 = 64 << 20, reuseRolledBackSeqs: Bool = false) {
         self.region = region
+        self.reuseRolledBackSeqs = reuseRolledBackSeqs
         self.directory = SlotDirectory(region: region)
         tailPosition = region.loadAcquire(LogDescriptor.tailOffset)
         nextSeq = max(1, region.loadAcquire(LogDescriptor.nextSeqOffset))
@@ -98,7 +108,8 @@ public struct LogWriter {
     public mutating func commit() {
         recordingUndo = false
         undo.reset()
-        guard tailPosition != committed.tail else { return }
+        guard tailPosition != committed.tail || staged.any else { return }
+        if staged.any { publishStaged() }
         rg_store_release_u64(region.field(LogDescriptor.liveSlotsOffset), UInt64(liveSlots))
         region.storeRelease(LogDescriptor.latestOffset, latestPosition)
         region.storeRelease(LogDescriptor.nextSeqOffset, nextSeq)
@@ -113,6 +124,7 @@ public struct LogWriter {
         recordingUndo = false
         undo.restore(into: directory)
         undo.reset()
+        staged.clear()
         let end = tailPosition
         coverWithPadding(from: committed.tail, to: end)
         nextSeq = committed.nextSeq
@@ -136,6 +148,15 @@ public struct LogWriter {
         slot: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
         timeMilliseconds: UInt64
     ) throws(AppendError) -> UInt64 {
+        try stageRecord(slot: slot, type: type, data: data, timeMilliseconds: timeMilliseconds, seq: nextSeq)
+    }
+
+    /// The record of `stage`, under `seq` (>= `nextSeq`, checked by the caller).
+    @inline(__always)
+    mutating func stageRecord(
+        slot: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
+        timeMilliseconds: UInt64, seq: UInt64
+    ) throws(AppendError) -> UInt64 {
         precondition(slot.count >= 1 && slot.count <= R.maxNameBytes, "slot name must be 1...128 bytes")
         precondition(type.count <= R.maxTypeBytes, "type must be at most 255 bytes")
         guard fits(slotBytes: slot.count, typeBytes: type.count, dataBytes: data.count) else {
@@ -153,7 +174,6 @@ public struct LogWriter {
         let paddingLength = offset + alignedLength > capacity ? capacity - offset : 0
         let position = tailPosition + paddingLength
         let end = position + alignedLength
-        let seq = nextSeq
 
         advanceOldest(toCover: end, newPosition: position, newSeq: seq)
 

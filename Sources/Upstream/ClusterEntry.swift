@@ -1,0 +1,106 @@
+/// One event of the cluster's stream, as the tail reads it.
+public struct ClusterEntry: Sendable, Equatable {
+    public var id: StreamID
+    public var epoch: UInt32
+    public var seq: UInt64
+    public var slot: [UInt8]
+    public var type: [UInt8]
+    public var data: [UInt8]
+    public var timeMilliseconds: UInt64
+
+    public init(id: StreamID, epoch: UInt32, seq: UInt64, slot: [UInt8], type: [UInt8], data: [UInt8], timeMilliseconds: UInt64) {
+        self.id = id
+        self.epoch = epoch
+        self.seq = seq
+        self.slot = slot
+        self.type = type
+        self.data = data
+        self.timeMilliseconds = timeMilliseconds
+    }
+
+    /// Bytes the tail queue counts for this entry (its limit is in bytes as well as entries).
+    var queuedBytes: Int { slot.count + type.count + data.count + 64 }
+}
+
+/// What the tail hands the ingest's loop, in stream order.
+public enum TailEvent: Sendable {
+    case entry(ClusterEntry)
+    /// An entry without the fields this code writes (another writer on the key?): its seq when
+    /// it had a readable one, and what was wrong.
+    case malformed(id: StreamID, seq: UInt64?, why: String)
+    /// `NAME:meta`'s epoch is no longer the link's (nil: the hash is gone, Redis was wiped).
+    case epochChanged(clusterEpoch: UInt32?)
+}
+
+/// Turns XREAD replies into tail events. Pure: tested without Redis.
+public enum TailDecoding {
+    /// The entries of `XREAD ... STREAMS NAME cursor` (one stream), or nil when the reply is not
+    /// XREAD's shape. `.null` (BLOCK timed out) is no entries.
+    public static func entries(ofXRead reply: RedisReply) -> [RedisReply]? {
+        switch reply {
+        case .null:
+            return []
+        case .array(let streams):
+            guard streams.count == 1, case .array(let pair) = streams[0], pair.count == 2,
+                  case .array(let entries) = pair[1]
+            else { return nil }
+            return entries
+        default:
+            return nil
+        }
+    }
+
+    /// One `[id, [field, value, ...]]` entry. nil when even the id cannot be read (the reply is
+    /// not a stream entry at all: the caller drops the connection).
+    public static func event(ofEntry reply: RedisReply) -> TailEvent? {
+        guard case .array(let pair) = reply, pair.count == 2, case .string(let idBytes) = pair[0],
+              let id = StreamID(bytes: idBytes)
+        else { return nil }
+        guard case .array(let fields) = pair[1], fields.count % 2 == 0 else {
+            return .malformed(id: id, seq: nil, why: "fields are not name/value pairs")
+        }
+        var seqBytes: [UInt8]?, epochBytes: [UInt8]?, slot: [UInt8]?, type: [UInt8]?, data: [UInt8]?, timeBytes: [UInt8]?
+        var i = 0
+        while i < fields.count {
+            guard case .string(let name) = fields[i], case .string(let value) = fields[i + 1] else {
+                return .malformed(id: id, seq: nil, why: "a field is not a string")
+            }
+            switch name {
+            case Field.seq: seqBytes = value
+            case Field.epoch: epochBytes = value
+            case Field.slot: slot = value
+            case Field.type: type = value
+            case Field.data: data = value
+            case Field.time: timeBytes = value
+            default: break
+            }
+            i += 2
+        }
+        let seq = seqBytes.flatMap { StreamID.decimal($0) }
+        guard let seqBytes else { return .malformed(id: id, seq: nil, why: "no seq field") }
+        guard let seq, seq > 0 else {
+            return .malformed(id: id, seq: nil, why: "seq '\(String(decoding: seqBytes.prefix(32), as: UTF8.self))' is not a positive decimal")
+        }
+        guard let epochBytes else { return .malformed(id: id, seq: seq, why: "no epoch field") }
+        guard let epoch = ClusterMeta.parseEpoch(epochBytes) else {
+            return .malformed(id: id, seq: seq, why: "epoch is not 8 hex digits")
+        }
+        guard let slot else { return .malformed(id: id, seq: seq, why: "no slot field") }
+        guard let type else { return .malformed(id: id, seq: seq, why: "no type field") }
+        guard let data else { return .malformed(id: id, seq: seq, why: "no data field") }
+        guard let timeBytes else { return .malformed(id: id, seq: seq, why: "no time field") }
+        guard let time = StreamID.decimal(timeBytes) else {
+            return .malformed(id: id, seq: seq, why: "time is not a decimal")
+        }
+        return .entry(ClusterEntry(id: id, epoch: epoch, seq: seq, slot: slot, type: type, data: data, timeMilliseconds: time))
+    }
+
+    enum Field {
+        static let seq = Array("seq".utf8)
+        static let epoch = Array("epoch".utf8)
+        static let slot = Array("slot".utf8)
+        static let type = Array("type".utf8)
+        static let data = Array("data".utf8)
+        static let time = Array("time".utf8)
+    }
+}

@@ -83,12 +83,6 @@ extension Ingest {
                           detail: "this host is re-initialising (\(reason)); publish again in a moment",
                           headers: [("Retry-After", "1")])
         }
-        guard cluster.link.isUp else {
-            counters.add(.upstreamUnavailable)
-            return reject(conn, status: 503, error: "upstream_unavailable",
-                          detail: "Redis (--upstream) is not reachable; nothing was appended",
-                          headers: [("Retry-After", "1")])
-        }
         guard let ticket = engine.deferAnswer(conn) else {
             counters.add(.upstreamQueueFull)
             return reject(conn, status: 503, error: "upstream_busy",
@@ -204,7 +198,7 @@ extension Ingest {
                 if let seq, seq > writer.headSeq {
                     counters.add(.upstreamGaps)
                     counters.add(.upstreamGapDroppedEvents, seq - writer.headSeq)
-                    writer.recordGap(through: seq)
+                    try? writer.recordGap(through: seq)
                 }
             case .epochChanged(let epoch):
                 beginReinitialize("the cluster epoch in Redis is now \(epoch.map { Ingest.hex($0) } ?? "gone (Redis lost its data)"), the log's is \(Ingest.hex(region.epoch))")
@@ -219,11 +213,11 @@ extension Ingest {
     /// (its limits are smaller than the publishing host's) becomes a recorded gap, never a
     /// silent hole.
     func appendEntry(_ entry: ClusterEntry) {
-        let failure: String? = entry.slot.withUnsafeBytes { s in
-            entry.type.withUnsafeBytes { t in
-                entry.data.withUnsafeBytes { d in
+        let failure: String? = entry.slot.withUnsafeBytes { s -> String? in
+            entry.type.withUnsafeBytes { t -> String? in
+                entry.data.withUnsafeBytes { d -> String? in
                     if let (_, code, detail) = validate(slot: s, type: t, data: d) { return "\(code): \(detail)" }
-                    do {
+                    do throws(LogWriter.AppendError) {
                         try writer.append(slot: s, type: t, data: d, timeMilliseconds: entry.timeMilliseconds, seq: entry.seq)
                         return nil
                     } catch {
@@ -245,7 +239,7 @@ extension Ingest {
             if entry.seq > writer.headSeq {
                 counters.add(.upstreamGaps)
                 counters.add(.upstreamGapDroppedEvents)
-                writer.recordGap(through: entry.seq)
+                try? writer.recordGap(through: entry.seq)
             }
             return
         }
@@ -325,7 +319,7 @@ extension Ingest {
         // Behind a cluster that Redis says has moved on, and not moving: a host that serves
         // old data must not look healthy. (With Redis down there is no newer head to be
         // behind: that is `degraded`, not stalled.)
-        let stalled = cluster.link.isUp && lag > 0
+        let stalled = cluster.link.clusterHeadIsCurrent && lag > 0
             && now &- cluster.lastHeadMoveNanoseconds >= config.upstreamStallNanoseconds
         counters.set(.upstreamStalled, stalled ? 1 : 0)
         answerApplied(cluster)

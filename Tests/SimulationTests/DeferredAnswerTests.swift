@@ -276,6 +276,32 @@ func answeredPaths(_ peer: SimPeer) -> [String] {
         #expect(answeredPaths(p) == (1...5).map { "/defer/\($0)" })
     }
 
+    @Test func anErrorAnswerSaysCloseOnlyWhenItsOwnRequestAskedForIt() {
+        let h = DeferredHarness()
+        let p = h.sim.connect(), q = h.sim.connect()
+        // p: the close belongs to the request after the deferred one; q: to the deferred one.
+        h.sim.write(p, getRequest("/defer/p") + getRequest("/now/p2", close: true))
+        h.sim.write(q, getRequest("/defer/q", close: true))
+        h.steps = [
+            { h.dispatched.count == 3 },
+            {
+                h.engine.answerError(h.tickets["/defer/p"]!, status: 503, error: "upstream_unavailable", detail: "p",
+                                     extraHeaders: [("Retry-After", "1")])
+                    && h.engine.answerError(h.tickets["/defer/q"]!, status: 503, error: "upstream_unavailable", detail: "q")
+            },
+            { p.serverFIN && q.serverFIN },
+        ]
+        #expect(h.run(), "stuck at step \(3 - h.steps.count)")
+        let pText = String(decoding: p.received, as: UTF8.self)
+        let qText = String(decoding: q.received, as: UTF8.self)
+        #expect(responses(p.received).map(\.status) == [503, 200])
+        #expect(pText.hasPrefix("HTTP/1.1 503"))
+        let firstHead = pText.prefix(while: { $0 != "{" })
+        #expect(firstHead.contains("Connection: keep-alive") && firstHead.contains("Retry-After: 1"), "\(firstHead)")
+        #expect(responses(q.received).map(\.status) == [503])
+        #expect(qText.contains("Connection: close"), "\(qText)")
+    }
+
     @Test func aStopWaitsForDeferredAnswersThenClosesTheConnection() {
         let h = DeferredHarness()
         let waiting = h.sim.connect(), idle = h.sim.connect()

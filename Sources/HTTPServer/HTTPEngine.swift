@@ -7,8 +7,9 @@ import WireProtocol
 
 /// What a role does with requests and the loop's other events. Called on the loop's thread.
 public protocol HTTPEngineDelegate: AnyObject {
-    /// A complete request. The delegate answers with `respond` or turns the connection into a
-    /// stream with `startStream`.
+    /// A complete request. The delegate answers with `respond`, defers the answer with
+    /// `deferAnswer` (it comes in a later turn) or turns the connection into a stream with
+    /// `startStream`.
     func engine(_ engine: HTTPEngine, request: HTTPRequest, connection: Int32)
     /// A stream connection's send buffer has room again (a send completed or a buffer freed).
     func engine(_ engine: HTTPEngine, streamWritable connection: Int32)

@@ -7,7 +7,7 @@ import WireProtocol
 /// What was received but not parsed waits in the connection's `stash`.
 extension HTTPEngine {
     func responseBytes(_ c: UnsafeMutablePointer<Connection>) -> Int {
-        (c.pointee.out.map { $0.count - c.pointee.outOffset } ?? 0) + c.pointee.queued.count
+        (c.pointee.out.map { $0.count - c.pointee.outOffset } ?? 0) + c.pointee.queued.count + c.pointee.heldBytes
     }
 
     /// Keeps the `responseQueueBytes` gauge equal to the sum of every connection's unsent answers.
@@ -44,11 +44,13 @@ extension HTTPEngine {
         }
     }
 
-    /// The answers were sent: parse what waited, and receive again.
+    /// The answers were sent: parse what waited, and receive again. Answers held behind a
+    /// deferred one are not sent yet: while they fill the caps the input stays paused.
     func drained(_ conn: Int32) {
         let c = table + Int(conn)
-        c.pointee.unsentAnswers = 0
+        c.pointee.unsentAnswers = c.pointee.held.count
         guard c.pointee.paused, c.pointee.phase == .http else { return }
+        if !c.pointee.held.isEmpty && overPipelineLimit(c) { return }
         c.pointee.paused = false
         let waiting = c.pointee.stash
         c.pointee.stash = []

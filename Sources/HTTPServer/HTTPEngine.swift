@@ -7,8 +7,9 @@ import WireProtocol
 
 /// What a role does with requests and the loop's other events. Called on the loop's thread.
 public protocol HTTPEngineDelegate: AnyObject {
-    /// A complete request. The delegate answers with `respond` or turns the connection into a
-    /// stream with `startStream`.
+    /// A complete request. The delegate answers with `respond`, defers the answer with
+    /// `deferAnswer` (it comes in a later turn) or turns the connection into a stream with
+    /// `startStream`.
     func engine(_ engine: HTTPEngine, request: HTTPRequest, connection: Int32)
     /// A stream connection's send buffer has room again (a send completed or a buffer freed).
     func engine(_ engine: HTTPEngine, streamWritable connection: Int32)
@@ -95,6 +96,10 @@ public final class HTTPEngine {
         public var acceptBackoffMaxNanoseconds: UInt64 = 1_000_000_000
         /// At most one warning per this interval about failing accepts.
         public var acceptErrorLogIntervalNanoseconds: UInt64 = 5_000_000_000
+        // MARK: Deferred answers (issue 12)
+        /// Deferred answers (`deferAnswer`) that may wait at once across this loop's
+        /// connections; past it `deferAnswer` returns nil and the request is answered at once.
+        public var maxDeferredAnswers: Int = 65_536
 
         public init(maxConnections: Int, headerTimeoutNanoseconds: UInt64, limits: HTTPLimits,
                     sendBufferBytes: Int, sendBufferCount: Int) {
@@ -170,6 +175,13 @@ public final class HTTPEngine {
         /// (`finalFrameBytesMax`), so a stream ended while the pool is exhausted or its buffer
         /// full still says why.
         var finalFrames: [UInt8] = []
+        // MARK: Deferred answers (issue 12)
+        /// Answers from the first deferred one still waiting on, in request order: none of them
+        /// is in `out` or `queued` yet. Empty unless a deferred answer waits.
+        var held: [HeldAnswer] = []
+        /// Bytes of the ready answers in `held` (part of `responseBytes`).
+        var heldBytes = 0
+        var nextDeferredOrdinal: UInt32 = 0
     }
 
     /// The kernel interface this loop runs on (io_uring, epoll, or the simulation's).
@@ -214,6 +226,13 @@ public final class HTTPEngine {
     var wakeArmed = false
     /// Body bytes buffered across this loop's connections (bounded by `maxPendingBodyBytes`).
     public internal(set) var pendingBodyBytes = 0
+    // MARK: Deferred answers (issue 12)
+    /// Deferred answers waiting to be given (a gauge for the ingest; 0 when none).
+    public internal(set) var deferredAnswers = 0
+    /// The connection whose request the delegate is handling (-1 between requests): only
+    /// then may its answer be deferred, so that answers keep the order of their requests.
+    var dispatchingConnection: Int32 = -1
+    var dispatchDeferred = false
 
     public init(configuration: Configuration, io: any IOBackend, listenFD: Int32, wakeFD: Int32,
                 counters: CounterBlock, logger: Logger) {
@@ -479,7 +498,8 @@ public final class HTTPEngine {
                 beginClose(conn, reason: c.pointee.closeReason)
             } else if cqe.result == -ETIMEDOUT {
                 beginClose(conn, reason: .halfOpen)   // keepalive or TCP_USER_TIMEOUT gave up
-            } else if cqe.result == 0 && c.pointee.phase == .http && (responseBytes(c) > 0 || c.pointee.sendInFlight) {
+            } else if cqe.result == 0 && c.pointee.phase == .http
+                        && (responseBytes(c) > 0 || c.pointee.sendInFlight || !c.pointee.held.isEmpty) {
                 // A half-close after its requests (`nc -N`): answer what was read, then close
                 // (an ingest's 201 says the event was appended; it must not be dropped).
                 closeAfterFlush(conn, reason: .completed)
@@ -548,7 +568,10 @@ public final class HTTPEngine {
                 }
                 c.pointee.requestJudged = c.pointee.headJudged
                 c.pointee.headJudged = false
+                dispatchingConnection = conn
+                dispatchDeferred = false
                 delegate?.engine(self, request: request, connection: conn)
+                dispatchingConnection = -1
                 c.pointee.requestJudged = false
                 if consumed == 0 && offset < bytes.count { return }   // defensive: no progress
             }
@@ -561,6 +584,7 @@ public final class HTTPEngine {
     public func respond(_ conn: Int32, head: [UInt8], body: [UInt8]) {
         let c = table + Int(conn)
         guard c.pointee.phase == .http else { return }
+        guard c.pointee.held.isEmpty else { return hold(c, head + body) }   // behind a deferred answer
         guard c.pointee.out == nil && c.pointee.queued.isEmpty else {
             // A pipelined response behind one in flight: append both parts to the queue (its
             // size is bounded by pausing the input, see `overPipelineLimit`).
@@ -588,6 +612,14 @@ public final class HTTPEngine {
         let c = table + Int(conn)
         guard c.pointee.phase == .http else { return }
         if close { c.pointee.closeAfterFlush = true }
+        guard c.pointee.held.isEmpty else { return hold(c, bytes) }   // behind a deferred answer
+        enqueue(c, bytes)
+        syncResponseGauge(c)
+        markDirty(conn)
+    }
+
+    /// Puts one answer into the connection's output: `out` when nothing is there, else behind it.
+    @inline(__always) func enqueue(_ c: UnsafeMutablePointer<Connection>, _ bytes: [UInt8]) {
         if c.pointee.out == nil && c.pointee.queued.isEmpty {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
             bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
@@ -598,8 +630,6 @@ public final class HTTPEngine {
             c.pointee.queued.append(contentsOf: bytes)
             c.pointee.answersQueued += 1
         }
-        syncResponseGauge(c)
-        markDirty(conn)
     }
 
     /// Sends an error response as JSON. With `close` (framing errors, timeouts) the connection
@@ -626,6 +656,7 @@ public final class HTTPEngine {
     public func startStream(_ conn: Int32, gauge: LogCounter, wantsInput: Bool = false) {
         let c = table + Int(conn)
         precondition(c.pointee.phase == .http)
+        precondition(c.pointee.held.isEmpty, "a connection with a deferred answer pending cannot become a stream")
         c.pointee.phase = .stream
         c.pointee.paused = false   // pipelining caps apply to HTTP answers only
         c.pointee.wantsInput = wantsInput
@@ -728,7 +759,7 @@ public final class HTTPEngine {
         c.pointee.closeAfterFlush = true
         c.pointee.lingerDeadlineNanoseconds = nowNanoseconds + configuration.lingerNanoseconds
         if !c.pointee.sendInFlight && streamPendingBytes(conn) == 0 && c.pointee.out == nil && c.pointee.queued.isEmpty
-            && c.pointee.finalFrames.isEmpty {
+            && c.pointee.finalFrames.isEmpty && c.pointee.held.isEmpty {
             beginLinger(conn)
         } else {
             markDirty(conn)
@@ -817,7 +848,8 @@ public final class HTTPEngine {
             submitSend(conn)
             return
         }
-        if c.pointee.closeAfterFlush { beginLinger(conn) }
+        // Answers still held behind a deferred one are sent before the close.
+        if c.pointee.closeAfterFlush && c.pointee.held.isEmpty { beginLinger(conn) }
     }
 
     /// Continues sending after a send completed. Pipelined answers queued during this turn
@@ -883,6 +915,7 @@ public final class HTTPEngine {
         sendNext(conn)
         if c.pointee.phase == .http && c.pointee.out == nil && c.pointee.queued.isEmpty && !c.pointee.sendInFlight {
             drained(conn)
+            closeIfIdleWhileStopping(conn)
         }
         if c.pointee.phase == .stream && !c.pointee.closeAfterFlush {
             delegate?.engine(self, streamWritable: conn)
@@ -938,6 +971,7 @@ public final class HTTPEngine {
         var finalReason = reason
         if c.pointee.phase == .lingering || c.pointee.closeAfterFlush { finalReason = c.pointee.closeReason }
         c.pointee.phase = .closing
+        dropHeld(c)
         if let counter = finalReason.counter { counters.add(counter) }
         io.shutdown(fd: c.pointee.fd, how: 2)
         if c.pointee.recvArmed || c.pointee.sendInFlight {
@@ -983,7 +1017,7 @@ public final class HTTPEngine {
             switch c.pointee.phase {
             case .http:
                 if c.pointee.recvNeedsRearm && !c.pointee.recvArmed && !c.pointee.paused { armRecv(i) }
-                if c.pointee.out == nil && c.pointee.queued.isEmpty && !c.pointee.sendInFlight {
+                if c.pointee.out == nil && c.pointee.queued.isEmpty && !c.pointee.sendInFlight && c.pointee.held.isEmpty {
                     if c.pointee.bodyProgressNanoseconds != 0 && now &- c.pointee.bodyProgressNanoseconds > bodyTimeout {
                         countHTTPError(408)   // respondError(close:) releases the body
                         respondError(i, status: 408, error: "request_timeout",
@@ -1068,10 +1102,21 @@ public final class HTTPEngine {
     public func closeIdleHTTP() {
         forEachConnection { i in
             let c = table[Int(i)]
-            if c.phase == .http && c.out == nil && c.queued.isEmpty && !c.sendInFlight {
+            if c.phase == .http && c.out == nil && c.queued.isEmpty && !c.sendInFlight && c.held.isEmpty {
                 beginClose(i, reason: .shutdown)
             }
         }
+    }
+
+    /// While stopping, a connection that was busy when `closeIdleHTTP` ran (an answer in
+    /// flight, a deferred one pending) is closed once it is idle, so the stop need not wait
+    /// out its grace period for keep-alive connections.
+    func closeIfIdleWhileStopping(_ conn: Int32) {
+        let c = table + Int(conn)
+        guard stopping, c.pointee.phase == .http, c.pointee.held.isEmpty, c.pointee.out == nil,
+              c.pointee.queued.isEmpty, !c.pointee.sendInFlight, !c.pointee.paused,
+              c.pointee.parser?.isIdle == true else { return }
+        beginClose(conn, reason: .shutdown)
     }
 
     /// Calls `body` for each open stream connection.

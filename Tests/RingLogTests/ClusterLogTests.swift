@@ -306,7 +306,19 @@ extension LogReader {
             close(opened.fd)
         }
         #expect(opened.created)
-        #expect(try LogRegion.attach(base: opened.base, length: opened.length).epoch == 0x5EED)
+        let region = try LogRegion.attach(base: opened.base, length: opened.length)
+        #expect(region.epoch == 0x5EED)
+        // Re-initialised in place through the file's mapping: the file reads as an empty log.
+        var writer = LogWriter(region: region)
+        for k in 1...30 { try writer.append("s\(k % 3)", String(repeating: "f", count: 100)) }
+        try LogFile.reinitialize(region: region, fd: opened.fd, epoch: 0xF00D, upstreamCursor: (9, 1))
+        var onDisk = [UInt8](repeating: 0xff, count: geometry.totalBytes)
+        #expect(pread(opened.fd, &onDisk, onDisk.count, 0) == onDisk.count)
+        #expect(onDisk[geometry.directoryOffset...].allSatisfy { $0 == 0 })
+        let again = try LogRegion.attach(base: opened.base, length: opened.length)
+        #expect(again.epoch == 0xF00D)
+        #expect(again.upstreamCursor == (9, 1))
+        #expect(LogReader(region: again).headSeqAcquire() == 0)
     }
 }
 

@@ -186,4 +186,30 @@ import WireProtocol
         #expect(Self.sseItems(resumed.received) == ["e3", "e5"])
         #expect(script.worker.counters.get(.resetsGap) == 0)
     }
+
+    /// A fresh host's log starts at the stream's oldest retained seq: the gap 1...99. A client
+    /// with an id of this cluster from before it is told how many seqs it missed; a client
+    /// with an id of another epoch gets the `epoch` reset only (it starts over: the gap before
+    /// the oldest event is no news to it); a new client nothing.
+    @Test func aFreshHostsLeadingGap() throws {
+        let script = try Script()
+        script.apply("a", seq: 100)
+        script.apply("b", seq: 101)
+        script.apply("a", seq: 102)
+        var sameEpoch: SimPeer!, otherEpoch: SimPeer!, fresh: SimPeer!
+        script.run(turns: 200, at: [
+            1: {
+                sameEpoch = script.subscribe("/v1/slots/a/stream", lastEventID: 5)
+                let peer = script.sim.connect()
+                let foreign = EventID(epoch: script.log.region.epoch ^ 1, seq: 5)
+                script.sim.write(peer, Array("GET /v1/slots/a/stream HTTP/1.1\r\nHost: sim\r\nLast-Event-ID: \(foreign)\r\n\r\n".utf8))
+                otherEpoch = peer
+                fresh = script.subscribe("/v1/slots/a/stream")
+            },
+            50: { script.apply("a", seq: 103) },
+        ])
+        #expect(Self.sseItems(sameEpoch.received) == ["gap:94", "e100", "e102", "e103"])   // 6...99
+        #expect(Self.sseItems(otherEpoch.received) == ["epoch:null", "e100", "e102", "e103"])
+        #expect(Self.sseItems(fresh.received) == ["e103"])
+    }
 }

@@ -317,8 +317,10 @@ extension Worker {
                     break copying   // overwritten meanwhile: the next window reports the gap
                 case .damaged, .padding:
                     // (.padding: the window walk read an event header here and it is still
-                    // intact: damage.) Skipped by the seq the window names.
-                    guard skipDamaged(connection, record: k, window: window) else { return }
+                    // intact: damage.) Skipped by the seq the window names, after the gaps
+                    // before it (skipping moves the cursor past them).
+                    guard reportGaps(connection, through: window.seqs[k] - 1, window: window),
+                          skipDamaged(connection, record: k, window: window) else { return }
                     handled += 1
                     continue copying
                 }

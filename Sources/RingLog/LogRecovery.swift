@@ -13,7 +13,9 @@ public struct LogRecovery: Sendable, Equatable {
     /// plus one record ahead): ignored, nothing past `tail` is claimed. nil when sound.
     public var damagedTailIntent: UInt64? = nil
     /// Seqs found on intact records past `tail` (a header page older than its data pages)
-    /// that `nextSeq` was moved past, so that no seq a reader may hold is reused.
+    /// that `nextSeq` was moved past, so that no seq a reader may hold is reused. Always 0 with
+    /// `reuseRolledBackSeqs` (cluster mode): the stream hands those seqs out again, with the
+    /// same events, so they are not skipped.
     public var seqsSkippedPastTail: UInt64 = 0
     /// Bytes from the cut to the end of what the previous writer had claimed, now padding.
     public var discardedBytes: UInt64 = 0

@@ -109,7 +109,11 @@ struct HistoryBody {
         json.appendRaw(#","head":"#)
         appendID(&json, window.slotHeadSeq)
         json.appendRaw(#","reset":"#)
-        let reset = window.reset || (query.foreignEpoch && window.slotOldestSeq != 0) || lost
+        // MARK: CLUSTER: the events returned skip seqs this host will never hold (of any slot).
+        let crossesGap = query.after.map { after in
+            !query.foreignEpoch && nextSeq > after && reader.missingSeqs(after: after, through: nextSeq) != 0
+        } ?? false
+        let reset = window.reset || (query.foreignEpoch && window.slotOldestSeq != 0) || lost || crossesGap
         json.appendRaw(reset ? "true" : "false")
         json.appendRaw("}")
         return .complete

@@ -8,10 +8,13 @@ struct MetricsRenderer {
     let processes: Range<Int>
     // MARK: IO: the backend this worker's loop runs on (`IOBackendKind.rawValue`).
     let ioBackend: String
+    // MARK: CLUSTER: the upstream's metrics are rendered in cluster mode only.
+    let isCluster: Bool
 
-    init(region: LogRegion, workers: Int, ioBackend: String = "io_uring") {
+    init(region: LogRegion, workers: Int, ioBackend: String = "io_uring", isCluster: Bool = false) {
         self.region = region
         self.ioBackend = ioBackend
+        self.isCluster = isCluster
         reader = LogReader(region: region)
         processes = 0..<(2 + workers)
     }
@@ -53,6 +56,7 @@ struct MetricsRenderer {
         out += "ringgate_resets_total{reason=\"lapped\"} \(sum(.resetsLapped))\n"
         out += "ringgate_resets_total{reason=\"epoch\"} \(sum(.resetsEpoch))\n"
         out += "ringgate_resets_total{reason=\"damaged\"} \(sum(.resetsDamaged))\n"   // READER: one family, one block
+        if isCluster { out += "ringgate_resets_total{reason=\"gap\"} \(sum(.resetsGap))\n" }   // CLUSTER: same family
         family("history_requests_total", "counter", "History pulls served.")
         out += "ringgate_history_requests_total \(sum(.historyRequests))\n"
         family("requests_total", "counter", "HTTP requests parsed, both listeners.")
@@ -148,6 +152,43 @@ struct MetricsRenderer {
         // MARK: IO
         family("io_backend", "gauge", "The kernel interface the answering worker's loop runs on (io_uring, or epoll where io_uring is refused).")
         out += "ringgate_io_backend{backend=\"\(ioBackend)\"} 1\n"
+        // MARK: CLUSTER
+        if isCluster {
+            family("upstream_up", "gauge", "1 while the ingest's Redis connections (publisher and tail) work, 0 while Redis is unreachable.")
+            out += "ringgate_upstream_up \(sum(.upstreamUp))\n"
+            family("upstream_cluster_head_seq", "gauge", "The cluster's newest seq, as Redis last reported it.")
+            out += "ringgate_upstream_cluster_head_seq \(sum(.upstreamClusterHeadSeq))\n"
+            family("upstream_lag_events", "gauge", "The cluster's head seq minus this host's log head (0 when not behind).")
+            out += "ringgate_upstream_lag_events \(sum(.upstreamLagEvents))\n"
+            family("upstream_stalled", "gauge", "1 while this host is behind the cluster and its log head has not moved for the stall time (/readyz answers 503).")
+            out += "ringgate_upstream_stalled \(sum(.upstreamStalled))\n"
+            family("upstream_publish_seconds", "histogram", "Round trips of publish scripts to Redis.")
+            var publishes: UInt64 = 0
+            for bucket in LogCounter.upstreamPublishBuckets {
+                publishes &+= sum(bucket.counter)
+                out += "ringgate_upstream_publish_seconds_bucket{le=\"\(bucket.bound)\"} \(publishes)\n"
+            }
+            out += "ringgate_upstream_publish_seconds_sum \(Double(sum(.upstreamPublishSumNanoseconds)) / 1e9)\n"
+            out += "ringgate_upstream_publish_seconds_count \(sum(.upstreamPublishCount))\n"
+            family("upstream_queue_events", "gauge", "Events submitted to Redis and not yet answered.")
+            out += "ringgate_upstream_queue_events \(gauge(.upstreamQueueEvents))\n"
+            let counters: [(String, LogCounter, String)] = [
+                ("reconnects_total", .upstreamReconnects, "Redis connections re-made after a failure."),
+                ("gaps_total", .upstreamGaps, "Seq jumps found while tailing the stream (recorded as gaps in the log)."),
+                ("gap_dropped_events_total", .upstreamGapDroppedEvents, "Seqs those gaps skipped: events this host will never hold."),
+                ("divergences_total", .upstreamDivergences, "Stream entries under a seq this host holds with other contents (the host re-initialises)."),
+                ("unavailable_total", .upstreamUnavailable, "Publishes answered 503 upstream_unavailable."),
+                ("queue_full_total", .upstreamQueueFull, "Publishes answered 503 upstream_busy (--upstream-max-queued-events)."),
+                ("entries_applied_total", .upstreamEntriesApplied, "Stream entries appended to the local log."),
+                ("entries_replayed_total", .upstreamEntriesReplayed, "Stream entries this host already held, identical (skipped)."),
+                ("ack_unapplied_total", .upstreamAckUnapplied, "Publishes acknowledged before the local log held them (the tail was slower than --upstream-timeout)."),
+                ("reinitializations_total", .upstreamReinitializations, "Times the log was re-made for a new cluster epoch or a diverged history."),
+            ]
+            for (name, counter, help) in counters {
+                family("upstream_\(name)", "counter", help)
+                out += "ringgate_upstream_\(name) \(sum(counter))\n"
+            }
+        }
         return Array(out.utf8)
     }
 }

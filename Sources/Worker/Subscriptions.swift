@@ -18,6 +18,10 @@ struct Subscriber {
     // buffering them.
     var decoder: WebSocketFrameDecoder? = nil
     var inputBytesSincePing = 0          // bytes the client sent since the last ping went out
+    // MARK: CLUSTER
+    /// Log gaps (seqs this host will never hold) up to this seq were reported to it (or are
+    /// behind a reset that started it over); its cursor's seq covers the rest.
+    var gapsReportedThrough: UInt64 = 0
 
     /// Counted in `connections_catching_up`.
     var catchingUp: Bool { active && cursor.mode == .catchingUp }

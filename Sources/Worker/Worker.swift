@@ -99,7 +99,8 @@ public final class Worker: HTTPEngineDelegate {
         cors = CORSPolicy(origins: config.corsOrigins)
         reader = LogReader(region: region)
         counters = RoleLog.counters(region: region, process: ProcessBlock.worker(index))
-        metrics = MetricsRenderer(region: region, workers: config.workers, ioBackend: io.kind.rawValue)
+        metrics = MetricsRenderer(region: region, workers: config.workers, ioBackend: io.kind.rawValue,
+                                  isCluster: config.isCluster)
         random = SplitMix64(seed: io.now() &+ UInt64(index))
         let maxRecord = reader.maxRecordBytes
         recordScratch = .allocate(byteCount: maxRecord, alignment: 8)
@@ -231,7 +232,13 @@ public final class Worker: HTTPEngineDelegate {
             engine.respond(conn, HealthResponse.ok(request, extraHeaders: corsHeaders))
         case .ready:
             if ingestAlive() {
-                respondJSON(conn, request, status: 200, Array(#"{"status":"ready"}"#.utf8))
+                if config.isCluster {
+                    let answer = ClusterReadiness(region: region, workers: config.workers,
+                                                  stallNanoseconds: config.upstreamStallNanoseconds).answer()
+                    respondJSON(conn, request, status: answer.status, answer.body)
+                } else {
+                    respondJSON(conn, request, status: 200, Array(#"{"status":"ready"}"#.utf8))
+                }
             } else {
                 respondJSON(conn, request, status: 503, ErrorBody.json(error: "not_ready", detail: "the ingest process is not running"))
             }

@@ -151,6 +151,12 @@ extension Worker {
             case .record(let view):
                 readPosition = view.nextPosition
                 guard view.seq > fanoutSeq else { continue }
+                // MARK: CLUSTER: seqs this log will never hold lie between: every live
+                // subscriber crossed them, and catch-up (which reports gaps) tells each one.
+                if view.seq > fanoutSeq &+ 1, slots.liveTotal > 0,
+                   reader.missingSeqs(after: fanoutSeq, through: view.seq - 1) != 0 {
+                    demoteAllLive()
+                }
                 fanoutSeq = view.seq
                 fanOut(view)
             case .padding(let next):
@@ -292,6 +298,10 @@ extension Worker {
                 guard writeControl(connection, frame) else { return }
                 counters.add(reason == .epoch ? .resetsEpoch : .resetsLapped)
                 s.pointee.cursor.resetSent()
+                if reason == .epoch {
+                    // It starts over from the oldest event: gaps before it are no news.
+                    s.pointee.gapsReportedThrough = window.seqs.first.map { $0 - 1 } ?? fanoutSeq
+                }
             }
             var delivered: UInt64 = 0
             var handled = 0   // delivered or skipped as damaged
@@ -307,11 +317,14 @@ extension Worker {
                     break copying   // overwritten meanwhile: the next window reports the gap
                 case .damaged, .padding:
                     // (.padding: the window walk read an event header here and it is still
-                    // intact: damage.) Skipped by the seq the window names.
-                    guard skipDamaged(connection, record: k, window: window) else { return }
+                    // intact: damage.) Skipped by the seq the window names, after the gaps
+                    // before it (skipping moves the cursor past them).
+                    guard reportGaps(connection, through: window.seqs[k] - 1, window: window),
+                          skipDamaged(connection, record: k, window: window) else { return }
                     handled += 1
                     continue copying
                 }
+                guard reportGaps(connection, through: view.seq - 1, window: window) else { return }
                 if encodedLength(view, transport: transport) > engine.streamSpace(connection) {
                     return   // wait for the socket to drain
                 }
@@ -321,7 +334,9 @@ extension Worker {
                 handled += 1
             }
             if handled == window.positions.count && window.positions.count < catchUpBatch {
-                // Caught up with everything this worker has fanned out: rejoin the fan-out.
+                // Caught up with everything this worker has fanned out: rejoin the fan-out,
+                // after the gaps between its last event and the fan-out position.
+                guard reportGaps(connection, through: fanoutSeq, window: window) else { return }
                 if s.pointee.cursor.mode == .catchingUp { counters.subtract(.connectionsCatchingUp) }
                 counters.observeLag(events: s.pointee.cursor.promote(fanoutSeq: fanoutSeq))
                 joinLive(connection)

@@ -9,6 +9,8 @@ public final class RedisConnection {
     private var context: UnsafeMutablePointer<redisContext>?
     public let url: UpstreamURL
     private var timeoutNanoseconds: UInt64
+    /// The timeout the owner configured (`--upstream-timeout`), as error messages name it.
+    private let configuredTimeoutNanoseconds: UInt64
     private var broken: UpstreamError?
 
     /// Connects (within the timeout), AUTH (user + password, or password), SELECT db,
@@ -16,6 +18,7 @@ public final class RedisConnection {
     public init(url: UpstreamURL, timeoutNanoseconds: UInt64, name: String) throws(UpstreamError) {
         self.url = url
         self.timeoutNanoseconds = timeoutNanoseconds
+        configuredTimeoutNanoseconds = timeoutNanoseconds
         let tv = Self.timeval(timeoutNanoseconds)
         guard let c = redisConnectWithTimeout(url.host, Int32(url.port), tv) else {
             throw UpstreamError(.unreachable, "cannot connect to Redis at \(url.endpoint) (--upstream): out of memory")
@@ -172,7 +175,7 @@ public final class RedisConnection {
         let error: UpstreamError
         switch c.pointee.err {
         case REDIS_ERR_IO where why.contains("temporarily unavailable") || why.contains("timed out"):
-            error = UpstreamError(.timeout, "Redis at \(url.endpoint) did not answer within \(timeoutNanoseconds / 1_000_000) ms (--upstream-timeout)")
+            error = UpstreamError(.timeout, "Redis at \(url.endpoint) did not answer within \(configuredTimeoutNanoseconds / 1_000_000) ms (--upstream-timeout)")
         case REDIS_ERR_PROTOCOL:
             error = UpstreamError(.protocolError, "Redis at \(url.endpoint) sent a reply that cannot be parsed: \(why)")
         default:

@@ -140,6 +140,26 @@ final class LinkHarness {
         #expect(h.link.submit(h.job(12, (0..<10).map(String.init))))
     }
 
+    @Test func withoutRedisPublishesFailAtOnceAndUndrainedFailuresAreBounded() throws {
+        let redis = try RedisServer()
+        redis.stop()   // a free port, nothing listening
+        let h = LinkHarness(redis, epoch: 1, maxQueuedEvents: 3)
+        h.link.start()
+        // The first connect fails; from then on jobs fail at once.
+        #expect(waitUntil { h.link.monitor.withLock { h.link.publisherDown } })
+        #expect(!h.link.isUp && h.counters.block.get(.upstreamUp) == 0)
+        for token in UInt64(1)...3 { #expect(h.link.submit(h.job(token, ["x"]))) }
+        #expect(!h.link.submit(h.job(4, ["x"])))   // three failures not drained yet
+        h.drain()
+        #expect(h.completions.count == 3)
+        guard case .unavailable(let why) = h.completions[1]?.outcome else {
+            Issue.record("\(String(describing: h.completions[1]))")
+            return
+        }
+        #expect(why == "cannot connect to Redis at 127.0.0.1:\(redis.port) (--upstream): Connection refused")
+        #expect(h.link.submit(h.job(5, ["x"])))
+    }
+
     @Test func redisKilledFailsPublishesWithinTheTimeoutAndARestartResumesTheTail() throws {
         // Persistence on (fsync each write) so the restarted Redis has the stream: the tail must
         // resume after its cursor, not from the start.

@@ -150,6 +150,18 @@ public final class RedisConnection {
         return RedisReply(hiredis: typed)
     }
 
+    /// The next reply handed to `body` as hiredis's own tree (valid only inside `body`): the
+    /// tail decodes XREAD from it without copying every field into a `RedisReply` first.
+    func withReply<T>(_ body: (UnsafePointer<redisReply>) throws(UpstreamError) -> T) throws(UpstreamError) -> T {
+        let c = try live()
+        var raw: UnsafeMutableRawPointer?
+        if redisGetReply(c, &raw) != REDIS_OK || raw == nil {
+            try fail(c)
+        }
+        defer { freeReplyObject(raw) }
+        return try body(UnsafePointer(raw!.assumingMemoryBound(to: redisReply.self)))
+    }
+
     /// Bounds the next reads and writes (e.g. a blocking XREAD needs its BLOCK time on top).
     public func setTimeout(nanoseconds: UInt64) {
         guard let c = context, nanoseconds != timeoutNanoseconds else { return }

@@ -34,7 +34,10 @@ public final class RedisConnection {
         _ = redisSetTimeout(c, tv)
         _ = redisEnableKeepAlive(c)
         do {
-            try handshake(name: name)
+            // The whole handshake shares one timeout, so a connect is bounded by it, not by
+            // (number of commands) × timeout.
+            try handshake(name: name, deadlineNanoseconds: MonotonicClock.nanoseconds() + timeoutNanoseconds)
+            setTimeout(nanoseconds: configuredTimeoutNanoseconds)
         } catch {
             close()
             throw error
@@ -43,7 +46,17 @@ public final class RedisConnection {
 
     deinit { close() }
 
-    private func handshake(name: String) throws(UpstreamError) {
+    /// Before each handshake command: the reads may take what is left of the connect's timeout.
+    private func bound(by deadlineNanoseconds: UInt64) throws(UpstreamError) {
+        let now = MonotonicClock.nanoseconds()
+        guard deadlineNanoseconds > now else {
+            throw UpstreamError(.timeout, "Redis at \(url.endpoint) did not finish the handshake within \(configuredTimeoutNanoseconds / 1_000_000) ms (--upstream-timeout)")
+        }
+        setTimeout(nanoseconds: deadlineNanoseconds - now)
+    }
+
+    private func handshake(name: String, deadlineNanoseconds: UInt64) throws(UpstreamError) {
+        try bound(by: deadlineNanoseconds)
         if let password = url.password {
             var args = ["AUTH"]
             if let user = url.user { args.append(user) }
@@ -53,10 +66,13 @@ public final class RedisConnection {
                 throw UpstreamError(.authentication, "Redis at \(url.endpoint) refused the password (--upstream): \(Self.authReason(message))")
             }
         }
+        try bound(by: deadlineNanoseconds)
         if url.db != 0 {
             try expectOK(try command("SELECT", String(url.db)), doing: "SELECT \(url.db)")
         }
+        try bound(by: deadlineNanoseconds)
         try expectOK(try command("CLIENT", "SETNAME", name), doing: "CLIENT SETNAME")
+        try bound(by: deadlineNanoseconds)
         let info = try command("INFO", "server")
         guard let text = info.text else {
             try expectOK(info, doing: "INFO server")

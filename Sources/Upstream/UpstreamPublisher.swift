@@ -97,7 +97,21 @@ extension UpstreamLink {
     /// One pipelined round: every call appended, the replies read in order (each read bounded
     /// by the oldest unanswered job's deadline), then with waitReplicas one `WAIT`.
     private func publish(_ batch: [Queued], script: inout ClusterScripts.Loaded, on c: RedisConnection) throws(UpstreamError) {
-        let calls = merge(batch)
+        // Jobs that waited out their timeout (behind a slow connect or round) are not sent:
+        // their 503 is due now, and a write after it would be a publish nobody was told of.
+        let now = MonotonicClock.nanoseconds()
+        let expired = batch.filter { deadline(of: $0.submittedNanoseconds) <= now }
+        if !expired.isEmpty {
+            let why = "Redis at \(settings.url.endpoint) did not answer within \(settings.timeoutNanoseconds / 1_000_000) ms (--upstream-timeout)"
+            post(expired.map { q in
+                var call = Call()
+                call.jobs = [q]
+                return call
+            }, expired.map { _ in .unavailable(why) }, expired.map { _ in now })
+        }
+        let live = expired.isEmpty ? batch : batch.filter { deadline(of: $0.submittedNanoseconds) > now }
+        if live.isEmpty { return }
+        let calls = merge(live)
         var outcomes = [PublishOutcome?](repeating: nil, count: calls.count)
         var answeredNanoseconds = [UInt64](repeating: 0, count: calls.count)
         let keys = [settings.keys.stream, settings.keys.seq, settings.keys.meta]

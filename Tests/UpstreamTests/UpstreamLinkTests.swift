@@ -16,11 +16,11 @@ final class LinkHarness {
     var tail: [TailEvent] = []
 
     init(_ redis: RedisServer, epoch: UInt32, cursor: StreamID = .zero, timeoutNanoseconds: UInt64 = 1_000_000_000,
-         maxQueuedEvents: Int = 100_000, tailBatch: Int = 1000, host: String = "a")
+         maxQueuedEvents: Int = 100_000, tailBatch: Int = 1000, waitReplicas: Int = 0, host: String = "a")
     {
         wakeFD = rg_eventfd(0, 1)
         let settings = UpstreamSettings(url: redis.url, keys: ClusterKeys(key: redis.url.key), epoch: epoch, cursor: cursor,
-                                        retain: 1_000_000, timeoutNanoseconds: timeoutNanoseconds, waitReplicas: 0,
+                                        retain: 1_000_000, timeoutNanoseconds: timeoutNanoseconds, waitReplicas: waitReplicas,
                                         maxQueuedEvents: maxQueuedEvents, tailBatch: tailBatch, hostName: host)
         link = UpstreamLink(settings: settings, counters: counters.block, wakeFD: wakeFD, logger: Logger(label: "test"))
     }
@@ -223,6 +223,38 @@ final class LinkHarness {
         #expect(h.link.submit(h.job(2, ["after"])))
         #expect(h.waitForCompletions(2))
         if case .appended = h.completions[2]?.outcome {} else { Issue.record("after: \(String(describing: h.completions[2]))") }
+    }
+
+    @Test func waitReplicasAcknowledgesOnlyWhatAReplicaHas() throws {
+        let primary = try RedisServer(arguments: ["--repl-diskless-sync-delay", "0"])
+        let e = try epoch(primary, 4)
+        // No replica: WAIT 1 answers 0, the job fails as not replicated (it is in the primary).
+        let lone = LinkHarness(primary, epoch: e, timeoutNanoseconds: 400_000_000, waitReplicas: 1)
+        lone.link.start()
+        #expect(waitUntil { lone.link.isUp })
+        #expect(lone.link.submit(lone.job(1, ["x"])))
+        #expect(lone.waitForCompletions(1))
+        guard case .notReplicated(let why) = lone.completions[1]?.outcome else {
+            Issue.record("\(String(describing: lone.completions[1]))")
+            return
+        }
+        #expect(why.hasPrefix("WAIT 1: 0 replicas acknowledged"))
+        #expect(lone.waitForTail(1))
+
+        // A real replica: WAIT 1 answers 1, the job is appended.
+        let replica = try RedisServer(arguments: ["--replicaof", "127.0.0.1", String(primary.port)])
+        let probe = try replica.connection()
+        #expect(waitUntil {
+            guard case .string(let info) = (try? probe.command("INFO", "replication")) ?? .null else { return false }
+            return String(decoding: info, as: UTF8.self).contains("master_link_status:up")
+        })
+        let h = LinkHarness(primary, epoch: e, waitReplicas: 1, host: "b")
+        h.link.start()
+        #expect(waitUntil { h.link.isUp })
+        #expect(h.link.submit(h.job(2, ["y", "z"])))
+        #expect(h.waitForCompletions(1))
+        #expect(h.completions[2]?.outcome == .appended(firstSeq: 2))
+        #expect(try replica.connection().command("XLEN", keys.stream) == .integer(3))
     }
 
     @Test func anEpochChangedInRedisReachesTheTailAndThePublisher() throws {

@@ -248,7 +248,7 @@ final class LinkHarness {
             guard case .string(let info) = (try? probe.command("INFO", "replication")) ?? .null else { return false }
             return String(decoding: info, as: UTF8.self).contains("master_link_status:up")
         })
-        let h = LinkHarness(primary, epoch: e, waitReplicas: 1, host: "b")
+        let h = LinkHarness(primary, epoch: e, timeoutNanoseconds: 5_000_000_000, waitReplicas: 1, host: "b")
         h.link.start()
         #expect(waitUntil { h.link.isUp })
         #expect(h.link.submit(h.job(2, ["y", "z"])))

@@ -52,15 +52,26 @@ extension UpstreamLink {
                 newEpoch = divergenceEpoch
                 return stopping
             }
+            var handedToPublish = false
             do throws(UpstreamError) {
                 if let newEpoch {
                     try runBump(&bump, on: c, newEpoch: newEpoch)
                     monitor.withLock { divergenceEpoch = nil }
                 }
+                handedToPublish = true
                 if !batch.isEmpty { try publish(batch, script: &script, on: c) }
             } catch {
                 connection = nil
                 c.close()
+                if !handedToPublish {
+                    // The bump failed before this batch was sent: it still gets its completions.
+                    let now = MonotonicClock.nanoseconds()
+                    post(batch.map { q in
+                        var call = Call()
+                        call.jobs = [q]
+                        return call
+                    }, batch.map { _ in .unavailable(error.description) }, batch.map { _ in now })
+                }
                 publisherFailed(error, loggedBefore: false)
                 failedBefore = true
                 if backoff(&backoffNanoseconds) { return }
@@ -168,7 +179,7 @@ extension UpstreamLink {
         post(calls, outcomes, answeredNanoseconds)
     }
 
-    private func post(_ calls: [Call], _ outcomes: [PublishOutcome?], _ answeredNanoseconds: [UInt64]) {
+    func post(_ calls: [Call], _ outcomes: [PublishOutcome?], _ answeredNanoseconds: [UInt64]) {
         monitor.withLock {
             for (i, call) in calls.enumerated() {
                 let outcome = outcomes[i]!

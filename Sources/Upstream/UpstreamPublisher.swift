@@ -105,8 +105,8 @@ extension UpstreamLink {
         logger.warning("upstream: diverged history reported; cluster epoch \(ClusterMeta.epochHex(settings.epoch)) -> \(reply.text ?? "none")")
     }
 
-    /// One pipelined round: every call appended, the replies read in order (each read bounded
-    /// by the oldest unanswered job's deadline), then with waitReplicas one `WAIT`.
+    /// One pipelined round: every call appended (with waitReplicas, then one `WAIT`), the
+    /// replies read in order, each read bounded by the oldest unanswered job's deadline.
     private func publish(_ batch: [Queued], script: inout ClusterScripts.Loaded, on c: RedisConnection) throws(UpstreamError) {
         // Jobs that waited out their timeout (behind a slow connect or round) are not sent:
         // their 503 is due now, and a write after it would be a publish nobody was told of.
@@ -128,9 +128,18 @@ extension UpstreamLink {
         let keys = [settings.keys.stream, settings.keys.seq, settings.keys.meta]
         do throws(UpstreamError) {
             var todo = Array(calls.indices)
+            let oldest = calls[0].jobs[0].submittedNanoseconds
+            var waitReply: RedisReply = .null
+            var waitMilliseconds: UInt64 = 0
             while !todo.isEmpty {
                 let sentNanoseconds = MonotonicClock.nanoseconds()
                 for i in todo { try c.append(script.evalsha(keys: keys, arguments: calls[i].arguments)) }
+                if settings.waitReplicas > 0 {
+                    // In the same pipeline; WAIT counts every write before it on this connection.
+                    let remaining = deadline(of: oldest) &- sentNanoseconds
+                    waitMilliseconds = max(1, remaining / 1_000_000 * 3 / 4)
+                    try c.append(["WAIT", String(settings.waitReplicas), String(waitMilliseconds)].map { Array($0.utf8) })
+                }
                 var retry: [Int] = []
                 for i in todo {
                     try boundRead(c, by: calls[i].jobs[0].submittedNanoseconds)
@@ -145,18 +154,17 @@ extension UpstreamLink {
                     outcomes[i] = outcome(of: reply)
                     answeredNanoseconds[i] = now
                 }
+                if settings.waitReplicas > 0 {
+                    try boundRead(c, by: oldest)
+                    waitReply = try c.reply()   // only the last pass's WAIT covers every call
+                }
                 if !retry.isEmpty { try script.load(on: c) }
                 todo = retry
             }
             if settings.waitReplicas > 0 {
-                let oldest = calls[0].jobs[0].submittedNanoseconds
-                try boundRead(c, by: oldest)
-                let remaining = deadline(of: oldest) &- MonotonicClock.nanoseconds()
-                let waitMilliseconds = max(1, remaining / 1_000_000 * 3 / 4)
-                let reply = try c.command("WAIT", String(settings.waitReplicas), String(waitMilliseconds))
-                let replicas: Int64 = if case .integer(let n) = reply { n } else { -1 }
+                let replicas: Int64 = if case .integer(let n) = waitReply { n } else { -1 }
                 if replicas < Int64(settings.waitReplicas) {
-                    let why = replicas < 0 ? "WAIT answered \(reply)"
+                    let why = replicas < 0 ? "WAIT answered \(waitReply)"
                         : "WAIT \(settings.waitReplicas): \(replicas) replicas acknowledged within \(waitMilliseconds) ms"
                     for i in outcomes.indices {
                         if case .appended = outcomes[i] { outcomes[i] = .notReplicated(why) }

@@ -122,6 +122,21 @@ final class LinkHarness {
         #expect(batch50.map { String(decoding: $0.data, as: UTF8.self) } == (0..<30).map { "50.\($0)" })
     }
 
+    @Test func aScriptFlushedUnderTheLinkIsReloaded() throws {
+        let redis = try RedisServer()
+        let e = try epoch(redis, 9)
+        let h = LinkHarness(redis, epoch: e, waitReplicas: 0)
+        h.link.start()
+        #expect(waitUntil { h.link.isUp })
+        #expect(h.link.submit(h.job(1, ["a"])))
+        #expect(h.waitForCompletions(1))
+        #expect(try redis.connection().command("SCRIPT", "FLUSH") == .status("OK"))
+        for token in UInt64(2)...5 { #expect(h.link.submit(h.job(token, ["b"], time: token))) }
+        #expect(h.waitForCompletions(5))
+        #expect((2...5).map { h.completions[UInt64($0)]?.outcome } == (2...5).map { .appended(firstSeq: UInt64($0)) })
+        #expect(h.counters.block.get(.upstreamReconnects) == 0)
+    }
+
     @Test func theQueueLimitRefusesAndEveryQueuedJobStillCompletes() throws {
         let redis = try RedisServer()
         let e = try epoch(redis, 9)

@@ -71,6 +71,10 @@ let package = Package(
         // Load generator for `make bench`: many SSE subscribers on one io_uring loop.
         .executableTarget(name: "ringgate-bench", dependencies: ["IO", "CRinggateSys", "WireProtocol"],
                           path: "bench/loadgen"),
+        // Loopback throughput of the Redis link (publish completions/s, tail entries/s).
+        .executableTarget(name: "ringgate-upstream-bench", dependencies: ["Upstream", "RingLog",
+                                                                          .product(name: "Logging", package: "swift-log")],
+                          path: "bench/upstream"),
         // Test-only WebSocket echo server for the Autobahn conformance suite; not a gateway route.
         .executableTarget(name: "ringgate-wsecho", dependencies: ["WireProtocol"]),
         .testTarget(name: "RingLogTests", dependencies: ["RingLog", "CRinggateSys"]),

@@ -1,3 +1,6 @@
+import CHiredis
+import Glibc
+
 /// One event of the cluster's stream, as the tail reads it.
 public struct ClusterEntry: Sendable, Equatable {
     public var id: StreamID
@@ -102,5 +105,66 @@ public enum TailDecoding {
         static let type = Array("type".utf8)
         static let data = Array("data".utf8)
         static let time = Array("time".utf8)
+    }
+}
+
+extension TailDecoding {
+    /// XREAD's reply straight from hiredis's tree: an entry with every field is decoded in
+    /// place (three copies: slot, type, data); anything else goes through the `RedisReply`
+    /// decoder above, so what counts as malformed is decided in one place. nil: not XREAD's shape.
+    static func events(ofXRead raw: UnsafePointer<redisReply>) -> [TailEvent]? {
+        let r = raw.pointee
+        if r.type == REDIS_REPLY_NIL { return [] }
+        guard r.type == REDIS_REPLY_ARRAY, r.elements == 1, let stream = r.element[0],
+              stream.pointee.type == REDIS_REPLY_ARRAY, stream.pointee.elements == 2,
+              let list = stream.pointee.element[1], list.pointee.type == REDIS_REPLY_ARRAY
+        else { return nil }
+        var events: [TailEvent] = []
+        events.reserveCapacity(Int(list.pointee.elements))
+        for i in 0..<Int(list.pointee.elements) {
+            guard let e = list.pointee.element[i] else { return nil }
+            if let fast = entryInPlace(UnsafePointer(e)) {
+                events.append(.entry(fast))
+            } else if let slow = event(ofEntry: RedisReply(hiredis: UnsafePointer(e))) {
+                events.append(slow)
+            } else {
+                return nil
+            }
+        }
+        return events
+    }
+
+    private static func bytes(_ p: UnsafeMutablePointer<redisReply>?) -> UnsafeRawBufferPointer? {
+        guard let p, p.pointee.type == REDIS_REPLY_STRING else { return nil }
+        return UnsafeRawBufferPointer(start: p.pointee.str, count: p.pointee.len)
+    }
+
+    private static func named(_ b: UnsafeRawBufferPointer, _ name: StaticString) -> Bool {
+        b.count == name.utf8CodeUnitCount && memcmp(b.baseAddress!, name.utf8Start, b.count) == 0
+    }
+
+    private static func entryInPlace(_ e: UnsafePointer<redisReply>) -> ClusterEntry? {
+        guard e.pointee.type == REDIS_REPLY_ARRAY, e.pointee.elements == 2, let idBytes = bytes(e.pointee.element[0]),
+              let fields = e.pointee.element[1], fields.pointee.type == REDIS_REPLY_ARRAY, fields.pointee.elements % 2 == 0,
+              let dash = idBytes.firstIndex(of: UInt8(ascii: "-")),
+              let ms = StreamID.decimal(idBytes[..<dash]), let sq = StreamID.decimal(idBytes[(dash + 1)...])
+        else { return nil }
+        var seq: UInt64?, epoch: UInt32?, time: UInt64?
+        var slot: UnsafeRawBufferPointer?, type: UnsafeRawBufferPointer?, data: UnsafeRawBufferPointer?
+        var i = 0
+        let n = Int(fields.pointee.elements)
+        while i < n {
+            guard let name = bytes(fields.pointee.element[i]), let value = bytes(fields.pointee.element[i + 1]) else { return nil }
+            if named(name, "seq") { seq = StreamID.decimal(value) }
+            else if named(name, "epoch") { epoch = ClusterMeta.parseEpoch(value) }
+            else if named(name, "slot") { slot = value }
+            else if named(name, "type") { type = value }
+            else if named(name, "data") { data = value }
+            else if named(name, "time") { time = StreamID.decimal(value) }
+            i += 2
+        }
+        guard let seq, seq > 0, let epoch, let time, let slot, let type, let data else { return nil }
+        return ClusterEntry(id: StreamID(milliseconds: ms, sequence: sq), epoch: epoch, seq: seq, slot: Array(slot),
+                            type: Array(type), data: Array(data), timeMilliseconds: time)
     }
 }

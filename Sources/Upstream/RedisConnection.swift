@@ -9,6 +9,8 @@ public final class RedisConnection {
     private var context: UnsafeMutablePointer<redisContext>?
     public let url: UpstreamURL
     private var timeoutNanoseconds: UInt64
+    /// The timeout the owner configured (`--upstream-timeout`), as error messages name it.
+    private let configuredTimeoutNanoseconds: UInt64
     private var broken: UpstreamError?
 
     /// Connects (within the timeout), AUTH (user + password, or password), SELECT db,
@@ -16,6 +18,7 @@ public final class RedisConnection {
     public init(url: UpstreamURL, timeoutNanoseconds: UInt64, name: String) throws(UpstreamError) {
         self.url = url
         self.timeoutNanoseconds = timeoutNanoseconds
+        configuredTimeoutNanoseconds = timeoutNanoseconds
         let tv = Self.timeval(timeoutNanoseconds)
         guard let c = redisConnectWithTimeout(url.host, Int32(url.port), tv) else {
             throw UpstreamError(.unreachable, "cannot connect to Redis at \(url.endpoint) (--upstream): out of memory")
@@ -31,7 +34,10 @@ public final class RedisConnection {
         _ = redisSetTimeout(c, tv)
         _ = redisEnableKeepAlive(c)
         do {
-            try handshake(name: name)
+            // The whole handshake shares one timeout, so a connect is bounded by it, not by
+            // (number of commands) × timeout.
+            try handshake(name: name, deadlineNanoseconds: MonotonicClock.nanoseconds() + timeoutNanoseconds)
+            setTimeout(nanoseconds: configuredTimeoutNanoseconds)
         } catch {
             close()
             throw error
@@ -40,7 +46,17 @@ public final class RedisConnection {
 
     deinit { close() }
 
-    private func handshake(name: String) throws(UpstreamError) {
+    /// Before each handshake command: the reads may take what is left of the connect's timeout.
+    private func bound(by deadlineNanoseconds: UInt64) throws(UpstreamError) {
+        let now = MonotonicClock.nanoseconds()
+        guard deadlineNanoseconds > now else {
+            throw UpstreamError(.timeout, "Redis at \(url.endpoint) did not finish the handshake within \(configuredTimeoutNanoseconds / 1_000_000) ms (--upstream-timeout)")
+        }
+        setTimeout(nanoseconds: deadlineNanoseconds - now)
+    }
+
+    private func handshake(name: String, deadlineNanoseconds: UInt64) throws(UpstreamError) {
+        try bound(by: deadlineNanoseconds)
         if let password = url.password {
             var args = ["AUTH"]
             if let user = url.user { args.append(user) }
@@ -50,10 +66,13 @@ public final class RedisConnection {
                 throw UpstreamError(.authentication, "Redis at \(url.endpoint) refused the password (--upstream): \(Self.authReason(message))")
             }
         }
+        try bound(by: deadlineNanoseconds)
         if url.db != 0 {
             try expectOK(try command("SELECT", String(url.db)), doing: "SELECT \(url.db)")
         }
+        try bound(by: deadlineNanoseconds)
         try expectOK(try command("CLIENT", "SETNAME", name), doing: "CLIENT SETNAME")
+        try bound(by: deadlineNanoseconds)
         let info = try command("INFO", "server")
         guard let text = info.text else {
             try expectOK(info, doing: "INFO server")
@@ -147,6 +166,18 @@ public final class RedisConnection {
         return RedisReply(hiredis: typed)
     }
 
+    /// The next reply handed to `body` as hiredis's own tree (valid only inside `body`): the
+    /// tail decodes XREAD from it without copying every field into a `RedisReply` first.
+    func withReply<T>(_ body: (UnsafePointer<redisReply>) throws(UpstreamError) -> T) throws(UpstreamError) -> T {
+        let c = try live()
+        var raw: UnsafeMutableRawPointer?
+        if redisGetReply(c, &raw) != REDIS_OK || raw == nil {
+            try fail(c)
+        }
+        defer { freeReplyObject(raw) }
+        return try body(UnsafePointer(raw!.assumingMemoryBound(to: redisReply.self)))
+    }
+
     /// Bounds the next reads and writes (e.g. a blocking XREAD needs its BLOCK time on top).
     public func setTimeout(nanoseconds: UInt64) {
         guard let c = context, nanoseconds != timeoutNanoseconds else { return }
@@ -172,7 +203,7 @@ public final class RedisConnection {
         let error: UpstreamError
         switch c.pointee.err {
         case REDIS_ERR_IO where why.contains("temporarily unavailable") || why.contains("timed out"):
-            error = UpstreamError(.timeout, "Redis at \(url.endpoint) did not answer within \(timeoutNanoseconds / 1_000_000) ms (--upstream-timeout)")
+            error = UpstreamError(.timeout, "Redis at \(url.endpoint) did not answer within \(configuredTimeoutNanoseconds / 1_000_000) ms (--upstream-timeout)")
         case REDIS_ERR_PROTOCOL:
             error = UpstreamError(.protocolError, "Redis at \(url.endpoint) sent a reply that cannot be parsed: \(why)")
         default:

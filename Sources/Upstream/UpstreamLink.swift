@@ -82,7 +82,7 @@ public final class UpstreamLink: @unchecked Sendable {
     }
 
     /// Queues a job; false when the link already holds `maxQueuedEvents` unanswered events (then
-    /// nothing is queued). While the publisher is disconnected the job completes at once as
+    /// nothing is queued), or, while disconnected, that many undrained completions. While the publisher is disconnected the job completes at once as
     /// `.unavailable`.
     public func submit(_ job: PublishJob) -> Bool {
         precondition(!job.events.isEmpty, "a job holds at least one event")
@@ -90,6 +90,9 @@ public final class UpstreamLink: @unchecked Sendable {
         let (accepted, completedNow): (Bool, Bool) = monitor.withLock {
             guard unansweredEvents + job.events.count <= settings.maxQueuedEvents else { return (false, false) }
             if publisherDown || stopping {
+                // Completions the loop has not drained count too, so a loop that stops draining
+                // cannot grow this list without bound.
+                guard completions.count + unansweredEvents < settings.maxQueuedEvents else { return (false, false) }
                 completions.append(PublishCompletion(token: job.token, outcome: .unavailable(publisherLastError),
                                                      roundTripNanoseconds: 0))
                 return (true, true)

@@ -52,15 +52,26 @@ extension UpstreamLink {
                 newEpoch = divergenceEpoch
                 return stopping
             }
+            var handedToPublish = false
             do throws(UpstreamError) {
                 if let newEpoch {
                     try runBump(&bump, on: c, newEpoch: newEpoch)
                     monitor.withLock { divergenceEpoch = nil }
                 }
+                handedToPublish = true
                 if !batch.isEmpty { try publish(batch, script: &script, on: c) }
             } catch {
                 connection = nil
                 c.close()
+                if !handedToPublish {
+                    // The bump failed before this batch was sent: it still gets its completions.
+                    let now = MonotonicClock.nanoseconds()
+                    post(batch.map { q in
+                        var call = Call()
+                        call.jobs = [q]
+                        return call
+                    }, batch.map { _ in .unavailable(error.description) }, batch.map { _ in now })
+                }
                 publisherFailed(error, loggedBefore: false)
                 failedBefore = true
                 if backoff(&backoffNanoseconds) { return }
@@ -94,18 +105,41 @@ extension UpstreamLink {
         logger.warning("upstream: diverged history reported; cluster epoch \(ClusterMeta.epochHex(settings.epoch)) -> \(reply.text ?? "none")")
     }
 
-    /// One pipelined round: every call appended, the replies read in order (each read bounded
-    /// by the oldest unanswered job's deadline), then with waitReplicas one `WAIT`.
+    /// One pipelined round: every call appended (with waitReplicas, then one `WAIT`), the
+    /// replies read in order, each read bounded by the oldest unanswered job's deadline.
     private func publish(_ batch: [Queued], script: inout ClusterScripts.Loaded, on c: RedisConnection) throws(UpstreamError) {
-        let calls = merge(batch)
+        // Jobs that waited out their timeout (behind a slow connect or round) are not sent:
+        // their 503 is due now, and a write after it would be a publish nobody was told of.
+        let now = MonotonicClock.nanoseconds()
+        let expired = batch.filter { deadline(of: $0.submittedNanoseconds) <= now }
+        if !expired.isEmpty {
+            let why = "Redis at \(settings.url.endpoint) did not answer within \(settings.timeoutNanoseconds / 1_000_000) ms (--upstream-timeout)"
+            post(expired.map { q in
+                var call = Call()
+                call.jobs = [q]
+                return call
+            }, expired.map { _ in .unavailable(why) }, expired.map { _ in now })
+        }
+        let live = expired.isEmpty ? batch : batch.filter { deadline(of: $0.submittedNanoseconds) > now }
+        if live.isEmpty { return }
+        let calls = merge(live)
         var outcomes = [PublishOutcome?](repeating: nil, count: calls.count)
         var answeredNanoseconds = [UInt64](repeating: 0, count: calls.count)
         let keys = [settings.keys.stream, settings.keys.seq, settings.keys.meta]
         do throws(UpstreamError) {
             var todo = Array(calls.indices)
+            let oldest = calls[0].jobs[0].submittedNanoseconds
+            var waitReply: RedisReply = .null
+            var waitMilliseconds: UInt64 = 0
             while !todo.isEmpty {
                 let sentNanoseconds = MonotonicClock.nanoseconds()
                 for i in todo { try c.append(script.evalsha(keys: keys, arguments: calls[i].arguments)) }
+                if settings.waitReplicas > 0 {
+                    // In the same pipeline; WAIT counts every write before it on this connection.
+                    let remaining = deadline(of: oldest) &- sentNanoseconds
+                    waitMilliseconds = max(1, remaining / 1_000_000 * 3 / 4)
+                    try c.append(["WAIT", String(settings.waitReplicas), String(waitMilliseconds)].map { Array($0.utf8) })
+                }
                 var retry: [Int] = []
                 for i in todo {
                     try boundRead(c, by: calls[i].jobs[0].submittedNanoseconds)
@@ -120,18 +154,17 @@ extension UpstreamLink {
                     outcomes[i] = outcome(of: reply)
                     answeredNanoseconds[i] = now
                 }
+                if settings.waitReplicas > 0 {
+                    try boundRead(c, by: oldest)
+                    waitReply = try c.reply()   // only the last pass's WAIT covers every call
+                }
                 if !retry.isEmpty { try script.load(on: c) }
                 todo = retry
             }
             if settings.waitReplicas > 0 {
-                let oldest = calls[0].jobs[0].submittedNanoseconds
-                try boundRead(c, by: oldest)
-                let remaining = deadline(of: oldest) &- MonotonicClock.nanoseconds()
-                let waitMilliseconds = max(1, remaining / 1_000_000 * 3 / 4)
-                let reply = try c.command("WAIT", String(settings.waitReplicas), String(waitMilliseconds))
-                let replicas: Int64 = if case .integer(let n) = reply { n } else { -1 }
+                let replicas: Int64 = if case .integer(let n) = waitReply { n } else { -1 }
                 if replicas < Int64(settings.waitReplicas) {
-                    let why = replicas < 0 ? "WAIT answered \(reply)"
+                    let why = replicas < 0 ? "WAIT answered \(waitReply)"
                         : "WAIT \(settings.waitReplicas): \(replicas) replicas acknowledged within \(waitMilliseconds) ms"
                     for i in outcomes.indices {
                         if case .appended = outcomes[i] { outcomes[i] = .notReplicated(why) }
@@ -154,7 +187,7 @@ extension UpstreamLink {
         post(calls, outcomes, answeredNanoseconds)
     }
 
-    private func post(_ calls: [Call], _ outcomes: [PublishOutcome?], _ answeredNanoseconds: [UInt64]) {
+    func post(_ calls: [Call], _ outcomes: [PublishOutcome?], _ answeredNanoseconds: [UInt64]) {
         monitor.withLock {
             for (i, call) in calls.enumerated() {
                 let outcome = outcomes[i]!

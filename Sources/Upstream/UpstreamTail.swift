@@ -1,3 +1,5 @@
+import CHiredis
+
 /// The tail thread: XREAD BLOCK from the cursor into the bounded tail queue, and the meta poll
 /// (the cluster epoch and head seq) every `headPollNanoseconds`.
 extension UpstreamLink {
@@ -53,21 +55,19 @@ extension UpstreamLink {
                 }
                 if !waitForRoom() { break }
                 c.setTimeout(nanoseconds: blockNanoseconds + settings.timeoutNanoseconds)
-                let reply = try c.command(xreadHead + [Array(cursor.description.utf8)])
-                if case .error(let message) = reply {
-                    throw UpstreamError(.server, "Redis at \(settings.url.endpoint) refused XREAD on \(settings.keys.stream): \(message)")
+                try c.append(xreadHead + [Array(cursor.description.utf8)])
+                let decoded: [TailEvent]? = try c.withReply { raw throws(UpstreamError) in
+                    if raw.pointee.type == REDIS_REPLY_ERROR, case .error(let message) = RedisReply(hiredis: raw) {
+                        throw UpstreamError(.server, "Redis at \(settings.url.endpoint) refused XREAD on \(settings.keys.stream): \(message)")
+                    }
+                    return TailDecoding.events(ofXRead: raw)
                 }
-                guard let entries = TailDecoding.entries(ofXRead: reply) else {
+                guard let events = decoded else {
                     throw UpstreamError(.protocolError, "Redis at \(settings.url.endpoint): XREAD answered an unexpected shape")
                 }
-                if entries.isEmpty { continue }
-                var events: [TailEvent] = []
-                events.reserveCapacity(entries.count)
+                if events.isEmpty { continue }
                 var bytes = 0
-                for e in entries {
-                    guard let event = TailDecoding.event(ofEntry: e) else {
-                        throw UpstreamError(.protocolError, "Redis at \(settings.url.endpoint): XREAD gave an entry without an id")
-                    }
+                for event in events {
                     switch event {
                     case .entry(let entry):
                         cursor = entry.id
@@ -77,7 +77,6 @@ extension UpstreamLink {
                     case .epochChanged:
                         break
                     }
-                    events.append(event)
                 }
                 post(events, bytes: bytes)
             } catch {

@@ -130,6 +130,13 @@ import Testing
         }
     }
 
+    @Test func anIPv6LoopbackHostConnects() throws {
+        let redis = try RedisServer(arguments: ["--bind", "127.0.0.1 ::1"])
+        let url = try UpstreamURL.parse("redis://[::1]:\(redis.port)/0?key=k", passwordFromEnvironment: nil)
+        let c = try RedisConnection(url: url, timeoutNanoseconds: 2_000_000_000, name: "v6")
+        #expect(try c.command("PING") == .status("PONG"))
+    }
+
     @Test func theServerVersionIsReadFromInfo() {
         #expect(RedisConnection.version(inInfo: "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n") == [7, 0, 15])
         #expect(RedisConnection.version(inInfo: "# Server\r\n") == [])

@@ -1,3 +1,4 @@
+import CHiredis
 import Testing
 @testable import Upstream
 
@@ -64,5 +65,72 @@ import Testing
         #expect(TailDecoding.entries(ofXRead: reply)?.count == 2)
         #expect(TailDecoding.entries(ofXRead: .integer(1)) == nil)
         #expect(TailDecoding.entries(ofXRead: .array([])) == nil)
+    }
+}
+
+/// The in-place XREAD decoder (hiredis's tree, used by the tail) against the `RedisReply`
+/// decoder: the same events for every entry, well-formed or not.
+@Suite struct TailDecodingInPlaceTests {
+    /// RESP2 bytes of `XREAD` answering one stream with these entries (a test fixture).
+    func resp(_ entries: [(String, [String])]) -> [UInt8] {
+        func bulk(_ s: String) -> String { "$\(s.utf8.count)\r\n\(s)\r\n" }
+        var out = "*1\r\n*2\r\n" + bulk("k") + "*\(entries.count)\r\n"
+        for (id, fields) in entries {
+            out += "*2\r\n" + bulk(id) + "*\(fields.count)\r\n" + fields.map(bulk).joined()
+        }
+        return Array(out.utf8)
+    }
+
+    func parsed<T>(_ bytes: [UInt8], _ body: (UnsafePointer<redisReply>) -> T) -> T? {
+        guard let reader = redisReaderCreate() else { return nil }
+        defer { redisReaderFree(reader) }
+        _ = bytes.withUnsafeBufferPointer { b in
+            b.withMemoryRebound(to: CChar.self) { redisReaderFeed(reader, $0.baseAddress, $0.count) }
+        }
+        var raw: UnsafeMutableRawPointer?
+        guard redisReaderGetReply(reader, &raw) == REDIS_OK, let raw else { return nil }
+        defer { freeReplyObject(raw) }
+        return body(UnsafePointer(raw.assumingMemoryBound(to: redisReply.self)))
+    }
+
+    func describe(_ e: TailEvent) -> String {
+        switch e {
+        case .entry(let x): "entry \(x)"
+        case .malformed(let id, let seq, let why): "malformed \(id) \(String(describing: seq)) \(why)"
+        case .epochChanged(let c): "epoch \(String(describing: c))"
+        }
+    }
+
+    @Test func bothDecodersAgreeOnEveryEntry() {
+        let good = ["seq", "5", "epoch", "0000abcd", "slot", "room", "type", "msg", "data", "{}", "time", "17"]
+        let entries: [(String, [String])] = [
+            ("1-1", good),
+            ("1-2", good + ["extra", "field"]),
+            ("1-3", Array(good.prefix(10))),                                         // no time
+            ("1-4", ["seq", "0"] + Array(good.dropFirst(2))),                        // seq 0
+            ("1-5", ["seq", "x"] + Array(good.dropFirst(2))),
+            ("1-6", ["seq", "6", "epoch", "zz"] + Array(good.dropFirst(4))),
+            ("1-7", good.map { $0 == "{}" ? "" : $0 }),                              // empty data
+            ("1-8", []),
+        ]
+        let bytes = resp(entries)
+        let inPlace = parsed(bytes) { TailDecoding.events(ofXRead: $0) } ?? nil
+        let viaReply = parsed(bytes) { raw in
+            TailDecoding.entries(ofXRead: RedisReply(hiredis: raw))?.compactMap { TailDecoding.event(ofEntry: $0) }
+        } ?? nil
+        #expect(inPlace != nil && viaReply != nil)
+        #expect(inPlace?.count == entries.count)
+        #expect(inPlace?.map(describe) == viaReply?.map(describe))
+        if case .entry(let e) = inPlace?[0] {
+            #expect(e == ClusterEntry(id: StreamID(milliseconds: 1, sequence: 1), epoch: 0xabcd, seq: 5, slot: Array("room".utf8),
+                                      type: Array("msg".utf8), data: Array("{}".utf8), timeMilliseconds: 17))
+        } else {
+            Issue.record("first entry not decoded")
+        }
+    }
+
+    @Test func aNullReplyIsNoEntriesAndAnotherShapeIsNil() {
+        #expect(parsed(Array("*-1\r\n".utf8)) { TailDecoding.events(ofXRead: $0)?.count } == 0)
+        #expect(parsed(Array(":3\r\n".utf8)) { TailDecoding.events(ofXRead: $0) == nil } == true)
     }
 }

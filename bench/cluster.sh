@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The cluster rows of `make bench` (issue 12), on loopback: one redis-server (no persistence),
 # two `ringgate serve --upstream` hosts A and B, one single-host gateway for the latency baseline.
-# Usage: bench/cluster.sh [--quick] [--bin DIR] [--raw DIR] [--reps N] [--no-report]
+# Usage: bench/cluster.sh [--quick] [--bin DIR] [--ringgate PATH] [--raw DIR] [--reps N] [--no-report]
 #   --bin DIR   where ringgate and ringgate-bench are (default .build/release)
+#   --ringgate PATH  another gateway binary than DIR/ringgate (ringgate-bench stays DIR's)
 #   --raw DIR   where the raw JSON goes (default bench/results/raw); run.sh passes its own
 #   --reps N    repetitions, fresh Redis and hosts each (default 3; --quick: 1)
 #   --no-report run.sh reports everything at the end; alone, the cluster table is printed
@@ -24,14 +25,16 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; REPS=1 ;;
     --bin) BIN=$2; shift ;;
+    --ringgate) RINGGATE=$2; shift ;;
     --raw) RAW=$2; shift ;;
     --reps) REPS=$2; shift ;;
     --no-report) REPORT=0 ;;
-    -h|--help) sed -n 2,15p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,16p "$0"; exit 0 ;;
     *) echo "cluster.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
 done
+RINGGATE=${RINGGATE:-$BIN/ringgate}
 START=$(date +%s)
 # The whole block stays under ~4 minutes; past this, runs are skipped (and say so).
 budget_s=$((QUICK == 1 ? 90 : 240))
@@ -40,7 +43,7 @@ log() { printf '[cluster %4ss] %s\n' "$(( $(date +%s) - START ))" "$*" >&2; }
 for c in redis-server redis-cli redis-benchmark python3; do
   command -v "$c" >/dev/null || { echo "cluster.sh: $c is missing (scripts/ensure-deps.sh installs redis)" >&2; exit 1; }
 done
-[ -x "$BIN/ringgate" ] && [ -x "$BIN/ringgate-bench" ] || { echo "cluster.sh: no ringgate / ringgate-bench in $BIN" >&2; exit 1; }
+[ -x "$RINGGATE" ] && [ -x "$BIN/ringgate-bench" ] || { echo "cluster.sh: no $RINGGATE or no $BIN/ringgate-bench" >&2; exit 1; }
 mkdir -p "$RAW"; rm -f "$RAW"/cluster-*.json
 
 if [ $QUICK = 1 ]; then PUB_S=2; LAT_S=3; FAN_S=2; FAN_N=200; EVENTS=200000
@@ -85,7 +88,7 @@ start_redis() {
 start_host() {
   local var=$1; shift
   mkdir -p "$TMP/$var"
-  "$BIN/ringgate" serve --listen 127.0.0.1:0 --publish-listen 127.0.0.1:0 --data-dir "$TMP/$var" "$@" \
+  "$RINGGATE" serve --listen 127.0.0.1:0 --publish-listen 127.0.0.1:0 --data-dir "$TMP/$var" "$@" \
     > "$TMP/$var.out" 2> "$TMP/$var.err" &
   local pid=$!
   for _ in $(seq 100); do

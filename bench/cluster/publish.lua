@@ -1,5 +1,6 @@
--- The cluster's publish script as /work/wt/prompts12/design.md fixes it ("Publishing"), for
--- timing it alone with redis-benchmark EVALSHA (the gateway carries its own copy in Upstream).
+-- The cluster's publish script (issue 12's design, "Publishing"), for timing it alone with
+-- redis-benchmark EVALSHA. The gateway carries its own copy (Sources/Upstream/ClusterScripts.swift,
+-- `publish`): keep the two the same.
 -- KEYS = [NAME, NAME:seq, NAME:meta]
 -- ARGV = [epochHex, retain, timeMs, n, slot1, type1, data1, ..., slotN, typeN, dataN]
 local epoch = redis.call('HGET', KEYS[3], 'epoch')
@@ -7,6 +8,9 @@ if epoch ~= ARGV[1] then
   return redis.error_reply('EPOCH ' .. (epoch or 'none'))
 end
 local n = tonumber(ARGV[4])
+if n == nil or n < 1 or #ARGV ~= 4 + 3 * n then
+  return redis.error_reply('ERR ringgate publish: bad argument count')
+end
 local last = redis.call('INCRBY', KEYS[2], n)
 local first = last - n + 1
 local id

@@ -26,7 +26,11 @@ def one_line(d):
     if m == "publish":
         if d.get("events_per_s") is None:
             return d.get("note", "n/a")
-        return f"{d['events_per_s']:.0f} events/s ({d['requests_non2xx']} non-2xx), client cpu {d['client_cpu_util']:.2f}"
+        return (f"{d['events_per_s']:.0f} events/s ({d['requests_non2xx']} non-2xx), client cpu {d['client_cpu_util']:.2f}"
+                + (f", redis cpu {d['redis_cpu_util']:.2f}" if "redis_cpu_util" in d else ""))
+    if m == "redis":
+        return (f"{d['events_per_s']:.0f} events/s ({d['calls_per_s']:.0f} calls/s of {d['events_per_call']} events), "
+                f"redis cpu {d['redis_cpu_util']:.2f}")
     if m == "history":
         if "sizes" not in d:
             return d.get("note", "n/a")
@@ -41,6 +45,82 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
+# ---- cluster block (issue 12, bench/cluster.sh) --------------------------------------------
+# Its own table: the columns are "cluster" and the reference it is held against (Redis's own
+# rate, or the single-host gateway under the same load), not Ringgate and nchan.
+def cluster_table(raw, fmt):
+    def m(scen, server, f):
+        out = []
+        for d in raw.get((scen, server), []):
+            if "error" in d:
+                continue
+            try:
+                out.append(f(d))
+            except (KeyError, TypeError):
+                pass
+        return med(out)
+
+    if not any(k[0].startswith("cluster-") for k in raw):
+        return [], []
+    rows = []
+
+    def row(fig, val, ref, goal, ok, unit, extra=""):
+        ratio = (val / ref) if (val is not None and ref not in (None, 0)) else None
+        rows.append({"figure": fig, "cluster": val, "reference": ref, "ratio": ratio, "unit": unit, "goal": goal,
+                     "extra": extra, "met": ok(val, ref, ratio) if val is not None else None})
+
+    ev = lambda d: d["events_per_s"]
+    rcpu = lambda d: d["redis_cpu_util"]
+
+    def cpu_note(scen, server):
+        v = m(scen, server, rcpu)
+        return f"Redis CPU {v:.2f}" if v is not None else ""
+
+    xadd = m("cluster-redis-xadd", "redis", ev)
+    row("Redis XADD, redis-benchmark -P 64 × 50 clients (the engine's ceiling; reference: itself)", xadd, xadd,
+        "(reference)", lambda v, r, x: None, "/s", cpu_note("cluster-redis-xadd", "redis"))
+    for n in (1, 100):
+        scen = f"cluster-redis-eval{n}"
+        calls = m(scen, "redis", lambda d: d["calls_per_s"])
+        row(f"Redis EVALSHA of the publish script, {n} event(s) per call, events/s (reference: XADD)",
+            m(scen, "redis", ev), xadd, "(report)", lambda v, r, x: None, "/s",
+            f"{fmt(calls, '/s')} calls; {cpu_note(scen, 'redis')}" if calls else "")
+    row("cluster publish, single POSTs, 2 hosts × 2 conns × 32 pipelined (reference: XADD)",
+        m("cluster-publish-single", "cluster", ev), xadd, "≥ 0.5× XADD", lambda v, r, x: x is not None and x >= 0.5, "/s",
+        cpu_note("cluster-publish-single", "cluster"))
+    row("cluster publish, NDJSON batches of 1000, 2 hosts × 2 conns × 8 (reference: XADD)",
+        m("cluster-publish-batch", "cluster", ev), xadd, "≥ 1.0× XADD", lambda v, r, x: x is not None and x >= 1.0, "/s",
+        cpu_note("cluster-publish-batch", "cluster"))
+    for q in ("p50", "p99"):
+        f = lambda d, q=q: d["latency"][f"{q}_us"]
+        c, s1 = m("cluster-latency", "cluster", f), m("cluster-latency", "ringgate", f)
+        if q == "p50":
+            row("latency p50, publish at A → receive at B, 100 subscribers, 10k deliveries/s (reference: one host)",
+                c, s1, "≤ single-host + 1 ms", lambda v, r, x: r is not None and v <= r + 1000, "µs",
+                f"+{(c - s1) / 1000:.2f} ms" if (c is not None and s1 is not None) else "")
+        else:
+            row("latency p99, publish at A → receive at B, same run (reference: one host)", c, s1, "(report)",
+                lambda v, r, x: None, "µs")
+    f = lambda d: d["deliveries_per_s"]
+    lost = [d.get("lost") for d in raw.get(("cluster-fanout", "cluster"), []) if "error" not in d]
+    n = next((d.get("subscribers") for k in (("cluster-fanout", "cluster"), ("cluster-fanout", "ringgate"))
+              for d in raw.get(k, []) if "error" not in d), None)
+    row(f"fan-out deliveries/s, {n or '?'} subscribers split over A and B, publish at A (reference: one host)",
+        m("cluster-fanout", "cluster", f), m("cluster-fanout", "ringgate", f), "lost = 0",
+        lambda v, r, x: bool(lost) and all(l == 0 for l in lost), "/s", f"lost {sum(l or 0 for l in lost)} over {len(lost)} run(s)")
+
+    lines = ["", "Cluster (issue 12, `bench/cluster.sh`): one redis-server (no persistence), hosts A and B "
+             "(`serve --upstream`, 1 worker each), a single-host gateway (2 workers) as the reference.", "",
+             "| figure | cluster | reference | cluster/reference | goal | met | notes |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "–"
+        met = {True: "yes", False: "**no**", None: "–"}[r["met"]]
+        lines.append(f"| {r['figure']} | {fmt(r['cluster'], r['unit'])} | {fmt(r['reference'], r['unit'])} | {ratio} | "
+                     f"{r['goal']} | {met} | {r['extra']} |")
+    return rows, lines
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--one")
@@ -48,6 +128,7 @@ def main():
     ap.add_argument("--machine", default="")
     ap.add_argument("--elapsed", default="")
     ap.add_argument("--quick", default="0")
+    ap.add_argument("--cluster-only", action="store_true", help="print only the cluster table (bench/cluster.sh alone)")
     a = ap.parse_args()
     if a.one:
         print(one_line(load(a.one)))
@@ -219,6 +300,13 @@ def main():
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "–"
         met = {True: "yes", False: "**no**", None: "–"}[r["met"]]
         lines.append(f"| {r['figure']} | {rg} | {nc} | {ratio} | {r['goal']} | {met} |")
+    crows, clines = cluster_table(raw, fmt)
+    if a.cluster_only:  # leaves table.md, summary.json and the chart of a whole run alone
+        print("\n".join(clines[1:]))
+        with open(os.path.join(a.results, "cluster-table.md"), "w") as f:
+            f.write("\n".join(clines[1:] + [""] + [f"- {n}" for n in notes if n.startswith("cluster-")]) + "\n")
+        return
+    lines += clines
     if notes:
         lines += ["", "Notes (correctness, load generator):", ""] + [f"- {n}" for n in notes[:40]]
     table = "\n".join(lines)
@@ -226,7 +314,7 @@ def main():
     with open(os.path.join(a.results, "table.md"), "w") as f:
         f.write(table + "\n")
     with open(os.path.join(a.results, "summary.json"), "w") as f:
-        json.dump({"rows": rows, "notes": notes, "machine": a.machine, "elapsed_s": a.elapsed,
+        json.dump({"rows": rows, "cluster_rows": crows, "notes": notes, "machine": a.machine, "elapsed_s": a.elapsed,
                    "raw": {f"{k[0]}/{k[1]}": v for k, v in raw.items()}}, f, indent=1, default=str)
 
     # chart: log-scale bars of the ratio per figure (goal lines as text)

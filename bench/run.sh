@@ -2,7 +2,8 @@
 # Ringgate vs nginx + nchan, side by side, on loopback. Usage: bench/run.sh [--quick]
 #   --quick   each scenario once, smaller N, shorter runs (a fast check, ~2 min)
 # Environment: SWIFT (swift), BENCH_SCRATCH (swift --scratch-path; default .build),
-#   NCHAN_SUB_PORT / NCHAN_PUB_PORT (18180 / 18181), BENCH_REPS (3).
+#   NCHAN_SUB_PORT / NCHAN_PUB_PORT (18180 / 18181), BENCH_REPS (3), BENCH_CLUSTER (1; 0 skips
+#   the cluster rows of bench/cluster.sh).
 # Raw results: bench/results/raw/*.json; table: bench/results/table.md; chart: bench/results/chart.png
 set -euo pipefail
 
@@ -10,7 +11,7 @@ QUICK=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
-    -h|--help) sed -n 2,7p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,8p "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
@@ -196,6 +197,16 @@ for rep in $(seq "$REPS"); do
 done
 
 stop_ringgate; stop_nchan
+
+# ---- cluster (issue 12) --------------------------------------------------------------------
+# Redis, two `serve --upstream` hosts and a single-host reference, fresh per repetition; its
+# rows land in the same raw dir and report.py prints them as a table of their own.
+# BENCH_CLUSTER=0 skips it.
+if [ "${BENCH_CLUSTER:-1}" = 1 ]; then
+  cluster_args=(--bin "$BIN" --raw "$RESULTS/raw" --reps "$REPS" --no-report)
+  [ $QUICK = 1 ] && cluster_args+=(--quick)
+  "$ROOT/bench/cluster.sh" "${cluster_args[@]}" || log "cluster block failed (its rows say why)"
+fi
 
 MACHINE="$(nproc) cores, kernel $(uname -r), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 python3 "$ROOT/bench/report.py" --results "$RESULTS" --machine "$MACHINE" --elapsed "$(( $(date +%s) - START ))" \

@@ -8,9 +8,11 @@ import Foundation
 let usage = """
 usage: ringgate-bench MODE [options]
 modes: fanout | latency | idle-memory | stopped-readers | history | publish
-  --sub-url URL        subscribe URL, {slot} is replaced (http://127.0.0.1:P/v1/slots/{slot}/stream)
-  --pub-url URL        publish URL for single events (body = data), {slot} replaced
-  --batch-url URL      NDJSON batch URL (Ringgate: http://127.0.0.1:P/v1/events); absent = n/a
+  --sub-url URL        subscribe URL, {slot} is replaced (http://127.0.0.1:P/v1/slots/{slot}/stream);
+                       repeatable: subscribers are dealt round-robin over the URLs (several hosts)
+  --pub-url URL        publish URL for single events (body = data), {slot} replaced; repeatable:
+                       publisher connections are dealt round-robin over the URLs (same path on each)
+  --batch-url URL      NDJSON batch URL (Ringgate: http://127.0.0.1:P/v1/events); absent = n/a; repeatable
   --history-url URL    history URL (Ringgate: http://127.0.0.1:P/v1/slots/{slot}/events); absent = n/a
   --pub-method M       method of a single publish (POST)
   --slot NAME          slot / channel name (default: bench-<mode>-<pid>)
@@ -69,16 +71,17 @@ func finish() -> Never {
 
 final class Publisher {
     let eng: Engine
-    let url: HTTPURL
     var head: [UInt8]
     var body = [UInt8](repeating: 0, count: 1 << 17)
     let pad: Int
-    init(eng: Engine, url: HTTPURL, conns: Int, pad: Int, bufferBytes: Int) {
+    /// Connection c goes to urls[c % urls.count]; the request head is urls[0]'s (every URL has
+    /// the same path: the hosts of a cluster).
+    init(eng: Engine, urls: [HTTPURL], conns: Int, pad: Int, bufferBytes: Int) {
         self.eng = eng
-        self.url = url
         self.pad = pad
+        let url = urls[0]
         head = Array("\(pubMethod) \(url.path) HTTP/1.1\r\nHost: \(url.host)\r\nContent-Type: text/plain\r\nContent-Length: ".utf8)
-        for _ in 0..<conns { _ = eng.addPublisher(url, bufferBytes: bufferBytes) }
+        for c in 0..<conns { _ = eng.addPublisher(urls[c % urls.count], bufferBytes: bufferBytes) }
     }
     /// Queues event n stamped with the current time; false when every connection is full.
     func publish(_ n: Int) -> Bool {
@@ -104,22 +107,24 @@ final class Publisher {
     }
 }
 
-func need(_ k: String) -> HTTPURL {
-    guard let u = s(k) else { die("--\(k) is required for \(mode)") }
-    return HTTPURL(u).with(slot: slot)
+/// Every value of a repeatable URL option, {slot} replaced.
+func need(_ k: String) -> [HTTPURL] {
+    guard let us = opt[k], !us.isEmpty else { die("--\(k) is required for \(mode)") }
+    return us.map { HTTPURL($0).with(slot: slot) }
 }
 
 nonisolated(unsafe) var toStop: [Int] = []
 
 /// Opens the subscribers in chunks, each chunk waiting for its response heads.
-func openSubscribers(_ eng: Engine, _ url: HTTPURL, count: Int, stopped: Int, stoppedRcvbuf: Int32) {
+/// Subscriber j goes to urls[j % urls.count].
+func openSubscribers(_ eng: Engine, _ urls: [HTTPURL], count: Int, stopped: Int, stoppedRcvbuf: Int32) {
     let t0 = nowNs()
     var opened = 0
     while opened < count {
         let chunk = min(200, count - opened)
         for k in 0..<chunk {
             let isStopped = opened + k < stopped
-            let idx = eng.addSubscriber(url, rcvbuf: isStopped ? stoppedRcvbuf : 0)
+            let idx = eng.addSubscriber(urls[(opened + k) % urls.count], rcvbuf: isStopped ? stoppedRcvbuf : 0)
             if isStopped { toStop.append(idx) }  // reads its head and warm-up, then stops
         }
         opened += chunk
@@ -205,7 +210,7 @@ func streamMode() {
     let subURL = need("sub-url"), pubURL = need("pub-url")
     let eng: Engine
     do { eng = try Engine(maxSubs: n, maxEvents: maxEvents, trackBits: true) } catch { die("\(error)") }
-    let pub = Publisher(eng: eng, url: pubURL, conns: i("pub-conns", 1), pad: pad, bufferBytes: 4 << 20)
+    let pub = Publisher(eng: eng, urls: pubURL, conns: i("pub-conns", 1), pad: pad, bufferBytes: 4 << 20)
     eng.perRequest = 1
     let pssBefore = pids.pssBytes()
     openSubscribers(eng, subURL, count: n, stopped: stopped, stoppedRcvbuf: Int32(i("stopped-rcvbuf", 4096)))
@@ -306,7 +311,7 @@ func idleMemory() {
     let subURL = need("sub-url"), pubURL = need("pub-url")
     let eng: Engine
     do { eng = try Engine(maxSubs: n, maxEvents: 1, trackBits: false) } catch { die("\(error)") }
-    let pub = Publisher(eng: eng, url: pubURL, conns: 1, pad: 0, bufferBytes: 1 << 16)
+    let pub = Publisher(eng: eng, urls: pubURL, conns: 1, pad: 0, bufferBytes: 1 << 16)
     eng.run(until: nowNs() + 300_000_000) { false }
     let before = pids.pssBytes()
     openSubscribers(eng, subURL, count: n, stopped: 0, stoppedRcvbuf: 0)
@@ -324,19 +329,20 @@ func idleMemory() {
 func publishMode() {
     let k = i("pub-conns", 4), depth = i("depth", 32), duration = d("duration", 3)
     let batch = i("batch", 0)
-    let url: HTTPURL
+    let urls: [HTTPURL]
     if batch > 0 {
-        guard let b = s("batch-url") else {
+        guard s("batch-url") != nil else {
             out["events_per_s"] = NSNull(); out["note"] = "n/a: no batch publish API"; finish()
         }
-        url = HTTPURL(b)
+        urls = need("batch-url")
     } else {
-        url = need("pub-url")
+        urls = need("pub-url")
     }
+    let url = urls[0]
     let eng: Engine
     do { eng = try Engine(maxSubs: 1, maxEvents: 1, trackBits: false) } catch { die("\(error)") }
     let bodyCap = batch > 0 ? batch * (slot.utf8.count + 64) + 64 : 256
-    let pub = Publisher(eng: eng, url: url, conns: k, pad: 0, bufferBytes: max(1 << 20, (bodyCap + 256) * depth * 2))
+    let pub = Publisher(eng: eng, urls: urls, conns: k, pad: 0, bufferBytes: max(1 << 20, (bodyCap + 256) * depth * 2))
     eng.perRequest = max(batch, 1)
     let batchHead = Array("POST \(url.path) HTTP/1.1\r\nHost: \(url.host)\r\nContent-Type: application/x-ndjson\r\nContent-Length: ".utf8)
     var body = [UInt8](repeating: 0, count: bodyCap)

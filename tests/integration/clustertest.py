@@ -35,10 +35,34 @@ def require_tools(*names: str) -> None:
         pytest.fail(f"the cluster tests need {', '.join(missing)} on PATH; {INSTALL_HINT}", pytrace=False)
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port below the kernel's ephemeral range: these ports are bound later by
+    another process (a host, haproxy, Redis), and a port from the ephemeral range could meanwhile
+    become the local port of some outgoing connection."""
+    import random
+    high = min(_ephemeral_low(), 65536)
+    for _ in range(1000):
+        port = random.randrange(10000, high)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise AssertionError("no free loopback port below the ephemeral range")
 
 
 def port_listening(port: int) -> bool:
@@ -102,8 +126,8 @@ class RedisServer:
             try:
                 if self.cli("PING", timeout=1.0) == "PONG":
                     return self
-            except AssertionError:
-                pass
+            except (AssertionError, subprocess.TimeoutExpired):
+                pass      # not listening yet, or still loading its AOF
             if time.monotonic() > deadline:
                 raise AssertionError(f"redis-server on port {self.port} did not answer PING within "
                                      f"{timeout}s:\n{self.log_tail()}")

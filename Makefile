@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/ringgate
 STRESS_RECORDS ?= 10000000
 
-.PHONY: all build release run test unit stress integration conformance fuzz bench bench-fsync clean
+.PHONY: all build release run test unit stress integration conformance fuzz bench bench-fsync cluster clean
 
 all: release
 
@@ -60,6 +60,11 @@ bench:
 # Publish rate per --fsync setting (none, interval, always) on a file-backed log in /tmp.
 bench-fsync: release
 	bench/fsync.sh
+
+# A cluster on loopback: Redis, two `ringgate serve --upstream` hosts, haproxy in front
+# (deploy/haproxy/haproxy.cfg); prints the URLs; Ctrl-C stops everything. ARGS go to both hosts.
+cluster: release
+	scripts/cluster.sh $(ARGS)
 
 clean:
 	rm -rf .build .venv

@@ -30,33 +30,35 @@ public enum ClusterApply {
     }
 }
 
-/// Publishes Redis has accepted, waiting for the local log to hold their last seq before
-/// their 201 goes out (read-your-writes on the publishing host).
+/// Publishes Redis has accepted, waiting for the local log to hold them before their 201 goes
+/// out (read-your-writes on the publishing host). `Key` is how far the tail has come: the
+/// stream id of the last entry applied, which only grows.
 ///
-/// Redis assigns seqs in the order the one publisher connection sends the scripts, and
-/// completions arrive in that order, so the queue's last seqs only grow: the answerable ones
-/// are always a prefix. A plain array with a moving head, compacted as it drains.
-struct AppliedWaitQueue<Item> {
-    private var items: [(lastSeq: UInt64, dueNanoseconds: UInt64, item: Item)] = []
+/// Completions arrive in the order the one publisher connection sent the script calls, so the
+/// keys almost always grow along the queue; where they do not (a call re-sent after NOSCRIPT),
+/// the later one just waits for the one before it. The answerable ones are always a prefix: a
+/// plain array with a moving head, compacted as it drains.
+struct AppliedWaitQueue<Key: Comparable, Item> {
+    private var items: [(key: Key, dueNanoseconds: UInt64, item: Item)] = []
     private var head = 0
 
     var count: Int { items.count - head }
     var isEmpty: Bool { head == items.count }
 
-    mutating func append(lastSeq: UInt64, dueNanoseconds: UInt64, _ item: Item) {
-        items.append((lastSeq, dueNanoseconds, item))
+    mutating func append(key: Key, dueNanoseconds: UInt64, _ item: Item) {
+        items.append((key, dueNanoseconds, item))
     }
 
-    /// Removes, in order, the items whose last seq is at most `headSeq`, or whose due time
-    /// passed (`nowNanoseconds`); `body` gets each with whether it was applied.
-    mutating func drain(headSeq: UInt64, nowNanoseconds: UInt64, _ body: (Item, _ applied: Bool) -> Void) {
+    /// Removes, in order, the items whose key the tail has `reached`, or whose due time passed
+    /// (`nowNanoseconds`); `body` gets each with whether it was reached.
+    mutating func drain(reached: Key, nowNanoseconds: UInt64, _ body: (Item, _ reached: Bool) -> Void) {
         while head < items.count {
             let entry = items[head]
-            let applied = entry.lastSeq <= headSeq
+            let done = entry.key <= reached
             // In order: an item not due waits, and so does every item behind it (their
             // 201s would otherwise overtake on a pipelined connection anyway).
-            guard applied || nowNanoseconds >= entry.dueNanoseconds else { break }
-            body(entry.item, applied)
+            guard done || nowNanoseconds >= entry.dueNanoseconds else { break }
+            body(entry.item, done)
             head += 1
         }
         if head == items.count {

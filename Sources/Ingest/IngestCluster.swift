@@ -30,7 +30,7 @@ final class IngestCluster {
     var nextToken: UInt64 = 1
     /// Submitted to the link, keyed by job token; bounded by the link's queue limit.
     var submitted: [UInt64: Pending] = [:]
-    var waiting = AppliedWaitQueue<Applied>()
+    var waiting = AppliedWaitQueue<StreamID, Applied>()
     /// The last head seq seen and when it moved, for the stall verdict.
     var lastHeadSeq: UInt64 = 0
     var lastHeadMoveNanoseconds: UInt64 = 0
@@ -120,8 +120,11 @@ extension Ingest {
                                        extraHeaders: [("Retry-After", "1")])
                     return
                 }
-                cluster.waiting.append(lastSeq: firstSeq + UInt64(pending.count) - 1,
-                                       dueNanoseconds: engine.nowNanoseconds + config.upstreamTimeoutNanoseconds,
+                // Applied once the tail's cursor reaches the call's last entry (a seq at or
+                // below the head may name another event after a fork of the history: then
+                // the tail finds the divergence first and the host re-initialises).
+                let key = completion.lastStreamID ?? StreamID(milliseconds: .max, sequence: .max)
+                cluster.waiting.append(key: key, dueNanoseconds: engine.nowNanoseconds + config.upstreamTimeoutNanoseconds,
                                        IngestCluster.Applied(pending: pending, firstSeq: firstSeq))
             case .unavailable(let why):
                 counters.add(.upstreamUnavailable)
@@ -251,8 +254,9 @@ extension Ingest {
     /// The 201s whose events the log now holds (or whose wait for the local log ran out: the
     /// event is in the cluster, so it is acknowledged, and counted).
     func answerApplied(_ cluster: IngestCluster) {
-        let head = writer.headSeq
-        cluster.waiting.drain(headSeq: head, nowNanoseconds: engine.nowNanoseconds) { applied, inLog in
+        let cursor = region.upstreamCursor
+        let reached = StreamID(milliseconds: cursor.milliseconds, sequence: cursor.sequence)
+        cluster.waiting.drain(reached: reached, nowNanoseconds: engine.nowNanoseconds) { applied, inLog in
             if !inLog { counters.add(.upstreamAckUnapplied) }
             answerCreated(applied.pending, firstSeq: applied.firstSeq)
         }

@@ -43,11 +43,17 @@ public struct PublishCompletion: Sendable {
     public var outcome: PublishOutcome
     /// From `submit` to Redis's answer (or to the failure).
     public var roundTripNanoseconds: UInt64
+    /// `.appended`: the stream id of the last entry of the script call that carried the job
+    /// (at or after the job's own entries). A host has applied the job once its cursor reached
+    /// it: the seq alone cannot say so, since after a fork of the history a seq at or below
+    /// the head may name another event.
+    public var lastStreamID: StreamID?
 
-    public init(token: UInt64, outcome: PublishOutcome, roundTripNanoseconds: UInt64) {
+    public init(token: UInt64, outcome: PublishOutcome, roundTripNanoseconds: UInt64, lastStreamID: StreamID? = nil) {
         self.token = token
         self.outcome = outcome
         self.roundTripNanoseconds = roundTripNanoseconds
+        self.lastStreamID = lastStreamID
     }
 }
 

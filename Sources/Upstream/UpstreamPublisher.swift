@@ -125,6 +125,7 @@ extension UpstreamLink {
         let calls = merge(live)
         var outcomes = [PublishOutcome?](repeating: nil, count: calls.count)
         var answeredNanoseconds = [UInt64](repeating: 0, count: calls.count)
+        var lastIDs = [StreamID?](repeating: nil, count: calls.count)
         let keys = [settings.keys.stream, settings.keys.seq, settings.keys.meta]
         do throws(UpstreamError) {
             var todo = Array(calls.indices)
@@ -152,6 +153,7 @@ extension UpstreamLink {
                     }
                     monitor.withLock { counters.observeUpstreamPublish(nanoseconds: now &- sentNanoseconds) }
                     outcomes[i] = outcome(of: reply)
+                    lastIDs[i] = lastStreamID(of: reply)
                     answeredNanoseconds[i] = now
                 }
                 if settings.waitReplicas > 0 {
@@ -181,13 +183,13 @@ extension UpstreamLink {
                     answeredNanoseconds[i] = now
                 }
             }
-            post(calls, outcomes, answeredNanoseconds)
+            post(calls, outcomes, answeredNanoseconds, lastIDs)
             throw error
         }
-        post(calls, outcomes, answeredNanoseconds)
+        post(calls, outcomes, answeredNanoseconds, lastIDs)
     }
 
-    func post(_ calls: [Call], _ outcomes: [PublishOutcome?], _ answeredNanoseconds: [UInt64]) {
+    func post(_ calls: [Call], _ outcomes: [PublishOutcome?], _ answeredNanoseconds: [UInt64], _ lastIDs: [StreamID?] = []) {
         monitor.withLock {
             for (i, call) in calls.enumerated() {
                 let outcome = outcomes[i]!
@@ -196,7 +198,8 @@ extension UpstreamLink {
                     let jobOutcome: PublishOutcome = seq > 0 ? .appended(firstSeq: seq) : outcome
                     if seq > 0 { seq += UInt64(q.job.events.count) }
                     completions.append(PublishCompletion(token: q.job.token, outcome: jobOutcome,
-                                                         roundTripNanoseconds: answeredNanoseconds[i] &- q.submittedNanoseconds))
+                                                         roundTripNanoseconds: answeredNanoseconds[i] &- q.submittedNanoseconds,
+                                                         lastStreamID: seq > 0 && i < lastIDs.count ? lastIDs[i] : nil))
                     unansweredEvents -= q.job.events.count
                 }
                 if seq > 0 && seq - 1 > head { setHeadLocked(seq - 1) }
@@ -204,6 +207,12 @@ extension UpstreamLink {
             counters.set(.upstreamQueueEvents, UInt64(unansweredEvents))
         }
         wake()
+    }
+
+    /// The script's second element: the stream id of the call's last entry.
+    private func lastStreamID(of reply: RedisReply) -> StreamID? {
+        guard case .array(let parts) = reply, parts.count == 2, case .string(let id) = parts[1] else { return nil }
+        return StreamID(parsing: String(decoding: id, as: UTF8.self))
     }
 
     private func outcome(of reply: RedisReply) -> PublishOutcome {

@@ -38,39 +38,39 @@ import Testing
     }
 
     @Test func waitingAnswersLeaveInOrderOnceAppliedOrDue() {
-        var q = AppliedWaitQueue<Int>()
-        q.append(lastSeq: 5, dueNanoseconds: 100, 1)
-        q.append(lastSeq: 9, dueNanoseconds: 200, 2)
-        q.append(lastSeq: 12, dueNanoseconds: 300, 3)
+        var q = AppliedWaitQueue<UInt64, Int>()
+        q.append(key: 5, dueNanoseconds: 100, 1)
+        q.append(key: 9, dueNanoseconds: 200, 2)
+        q.append(key: 12, dueNanoseconds: 300, 3)
         var out: [(Int, Bool)] = []
-        q.drain(headSeq: 4, nowNanoseconds: 50) { out.append(($0, $1)) }
+        q.drain(reached: 4, nowNanoseconds: 50) { out.append(($0, $1)) }
         #expect(out.isEmpty)
-        q.drain(headSeq: 9, nowNanoseconds: 60) { out.append(($0, $1)) }
+        q.drain(reached: 9, nowNanoseconds: 60) { out.append(($0, $1)) }
         #expect(out.map(\.0) == [1, 2] && out.allSatisfy { $0.1 })
         out = []
         // Not applied, but due: it leaves, marked as not applied.
-        q.drain(headSeq: 9, nowNanoseconds: 300) { out.append(($0, $1)) }
+        q.drain(reached: 9, nowNanoseconds: 300) { out.append(($0, $1)) }
         #expect(out.count == 1 && out[0].0 == 3 && out[0].1 == false)
         #expect(q.isEmpty)
     }
 
     @Test func anItemNotDueHoldsBackTheOnesBehindIt() {
-        var q = AppliedWaitQueue<Int>()
-        q.append(lastSeq: 5, dueNanoseconds: 1000, 1)
-        q.append(lastSeq: 6, dueNanoseconds: 10, 2)
+        var q = AppliedWaitQueue<UInt64, Int>()
+        q.append(key: 5, dueNanoseconds: 1000, 1)
+        q.append(key: 6, dueNanoseconds: 10, 2)
         var out: [Int] = []
-        q.drain(headSeq: 4, nowNanoseconds: 500) { item, _ in out.append(item) }
+        q.drain(reached: 4, nowNanoseconds: 500) { item, _ in out.append(item) }
         #expect(out.isEmpty)
-        q.drain(headSeq: 6, nowNanoseconds: 500) { item, _ in out.append(item) }
+        q.drain(reached: 6, nowNanoseconds: 500) { item, _ in out.append(item) }
         #expect(out == [1, 2])
     }
 
     @Test func aLongQueueCompactsAsItDrains() {
-        var q = AppliedWaitQueue<Int>()
-        for i in 1...5000 { q.append(lastSeq: UInt64(i), dueNanoseconds: .max, i) }
+        var q = AppliedWaitQueue<UInt64, Int>()
+        for i in 1...5000 { q.append(key: UInt64(i), dueNanoseconds: .max, i) }
         var seen = 0
         for head in stride(from: 100, through: 5000, by: 100) {
-            q.drain(headSeq: UInt64(head), nowNanoseconds: 0) { item, applied in
+            q.drain(reached: UInt64(head), nowNanoseconds: 0) { item, applied in
                 seen += 1
                 #expect(item == seen && applied)
             }

@@ -680,6 +680,9 @@ class Gateway:
         self._sub: httpx.Client | None = None
         self.seen_children: dict[int, list[str]] = {}
         self.exit_code: int | None = None
+        # Set before start(): added to the gateway's environment after the RINGGATE_* filter
+        # (e.g. RINGGATE_UPSTREAM_PASSWORD for a cluster test).
+        self.extra_env: dict[str, str] = {}
 
     # --- lifecycle
     def argv(self) -> list[str]:
@@ -694,6 +697,7 @@ class Gateway:
         # The suite's backend travels as --io (RINGGATE_TEST_IO above), so no RINGGATE_* of the
         # runner's environment leaks into a gateway.
         env = {k: v for k, v in os.environ.items() if not k.startswith("RINGGATE_")}
+        env.update(self.extra_env)
         self._stderr_file = open(self.stderr_path, "ab")
         self._stderr_file.write(f"=== {' '.join(self.argv())}\n".encode())
         self._stderr_file.flush()

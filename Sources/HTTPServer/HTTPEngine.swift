@@ -1116,7 +1116,10 @@ public final class HTTPEngine {
         guard stopping, c.pointee.phase == .http, c.pointee.held.isEmpty, c.pointee.out == nil,
               c.pointee.queued.isEmpty, !c.pointee.sendInFlight, !c.pointee.paused,
               c.pointee.parser?.isIdle == true else { return }
-        beginClose(conn, reason: .shutdown)
+        // Lingering (shut the write side, read until FIN): a close with the client's next
+        // pipelined request unread would reset the connection and could drop the answer
+        // just sent.
+        closeAfterFlush(conn, reason: .shutdown)
     }
 
     /// Calls `body` for each open stream connection.

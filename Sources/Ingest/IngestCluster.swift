@@ -83,6 +83,10 @@ extension Ingest {
                           detail: "this host is re-initialising (\(reason)); publish again in a moment",
                           headers: [("Retry-After", "1")])
         }
+        guard events.count <= config.upstreamMaxQueuedEvents else {
+            return reject(conn, status: 413, error: "payload_too_large",
+                          detail: "the batch has \(events.count) events; in cluster mode a batch is one Redis call and may hold at most --upstream-max-queued-events \(config.upstreamMaxQueuedEvents); nothing was appended")
+        }
         guard let ticket = engine.deferAnswer(conn) else {
             counters.add(.upstreamQueueFull)
             return reject(conn, status: 503, error: "upstream_busy",
@@ -170,10 +174,12 @@ extension Ingest {
                                           timeMilliseconds: entry.timeMilliseconds, scratch: scratch)
                     } } }
                 }
-                writer.setUpstreamCursor(milliseconds: entry.id.milliseconds, sequence: entry.id.sequence)
-                changed = true
                 switch decision {
                 case .append(let gapFrom):
+                    // The cursor moves past what was applied (or replayed) only: an entry that
+                    // makes the host re-initialise must be read again if it does not.
+                    writer.setUpstreamCursor(milliseconds: entry.id.milliseconds, sequence: entry.id.sequence)
+                    changed = true
                     if let gapFrom {
                         counters.add(.upstreamGaps)
                         counters.add(.upstreamGapDroppedEvents, entry.seq - gapFrom)
@@ -182,6 +188,8 @@ extension Ingest {
                     }
                     appendEntry(entry)
                 case .replay:
+                    writer.setUpstreamCursor(milliseconds: entry.id.milliseconds, sequence: entry.id.sequence)
+                    changed = true
                     counters.add(.upstreamEntriesReplayed)
                 case .diverged:
                     counters.add(.upstreamDivergences)

@@ -198,8 +198,15 @@ extension LogWriter {
             coverWithPadding(from: max(cut, tail), to: claimedEnd)
         }
         if reuseRolledBackSeqs {
-            // Cluster mode: the stream hands those seqs out again, with the same events.
+            // Cluster mode: the stream hands those seqs out again, with the same events. The
+            // header's nextSeq may already count a record the cut removed (the writer stores
+            // it before `tail`): go back to what the log holds, its last record or its newest
+            // recorded gap, so that the seq comes again as the next one, never as a silent hole.
             report.seqsSkippedPastTail = 0
+            let gaps = region.loadAcquire(LogDescriptor.gapCountOffset)
+            let newestGapLast = gaps > 0 ? region.gapEntry(gaps - 1).loadU64(8) : 0
+            let held = max(lastSeq, newestGapLast)
+            if held > 0 && held + 1 < nextSeq { nextSeq = held + 1 }
         } else {
             nextSeq = max(nextSeq, highestSeq + 1)
         }

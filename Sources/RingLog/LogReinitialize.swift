@@ -27,6 +27,13 @@ extension LogFile {
         let bodyLength = geometry.totalBytes - bodyOffset
         if fd < 0 || madvise(region.base + bodyOffset, bodyLength, MADV_REMOVE) != 0 {
             memset(region.base + bodyOffset, 0, bodyLength)
+        } else if rg_fallocate(fd, UInt64(geometry.totalBytes)) != 0 {
+            // The punched range is a hole now: reserve it again, or a full disk would end the
+            // ingest with SIGBUS on a write through the mapping instead of this error.
+            let code = errno
+            if code != EOPNOTSUPP && code != ENODEV {   // a memfd has nothing to reserve
+                throw LogFileError(message: "ring log: cannot reserve \(geometry.totalBytes) bytes again after re-initialising: \(String(cString: strerror(code)))")
+            }
         }
         let base = region.base
         for offset in [LogDescriptor.tailIntentOffset, LogDescriptor.tailOffset, LogDescriptor.latestOffset,

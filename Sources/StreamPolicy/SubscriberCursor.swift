@@ -88,19 +88,21 @@ public struct SubscriberCursor: Sendable, Equatable {
     /// the live fan-out at the fan-out position. With an id of this log, not ahead of its head,
     /// it catches up from that id. With any other id (another epoch: a wiped data dir, another
     /// cluster; or a seq past the head) it catches up from the oldest event after a reset with
-    /// reason `epoch`, never silently mis-resumed.
+    /// reason `epoch`, never silently mis-resumed. `aheadIsResume` (cluster mode): an id of this
+    /// epoch past the head was given by a host further along the same cluster log; this host
+    /// resumes after it once it has caught up.
     /// - Parameters:
     ///   - resume: the parsed resume id, nil when the client sent none.
     ///   - logEpoch, headSeq: the log's epoch and its newest seq now.
     ///   - fanoutSeq: the last seq this worker fanned out.
     public static func start(resume: (epoch: UInt32, seq: UInt64)?, logEpoch: UInt32, headSeq: UInt64,
                              fanoutSeq: UInt64, heartbeat: Heartbeat, nowNanoseconds now: UInt64,
-                             deadlineNanoseconds: UInt64) -> SubscriberCursor {
+                             deadlineNanoseconds: UInt64, aheadIsResume: Bool = false) -> SubscriberCursor {
         guard let resume else {
             return SubscriberCursor(mode: .live, seq: fanoutSeq, pendingEpochReset: false, heartbeat: heartbeat,
                                     nowNanoseconds: now, deadlineNanoseconds: deadlineNanoseconds)
         }
-        let foreign = resume.epoch != logEpoch || resume.seq > headSeq
+        let foreign = resume.epoch != logEpoch || (resume.seq > headSeq && !aheadIsResume)
         return SubscriberCursor(mode: .catchingUp, seq: foreign ? 0 : resume.seq, pendingEpochReset: foreign,
                                 heartbeat: heartbeat, nowNanoseconds: now, deadlineNanoseconds: deadlineNanoseconds)
     }
@@ -141,7 +143,9 @@ public struct SubscriberCursor: Sendable, Equatable {
 
     /// Before each window: the lag of this catch-up episode (for the lag histogram).
     public mutating func observeLag(fanoutSeq: UInt64) {
-        maxLag = max(maxLag, fanoutSeq &- seq)
+        // A cursor past the fan-out (cluster mode: resumed after an id this host has not
+        // reached yet) is not behind.
+        maxLag = max(maxLag, fanoutSeq > seq ? fanoutSeq - seq : 0)
     }
 
     /// What to do with a window read after the cursor. `windowReset` is the log's report that

@@ -249,18 +249,19 @@ public final class Supervisor {
     /// moved), so that a client who reads the ready line is served at once. A child that is
     /// still starting is given time while it makes progress (`ChildLiveness`: the ingest's
     /// recovery scan of a large log), not a fixed deadline.
-    func waitUntilServing() throws {
+    /// `chosen`: the children waited for (re-initialising starts the ingest alone first).
+    func waitUntilServing(_ chosen: (Child) -> Bool = { _ in true }) throws {
         while true {
             reap(shuttingDown: false)
             // A child that dies before it ever served cannot be fixed by restarting it (no
             // io_uring, a bad descriptor): fail now, with the child's own message above.
-            if let dead = children.first(where: { $0.pid == 0 }) {
+            if let dead = children.first(where: { $0.pid == 0 && chosen($0) }) {
                 shutdownChildren()
                 throw StartError("\(dead.role.name) exited during start-up (\(dead.lastExit)); its message is above")
             }
             var up = true
             let now = rg_monotonic_ns()
-            for child in children where stamps(of: child.role).heartbeatNanoseconds == 0 {
+            for child in children where chosen(child) && stamps(of: child.role).heartbeatNanoseconds == 0 {
                 up = false
                 let verdict = ChildLiveness.judge(nowNanoseconds: now, startedNanoseconds: child.startedNanoseconds,
                                                   stamps: stamps(of: child.role),

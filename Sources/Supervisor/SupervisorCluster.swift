@@ -63,6 +63,12 @@ extension Supervisor {
         for i in children.indices {
             children[i].restartAtNanoseconds = 0
             children[i].backoffNanoseconds = 100_000_000
+            // As after a crash: a stopped process's gauges (its heartbeat included, which the
+            // start-up wait reads) and admission counts must not outlive it.
+            for gauge in Supervisor.perProcessGauges {
+                rg_store_relaxed_u64(region.counterPointer(process: block(of: children[i].role), counter: gauge.rawValue), 0)
+            }
+            if case .worker(let w) = children[i].role, let admission { _ = admission.clear(worker: w) }
         }
         var backoffNanoseconds: UInt64 = 100_000_000
         while true {
@@ -82,7 +88,7 @@ extension Supervisor {
         counters.add(.upstreamReinitializations)
         do {
             for i in children.indices where children[i].role == .ingest { try spawn(i) }
-            try waitUntilServing()
+            try waitUntilServing { $0.role == .ingest }
             for i in children.indices where children[i].role != .ingest { try spawn(i) }
             try waitUntilServing()
             logger.warning("host re-initialised", metadata: ["epoch": "\(Supervisor.hex(region.epoch))"])

@@ -81,8 +81,8 @@ public enum TailDecoding {
         }
         let seq = seqBytes.flatMap { StreamID.decimal($0) }
         guard let seqBytes else { return .malformed(id: id, seq: nil, why: "no seq field") }
-        guard let seq, seq > 0 else {
-            return .malformed(id: id, seq: nil, why: "seq '\(String(decoding: seqBytes.prefix(32), as: UTF8.self))' is not a positive decimal")
+        guard let seq, seq > 0, seq <= ClusterEntry.maxSeq else {
+            return .malformed(id: id, seq: nil, why: "seq '\(String(decoding: seqBytes.prefix(32), as: UTF8.self))' is not a decimal from 1 to 2^53")
         }
         guard let epochBytes else { return .malformed(id: id, seq: seq, why: "no epoch field") }
         guard let epoch = ClusterMeta.parseEpoch(epochBytes) else {
@@ -163,8 +163,15 @@ extension TailDecoding {
             else if named(name, "time") { time = StreamID.decimal(value) }
             i += 2
         }
-        guard let seq, seq > 0, let epoch, let time, let slot, let type, let data else { return nil }
+        guard let seq, seq > 0, seq <= ClusterEntry.maxSeq, let epoch, let time, let slot, let type, let data else { return nil }
         return ClusterEntry(id: StreamID(milliseconds: ms, sequence: sq), epoch: epoch, seq: seq, slot: Array(slot),
                             type: Array(type), data: Array(data), timeMilliseconds: time)
     }
+}
+
+extension ClusterEntry {
+    /// The largest seq a stream entry may carry: the publish script counts in Lua numbers
+    /// (doubles), exact to 2^53. Anything larger was not written by it, and taken as a seq it
+    /// would overflow the log's arithmetic (`seq + 1`) on every host.
+    public static let maxSeq: UInt64 = 1 << 53
 }

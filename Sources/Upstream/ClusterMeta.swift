@@ -13,19 +13,29 @@ public struct ClusterKeys: Sendable, Equatable {
 
 /// The cluster's epoch, as the supervisor reads (and on first start creates) it.
 public enum ClusterMeta {
+    /// Makes the epoch when there is none, atomically. Its entries start after the stream's
+    /// last entry, and its seqs at 1 (as after a bump): a stream that outlived its `meta` hash
+    /// (evicted, deleted) holds another epoch's entries, which no host may take as this one's.
+    static let ensureScript = """
+        if redis.call('HEXISTS', KEYS[1], 'epoch') == 1 then return 0 end
+        local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+        local start = '0-0'
+        if #last > 0 then start = last[1][1] end
+        redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'start', start)
+        redis.call('SET', KEYS[2], 0)
+        return 1
+        """
+
     /// `HSETNX meta epoch <random()>` and `HSETNX meta start 0-0`, then reads both: the first
     /// host to start makes the epoch, every other host (and every restart) reads it.
     public static func ensureEpoch(_ c: RedisConnection, keys: ClusterKeys, random: () -> UInt32) throws(UpstreamError)
         -> (epoch: UInt32, start: StreamID)
     {
         let fresh = epochHex(random())
-        try c.append(["HSETNX", keys.meta, "epoch", fresh].map { Array($0.utf8) })
-        try c.append(["HSETNX", keys.meta, "start", "0-0"].map { Array($0.utf8) })
+        try c.append(["EVAL", ensureScript, "3", keys.meta, keys.seq, keys.stream, fresh].map { Array($0.utf8) })
         try c.append(["HMGET", keys.meta, "epoch", "start"].map { Array($0.utf8) })
-        for what in ["HSETNX epoch", "HSETNX start"] {
-            if case .error(let message) = try c.reply() {
-                throw UpstreamError(.server, "Redis at \(c.url.endpoint) refused \(what) on \(keys.meta): \(message)")
-            }
+        if case .error(let message) = try c.reply() {
+            throw UpstreamError(.server, "Redis at \(c.url.endpoint) refused to create the cluster epoch in \(keys.meta): \(message)")
         }
         let reply = try c.reply()
         guard case .array(let fields) = reply, fields.count == 2 else {

@@ -151,7 +151,6 @@ extension UpstreamLink {
                         retry.append(i)
                         continue
                     }
-                    monitor.withLock { counters.observeUpstreamPublish(nanoseconds: now &- sentNanoseconds) }
                     outcomes[i] = outcome(of: reply)
                     lastIDs[i] = lastStreamID(of: reply)
                     answeredNanoseconds[i] = now

@@ -29,7 +29,9 @@ extension Worker {
                                     detail: "after must be an event id like 5f3a9c01-42", extraHeaders: corsHeaders)
                 return
             }
-            if id.epoch != reader.epoch || id.seq > reader.headSeqAcquire() {
+            // Cluster mode: an id of the cluster's epoch past this host's head came from a host
+            // further along; the window after it is empty until this one catches up.
+            if id.epoch != reader.epoch || (id.seq > reader.headSeqAcquire() && !config.isCluster) {
                 foreignEpoch = true
                 after = 0
             } else {

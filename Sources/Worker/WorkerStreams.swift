@@ -104,7 +104,7 @@ extension Worker {
         s.pointee.cursor = .start(resume: resume.map { ($0.epoch, $0.seq) }, logEpoch: reader.epoch,
                                   headSeq: resume == nil ? 0 : reader.headSeqAcquire(), fanoutSeq: fanoutSeq,
                                   heartbeat: transport == .sse ? .comment : .ping,
-                                  nowNanoseconds: now, deadlineNanoseconds: deadline)
+                                  nowNanoseconds: now, deadlineNanoseconds: deadline, aheadIsResume: config.isCluster)
         switch s.pointee.cursor.mode {
         case .live:
             joinLive(connection)
@@ -194,6 +194,9 @@ extension Worker {
         var deliveredWS: UInt64 = 0
         for connection in slot.live {
             let s = subscribers + Int(connection)
+            // Cluster mode: a subscriber that resumed after an id this host had not reached
+            // yet joins the fan-out with its cursor ahead of it; it already has these.
+            if s.pointee.cursor.seq >= view.seq { continue }
             let frame: UnsafeRawBufferPointer
             switch s.pointee.transport {
             case .sse:

@@ -230,6 +230,28 @@ extension LogReader {
         }
     }
 
+    @Test func aCommitTornBetweenNextSeqAndTailLeavesNoSilentHoleInClusterMode() throws {
+        // The writer stores nextSeq before tail: a crash between them leaves a header whose
+        // nextSeq counts a record recovery then cuts. In cluster mode that seq comes again from
+        // the stream, so it must be the next one, not skipped without a gap.
+        let log = HeapLog(capacityBytes: 8192)
+        var writer = LogWriter(region: log.region)
+        try writer.put("a", "1", seq: 1)
+        try writer.put("a", "2", seq: 2)
+        try writer.put("a", "3", seq: 3, commit: false)
+        log.region.storeRelease(LogDescriptor.nextSeqOffset, 4)   // dies before the tail store
+        var next = LogWriter(region: log.region, reuseRolledBackSeqs: true)
+        #expect(next.headSeq == 2)
+        #expect(try next.put("a", "3", seq: 3) == 3)
+        #expect(log.reader.missingSeqs(after: 0, through: 3) == 0)
+        // A recorded gap is kept as held: the seq after it is the next one.
+        try next.recordGap(through: 6)
+        next.commit()
+        log.region.storeRelease(LogDescriptor.nextSeqOffset, 9)
+        let again = LogWriter(region: log.region, reuseRolledBackSeqs: true)
+        #expect(again.headSeq == 6)
+    }
+
     @Test func reinitializeEmptiesTheLogKeepingCountersAndTheEventLimit() throws {
         let log = HeapLog(capacityBytes: 8192, epoch: 0x1111)
         var writer = LogWriter(region: log.region)

@@ -32,6 +32,26 @@ import Testing
         #expect(c.windowAction(windowReset: false, policy: .disconnect) == .deliver)
     }
 
+    @Test func inClusterModeAnIDPastTheHeadIsAResumeNotAForeignID() {
+        // Another host of the cluster had gone further: this one resumes after it once it
+        // has caught up; on one host the same id is foreign (reset epoch).
+        let cluster = SubscriberCursor.start(resume: (epoch, 130), logEpoch: epoch, headSeq: 100, fanoutSeq: 100,
+                                             heartbeat: .comment, nowNanoseconds: 0, deadlineNanoseconds: .max,
+                                             aheadIsResume: true)
+        #expect(cluster.seq == 130 && !cluster.pendingEpochReset)
+        var promoted = cluster
+        promoted.observeLag(fanoutSeq: 100)
+        #expect(promoted.promote(fanoutSeq: 100) == 0)   // ahead of the fan-out is no lag
+        #expect(promoted.seq == 130)
+        let single = start(resume: (epoch, 130), head: 100)
+        #expect(single.pendingEpochReset && single.seq == 0)
+        // Another epoch stays foreign in cluster mode too.
+        let other = SubscriberCursor.start(resume: (epoch &+ 1, 5), logEpoch: epoch, headSeq: 100, fanoutSeq: 100,
+                                           heartbeat: .comment, nowNanoseconds: 0, deadlineNanoseconds: .max,
+                                           aheadIsResume: true)
+        #expect(other.pendingEpochReset)
+    }
+
     @Test func resumeIDAtTheHeadCatchesUpWithoutReset() {
         let c = start(resume: (epoch, 100), head: 100)
         #expect(c.mode == .catchingUp)

@@ -105,6 +105,23 @@ import Testing
         }
     }
 
+    @Test func anEpochMadeOverASurvivingStreamStartsAfterItsEntries() throws {
+        // The meta hash is gone (evicted, deleted) but the stream and counter are not: the new
+        // epoch must not claim the old entries, and its seqs start at 1.
+        let redis = try RedisServer()
+        let c = try redis.connection()
+        let keys = ClusterKeys(key: "rg-evicted")
+        _ = try c.command("XADD", keys.stream, "5-1", "seq", "41", "epoch", "0000aaaa")
+        _ = try c.command("XADD", keys.stream, "6-0", "seq", "42", "epoch", "0000aaaa")
+        _ = try c.command("SET", keys.seq, "42")
+        let made = try ClusterMeta.ensureEpoch(c, keys: keys, random: { 0x0000bbbb })
+        #expect(made.epoch == 0xbbbb && made.start == StreamID(milliseconds: 6, sequence: 0))
+        #expect(try c.command("GET", keys.seq) == .string(Array("0".utf8)))
+        // Read again, nothing changes.
+        let again = try ClusterMeta.ensureEpoch(c, keys: keys, random: { 0x0000cccc })
+        #expect(again.epoch == 0xbbbb && again.start == StreamID(milliseconds: 6, sequence: 0))
+    }
+
     @Test func ensureEpochCreatesItOnceAndThenReadsIt() throws {
         let redis = try RedisServer()
         let c = try redis.connection()

@@ -3,6 +3,8 @@ exact resume through haproxy after `kill -9` of a host, a late host with the clu
 from __future__ import annotations
 
 import json
+import os
+import signal
 import re
 import time
 
@@ -167,3 +169,35 @@ def test_late_host_with_empty_data_dir_serves_retained_history_with_cluster_ids(
         assert first.json()["reason"] == "gap", f"reset for seqs the late host never held: {first.data}"
         got = [e.id for e in st.read_events(len(s1_retained), timeout=15)]
         assert got == s1_retained, f"after the reset: {got[:3]}... expected {s1_retained[:3]}..."
+
+
+def test_a_resume_id_from_a_host_further_along_waits_for_this_host_instead_of_a_reset(cluster):
+    """A client that last read from A reconnects to C while C's tail is behind (its ingest is
+    paused): C must not take A's id for a foreign one (no `reset`, no replay of the slot), and
+    once C catches up the client gets exactly the events after its id."""
+    c = cluster(hosts=2)
+    a, cc = c.hosts
+    slot = "ahead"
+    first = a.publish(slot, "before")
+    cc.wait_head(slot, first)
+    ingest = [k.pid for k in cc.gw.children() if k.role == "ingest"]
+    assert len(ingest) == 1, f"host {cc.name} has ingest processes {ingest}"
+    os.kill(ingest[0], signal.SIGSTOP)
+    try:
+        seen = a.publish(slot, "seen at A")      # A applied it; C's tail is paused
+        assert cc.history(slot)["head"] == first, "C applied an event while its ingest was stopped"
+        stream = cc.stream(slot, last_event_id=seen)
+        body = cc.history(slot, after=seen)
+        assert body["reset"] is False and body["events"] == [] and body["next"] == seen, \
+            f"a history pull on C after {seen} (ahead of C's head {first}) answered {body}"
+    finally:
+        os.kill(ingest[0], signal.SIGCONT)
+    try:
+        later = a.publish(slot, "after")
+        events = stream.read_events(1, timeout=10)
+        got = [(e.event, e.id, e.data) for e in events]
+        assert got == [("message", later, "after")], \
+            f"resumed on C after {seen} (from A, ahead of C then) and got {got}; want only {later}"
+        stream.assert_quiet(0.5)
+    finally:
+        stream.close()

@@ -35,6 +35,11 @@ public struct UpstreamURL: Sendable, Equatable {
 
         // A '#' in a password must be percent-encoded (%23), as in any URL.
         if rest.contains("#") { throw UpstreamURLError("--upstream: a fragment (#...) is not allowed") }
+        // The user-info ends at its '@': a '/' or '?' before it is part of a password that was
+        // not percent-encoded. Say so without echoing any of it (a "bad port" message would).
+        if let at = rest.lastIndex(of: "@"), rest[..<at].contains(where: { $0 == "/" || $0 == "?" }) {
+            throw UpstreamURLError("--upstream: the user or password contains '/' or '?': percent-encode them (%2F, %3F), or pass the password in RINGGATE_UPSTREAM_PASSWORD")
+        }
         var query = Substring("")
         if let q = rest.firstIndex(of: "?") {
             query = rest[rest.index(after: q)...]

@@ -20,6 +20,15 @@ import Testing
         #expect(u == UpstreamURL(host: "redis.internal", port: 6390, db: 3, user: "alice", password: "s3cret", key: "events.v1"))
     }
 
+    @Test func aPasswordWithARawSlashOrQuestionMarkIsRefusedWithoutEchoingIt() {
+        for url in ["redis://u:sec/ret@h?key=k", "redis://u:1234/5@h?key=k", "redis://u:pa?ss@h:1?key=k"] {
+            let message = error(url)
+            #expect(message == "--upstream: the user or password contains '/' or '?': percent-encode them (%2F, %3F), or pass the password in RINGGATE_UPSTREAM_PASSWORD")
+            for fragment in ["sec", "ret", "1234", "5@h", "ss@"] { #expect(message?.contains(fragment) != true) }
+        }
+        #expect(throws: Never.self) { try parse("redis://u:sec%2Fret@h?key=k") }
+    }
+
     @Test func portAndDbDefault() throws {
         let u = try parse("redis://127.0.0.1?key=k")
         #expect(u.port == 6379 && u.db == 0 && u.user == nil && u.password == nil)

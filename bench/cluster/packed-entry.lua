@@ -1,5 +1,5 @@
 -- An experiment for docs/SCALING.md ("Cheaper entries"), not what the gateway runs: one stream
--- entry per call, the n events packed into one field. KEYS as publish.lua;
+-- entry per call, the n events packed into one field. KEYS as the publish script (Sources/Upstream/ClusterScripts.swift);
 -- ARGV = [epochHex, retain, timeMs, n, packedEvents]
 local epoch = redis.call('HGET', KEYS[3], 'epoch')
 if epoch ~= ARGV[1] then return redis.error_reply('EPOCH ' .. (epoch or 'none')) end

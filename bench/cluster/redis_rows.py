@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Redis's own ceiling on this machine: redis-benchmark XADD (the cluster's entry shape) and
-EVALSHA of the cluster's publish script (bench/cluster/publish.lua) with n events per call.
+EVALSHA of the cluster's publish script (read from Sources/Upstream/ClusterScripts.swift) with n events per call.
 Prints one JSON object per row (or writes RAW_DIR/cluster-redis-<row>.redis.<rep>.json), with
 the Redis server's CPU share over the run from /proc/PID/stat.
 
@@ -42,6 +42,19 @@ def bench(port, pid, pipeline, requests, command):
     return float(rows[-1]["rps"]), (c1 - c0) / (t1 - t0), float(rows[-1]["p50_latency_ms"])
 
 
+def publish_script() -> str:
+    """The gateway's own publish script, read from its source (one copy: what is timed here is
+    what `ringgate serve --upstream` runs)."""
+    src = os.path.join(HERE, "..", "..", "Sources", "Upstream", "ClusterScripts.swift")
+    with open(src) as f:
+        text = f.read()
+    start = text.index('public static let publish = """') + len('public static let publish = """')
+    body = text[start:text.index('"""', start)]
+    lines = body.strip("\n").split("\n")
+    indent = min(len(l) - len(l.lstrip()) for l in lines if l.strip())
+    return "\n".join(l[indent:] for l in lines)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
@@ -52,8 +65,7 @@ def main():
     ap.add_argument("--events", type=int, default=600000, help="events per row (bounds its time)")
     ap.add_argument("--no-xadd", action="store_true")
     a = ap.parse_args()
-    with open(os.path.join(HERE, "publish.lua")) as f:
-        sha = cli(a.port, "SCRIPT", "LOAD", f.read())
+    sha = cli(a.port, "SCRIPT", "LOAD", publish_script())
     rows = []
     if not a.no_xadd:
         key = f"bench:xadd:{os.getpid()}"

@@ -64,7 +64,8 @@ extension Ingest {
             cursor: StreamID(milliseconds: cursor.milliseconds, sequence: cursor.sequence),
             retain: config.upstreamRetain, timeoutNanoseconds: config.upstreamTimeoutNanoseconds,
             waitReplicas: config.upstreamWaitReplicas, maxQueuedEvents: config.upstreamMaxQueuedEvents,
-            tailBatch: config.upstreamTailBatch, hostName: "ringgate-\(hostName)-\(getpid())")
+            tailBatch: config.upstreamTailBatch, hostName: "ringgate-\(hostName)-\(getpid())",
+            maxQueuedBytes: config.maxPendingBodyBytes)
     }
 
     static func environment(_ name: String) -> String? {
@@ -99,7 +100,7 @@ extension Ingest {
             counters.add(.upstreamQueueFull)
             counters.add(.publishRejected)
             engine.answerError(ticket, status: 503, error: "upstream_busy",
-                               detail: "more than --upstream-max-queued-events \(config.upstreamMaxQueuedEvents) events wait for Redis; nothing was appended",
+                               detail: "the publishes waiting for Redis hold --upstream-max-queued-events \(config.upstreamMaxQueuedEvents) events or --max-pending-body-bytes \(config.maxPendingBodyBytes) bytes; nothing was appended",
                                extraHeaders: [("Retry-After", "1")])
             return
         }

@@ -22,7 +22,11 @@ public struct PublishJob: Sendable {
         self.token = token
         self.events = events
         self.timeMilliseconds = timeMilliseconds
+        bytes = events.reduce(0) { $0 + $1.slot.count + $1.type.count + $1.data.count }
     }
+
+    /// The event bytes the job holds while it waits for Redis (counted against `maxQueuedBytes`).
+    public let bytes: Int
 }
 
 public enum PublishOutcome: Sendable, Equatable {
@@ -70,10 +74,15 @@ public struct UpstreamSettings: Sendable {
     public var maxQueuedEvents: Int
     public var tailBatch: Int
     public var hostName: String
+    /// Event bytes submitted and not yet answered, at most (the ingest passes
+    /// `--max-pending-body-bytes`: these are request bodies it still holds).
+    public var maxQueuedBytes: Int
 
     public init(url: UpstreamURL, keys: ClusterKeys, epoch: UInt32, cursor: StreamID, retain: Int,
-                timeoutNanoseconds: UInt64, waitReplicas: Int, maxQueuedEvents: Int, tailBatch: Int, hostName: String)
+                timeoutNanoseconds: UInt64, waitReplicas: Int, maxQueuedEvents: Int, tailBatch: Int, hostName: String,
+                maxQueuedBytes: Int = 64 << 20)
     {
+        self.maxQueuedBytes = maxQueuedBytes
         self.url = url
         self.keys = keys
         self.epoch = epoch

@@ -33,6 +33,7 @@ public final class UpstreamLink: @unchecked Sendable {
     }
     var pending: [Queued] = []
     var unansweredEvents = 0
+    var unansweredBytes = 0
     var completions: [PublishCompletion] = []
     var tailQueue: [TailEvent] = []
     var tailHead = 0
@@ -88,7 +89,9 @@ public final class UpstreamLink: @unchecked Sendable {
         precondition(!job.events.isEmpty, "a job holds at least one event")
         let now = MonotonicClock.nanoseconds()
         let (accepted, completedNow): (Bool, Bool) = monitor.withLock {
-            guard unansweredEvents + job.events.count <= settings.maxQueuedEvents else { return (false, false) }
+            guard unansweredEvents + job.events.count <= settings.maxQueuedEvents,
+                  unansweredBytes + job.bytes <= settings.maxQueuedBytes || unansweredEvents == 0
+            else { return (false, false) }
             if publisherDown || stopping {
                 // Completions the loop has not drained count too, so a loop that stops draining
                 // cannot grow this list without bound.
@@ -99,6 +102,7 @@ public final class UpstreamLink: @unchecked Sendable {
             }
             pending.append(Queued(job: job, submittedNanoseconds: now))
             unansweredEvents += job.events.count
+            unansweredBytes += job.bytes
             counters.set(.upstreamQueueEvents, UInt64(unansweredEvents))
             monitor.broadcast()
             return (true, false)
@@ -176,6 +180,7 @@ public final class UpstreamLink: @unchecked Sendable {
             completions.append(PublishCompletion(token: q.job.token, outcome: .unavailable(why),
                                                  roundTripNanoseconds: now &- q.submittedNanoseconds))
             unansweredEvents -= q.job.events.count
+            unansweredBytes -= q.job.bytes
         }
         pending.removeAll(keepingCapacity: true)
         counters.set(.upstreamQueueEvents, UInt64(unansweredEvents))

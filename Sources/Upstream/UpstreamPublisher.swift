@@ -200,6 +200,7 @@ extension UpstreamLink {
                                                          roundTripNanoseconds: answeredNanoseconds[i] &- q.submittedNanoseconds,
                                                          lastStreamID: seq > 0 && i < lastIDs.count ? lastIDs[i] : nil))
                     unansweredEvents -= q.job.events.count
+                    unansweredBytes -= q.job.bytes
                 }
                 if seq > 0 && seq - 1 > head { setHeadLocked(seq - 1) }
             }

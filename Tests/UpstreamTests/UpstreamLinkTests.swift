@@ -16,12 +16,14 @@ final class LinkHarness {
     var tail: [TailEvent] = []
 
     init(_ redis: RedisServer, epoch: UInt32, cursor: StreamID = .zero, timeoutNanoseconds: UInt64 = 1_000_000_000,
-         maxQueuedEvents: Int = 100_000, tailBatch: Int = 1000, waitReplicas: Int = 0, host: String = "a")
+         maxQueuedEvents: Int = 100_000, tailBatch: Int = 1000, waitReplicas: Int = 0, host: String = "a",
+         maxQueuedBytes: Int = 64 << 20)
     {
         wakeFD = rg_eventfd(0, 1)
         let settings = UpstreamSettings(url: redis.url, keys: ClusterKeys(key: redis.url.key), epoch: epoch, cursor: cursor,
                                         retain: 1_000_000, timeoutNanoseconds: timeoutNanoseconds, waitReplicas: waitReplicas,
-                                        maxQueuedEvents: maxQueuedEvents, tailBatch: tailBatch, hostName: host)
+                                        maxQueuedEvents: maxQueuedEvents, tailBatch: tailBatch, hostName: host,
+                                        maxQueuedBytes: maxQueuedBytes)
         link = UpstreamLink(settings: settings, counters: counters.block, wakeFD: wakeFD, logger: Logger(label: "test"))
     }
 
@@ -154,6 +156,24 @@ final class LinkHarness {
         #expect(h.completions[10]?.outcome == .appended(firstSeq: 9))
         #expect(h.counters.block.get(.upstreamQueueEvents) == 0)
         #expect(h.link.submit(h.job(12, (0..<10).map(String.init))))
+    }
+
+    @Test func theQueueIsBoundedInBytesTooAndALoneJobAlwaysFits() throws {
+        let redis = try RedisServer()
+        let e = try epoch(redis, 9)
+        // Each event: "room" + "msg" + 100 bytes of data = 107 bytes.
+        let h = LinkHarness(redis, epoch: e, maxQueuedBytes: 300)
+        let big = String(repeating: "d", count: 100)
+        #expect(h.link.submit(h.job(1, [big, big])))        // 214 bytes
+        #expect(!h.link.submit(h.job(2, [big])))            // 321 > 300: refused, nothing queued
+        #expect(h.link.submit(h.job(3, ["x"])))             // 8 more bytes fit
+        h.link.start()
+        #expect(h.waitForCompletions(2))
+        #expect(h.completions[2] == nil && h.completions[1]?.outcome == .appended(firstSeq: 1))
+        // Answered: the bytes are free again; and a job larger than the cap fits an empty queue.
+        #expect(h.link.submit(h.job(4, [big, big, big, big])))
+        #expect(h.waitForCompletions(3))
+        #expect(h.completions[4]?.outcome == .appended(firstSeq: 4))
     }
 
     @Test func withoutRedisPublishesFailAtOnceAndUndrainedFailuresAreBounded() throws {

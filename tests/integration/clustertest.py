@@ -315,7 +315,14 @@ class Host:
     def wait_head(self, slot: str, event_id: str, timeout: float = 10.0) -> dict:
         """Until this host's history of `slot` has `event_id` as its head (it applied it)."""
         def ok():
-            h = self.history(slot, limit=1)
+            # While a host re-initialises, its stopping workers answer new connections 503
+            # over_capacity with Retry-After (as any stopping worker does): a client retries.
+            with httpx.Client(base_url=self.sub_url, timeout=5.0, trust_env=False) as c:
+                r = c.get(f"/v1/slots/{slot}/events", params={"limit": "1"})
+            if r.status_code == 503 and "Retry-After" in r.headers:
+                return None
+            assert r.status_code == 200, f"history of {slot} on {self.name} answered {r.status_code}: {r.text}"
+            h = r.json()
             return h if h.get("head") == event_id else None
         try:
             return wait_until(ok, timeout, interval=0.05, what=f"host {self.name} to apply {event_id} to {slot}")

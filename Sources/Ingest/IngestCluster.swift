@@ -37,6 +37,18 @@ final class IngestCluster {
     /// Set once the host must be re-initialised: nothing more is applied or accepted.
     var reinitializeReason: String? = nil
     var malformedLogged = 0
+    /// Where the replay check copies a record: a quarter of the log at most, so it is made
+    /// once, on the first entry not ahead of the head (a restart's re-read), never per turn.
+    private var scratch: UnsafeMutableRawBufferPointer? = nil
+
+    func replayScratch(maxRecordBytes: Int) -> UnsafeMutableRawBufferPointer {
+        if let scratch { return scratch }
+        let made = UnsafeMutableRawBufferPointer.allocate(byteCount: maxRecordBytes, alignment: 8)
+        scratch = made
+        return made
+    }
+
+    deinit { scratch?.deallocate() }
 
     init(link: UpstreamLink, wakeFD: Int32, settings: UpstreamSettings) {
         self.link = link
@@ -159,8 +171,6 @@ extension Ingest {
     /// Appends what the tail read, in stream order, with the cluster's seqs. At most one
     /// bounded batch per loop turn, so publishes and probes are served while a host catches up.
     func applyTail(_ cluster: IngestCluster) -> Bool {
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: region.geometry.maxRecordBytes, alignment: 8)
-        defer { scratch.deallocate() }
         let reader = LogReader(region: region)
         var changed = false
         let more = cluster.link.drainTail(maxEntries: Ingest.tailEntriesPerTurn) { event in
@@ -172,7 +182,8 @@ extension Ingest {
                                                    headSeq: head) {
                     entry.slot.withUnsafeBytes { s in entry.type.withUnsafeBytes { t in entry.data.withUnsafeBytes { d in
                         reader.holdsEvent(seq: entry.seq, slot: s, type: t, data: d,
-                                          timeMilliseconds: entry.timeMilliseconds, scratch: scratch)
+                                          timeMilliseconds: entry.timeMilliseconds,
+                                          scratch: cluster.replayScratch(maxRecordBytes: region.geometry.maxRecordBytes))
                     } } }
                 }
                 switch decision {

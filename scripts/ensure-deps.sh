@@ -2,7 +2,9 @@
 # Installs what building and testing Ringgate needs, or says exactly what is missing.
 #   scripts/ensure-deps.sh build   — liburing-dev, libhiredis-dev (headers + libraries) and a Swift toolchain
 #   scripts/ensure-deps.sh test    — the above, plus curl, python3-venv, chromium + chromium-driver,
-#                                    redis-server + redis-tools and haproxy (the cluster tests), and the pinned test clients
+#                                    redis-server + redis-tools and haproxy (the cluster tests), debootstrap,
+#                                    prometheus (promtool) and systemd (systemd-analyze) for the deployment
+#                                    kit's checks, and the pinned test clients
 set -euo pipefail
 want=${1:-build}
 cd "$(dirname "$0")/.."
@@ -22,6 +24,11 @@ if [ "$want" = test ]; then
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
   command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+  # the deployment kit's checks: a bare Debian root for the release binary (make check-dist),
+  # promtool for the alert rules, systemd-analyze for the unit
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -29,7 +36,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "ensure-deps: installing ${missing[*]} with apt-get"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "ensure-deps: missing Debian packages: ${missing[*]}" >&2
     echo "ensure-deps: run as root, or: sudo apt-get install ${missing[*]}" >&2

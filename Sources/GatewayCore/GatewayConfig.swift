@@ -90,6 +90,14 @@ public struct GatewayConfig: Sendable, Equatable {
     /// io_uring submission-queue entries per process (a power of two).
     public var ringEntries = 4096
 
+    // MARK: DRAIN (issue 13)
+    /// After SIGTERM, /readyz answers 503 at once and the host goes on serving this long, so
+    /// the load balancer stops sending it new clients before its streams close (0 = no delay).
+    public var drainDelayNanoseconds: UInt64 = 5_000_000_000
+    /// The streams' closing `retry:` is drawn from 0...this, so their reconnects spread out
+    /// instead of landing on the other hosts at once.
+    public var drainSpreadNanoseconds: UInt64 = 5_000_000_000
+
     public init() {}
 
     /// Connections one worker admits: `--max-connections` split across workers.

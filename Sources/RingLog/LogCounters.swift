@@ -113,6 +113,7 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case upstreamAckUnapplied          // I: 201s sent before the local log held the event (tail too slow)
     case resetsGap                     // W: `reset` reason gap sent
     case upstreamReinitializations     // S: the log re-made for a new cluster epoch or a diverged history
+    case drainingSinceNanoseconds      // S gauge: monotonic clock of the SIGTERM that began the drain, 0 while serving
 }
 
 extension LogCounter {

@@ -79,6 +79,8 @@ struct MetricsRenderer {
         out += "ringgate_process_restarts_total{role=\"worker\",reason=\"watchdog\"} \(sum(.restartsWorkerWatchdog))\n"
         out += "ringgate_process_restarts_total{role=\"ingest\",reason=\"crash\"} \(sum(.restartsIngest))\n"
         out += "ringgate_process_restarts_total{role=\"ingest\",reason=\"watchdog\"} \(sum(.restartsIngestWatchdog))\n"
+        family("draining", "gauge", "1 from the SIGTERM that began this host's drain (/readyz answers 503) until it stops.")
+        out += "ringgate_draining \(sum(.drainingSinceNanoseconds) == 0 ? 0 : 1)\n"
         family("worker_listeners_closed_total", "counter", "Listeners of dead workers closed until their restart, so no connection waits in their backlog.")
         out += "ringgate_worker_listeners_closed_total \(sum(.listenersClosed))\n"
         family("slot_admission_stuck_total", "counter", "Streams refused because their slot's admission entry stayed half-claimed (its claimer died).")

@@ -2,6 +2,7 @@ import ArgumentParser
 import CRinggateSys
 @preconcurrency import Glibc
 import Foundation
+import WireProtocol
 
 /// A base URL `http://HOST:PORT` (no TLS: both listeners speak plain HTTP).
 struct BaseURL {
@@ -221,5 +222,48 @@ struct SSELineReader {
             }
         }
         return out
+    }
+}
+
+/// `ringgate health`: one GET of /readyz (or --path), exit 0 on 200 and 1 otherwise, so a
+/// container's HEALTHCHECK needs no curl in the image.
+struct Health: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask a running gateway whether it is ready: exit 0 on 200, 1 otherwise (for HEALTHCHECK).")
+    @Option(help: "Subscriber listener.") var url: String = ServeOptions.env("URL") ?? "http://127.0.0.1:8080"
+    @Option(help: "Path to ask: /readyz (ready for clients) or /healthz (the process runs).") var path: String = "/readyz"
+    @Option(help: "Give up after this long.") var timeout: String = "3s"
+
+    func run() throws {
+        let base = try BaseURL(url)
+        guard path.hasPrefix("/"), !path.utf8.contains(where: { $0 <= 32 || $0 >= 127 }) else {
+            throw ValidationError("--path \(path): expected an absolute path such as /readyz")
+        }
+        guard let ns = DurationParser.parseNanoseconds(timeout), ns >= 1_000_000, ns <= 60_000_000_000 else {
+            throw ValidationError("--timeout \(timeout): expected a duration from 1ms to 60s, like 3s")
+        }
+        let fd = try base.connect()
+        defer { close(fd) }
+        var tv = timeval(tv_sec: Int(ns / 1_000_000_000), tv_usec: Int((ns % 1_000_000_000) / 1000))
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let head = "GET \(path) HTTP/1.1\r\nHost: \(base.host):\(base.port)\r\nConnection: close\r\n\r\n"
+        guard writeAll(fd, Array(head.utf8)) else { throw CleanExit.message("ringgate: the connection closed while sending") }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while response.count < 64 << 10 {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            response += buffer[0..<n]
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else {
+            fputs("ringgate: no answer from \(base.host):\(base.port)\(path) within \(timeout)\n", stderr)
+            throw ExitCode(1)
+        }
+        let statusLine = text[..<(text.firstIndex(of: "\r") ?? split.lowerBound)]
+        let body = text[split.upperBound...]
+        print("\(statusLine.split(separator: " ").dropFirst().joined(separator: " ")) \(body)")
+        if !statusLine.hasPrefix("HTTP/1.1 200 ") { throw ExitCode(1) }
     }
 }

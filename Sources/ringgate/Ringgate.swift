@@ -15,7 +15,7 @@ struct Ringgate: ParsableCommand {
         commandName: "ringgate",
         abstract: "A streaming gateway: publish events into slots, read them as Server-Sent Events or history.",
         version: "0.1.0",
-        subcommands: [Serve.self, Publish.self, Tail.self, IngestRole.self, WorkerRole.self]
+        subcommands: [Serve.self, Publish.self, Tail.self, Health.self, IngestRole.self, WorkerRole.self]
     )
 }
 
@@ -38,9 +38,32 @@ func executablePath() -> String {
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the gateway: a supervisor, one ingest and N workers.")
     @OptionGroup var options: ServeOptions
+    @Flag(name: .customLong("check-config"),
+          help: "Check the flags and RINGGATE_* variables, print the settings they give, and exit (0 = valid, 64 = not); opens, binds and connects nothing.")
+    var checkConfig = false
 
     func run() throws {
         var config = try options.resolve()
+        if checkConfig {
+            if let text = config.upstream,
+               let url = try? UpstreamURL.parse(text, passwordFromEnvironment: ServeOptions.env("UPSTREAM_PASSWORD")) {
+                config.upstream = url.renderedWithoutPassword
+            }
+            print("ringgate: configuration is valid")
+            let arguments = ServeOptions.childArguments(config)
+            var i = 0
+            while i < arguments.count {
+                if i + 1 < arguments.count, !arguments[i + 1].hasPrefix("--") {
+                    print("\(arguments[i]) \(arguments[i + 1])")
+                    i += 2
+                } else {
+                    print(arguments[i])
+                    i += 1
+                }
+            }
+            if config.publishToken != nil { print("publish token: set") }
+            return
+        }
         let logger = makeLogger("ringgate.supervisor")
         // `auto` is resolved once, here, so every child runs on the same backend and the
         // fallback is logged once.

@@ -56,6 +56,9 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("upstream-timeout"), help: "Redis connect/command timeout; a publish not answered this long gets 503 (default 2s).") var upstreamTimeout: String?
     @Option(name: .customLong("upstream-wait-replicas"), help: "Acknowledge a publish only after WAIT N replicas (default 0 = off).") var upstreamWaitReplicas: String?
     @Option(name: .customLong("upstream-max-queued-events"), help: "Events sent to Redis and not yet answered, at most; over it publishes get 503 (default 100000).") var upstreamMaxQueuedEvents: String?
+    // MARK: DRAIN (issue 13)
+    @Option(name: .customLong("drain-delay"), help: "After SIGTERM, /readyz answers 503 and the host serves this long before closing streams, 0 = none (default 5s).") var drainDelay: String?
+    @Option(name: .customLong("drain-spread"), help: "Closing streams get a retry: drawn from 0 to this, spreading their reconnects, 0 = none (default 5s).") var drainSpread: String?
     // MARK: IO (issue 11)
     @Option(help: "Kernel interface: auto, io_uring or epoll (default auto: io_uring, epoll where it is blocked).") var io: String?
 
@@ -219,6 +222,17 @@ struct ServeOptions: ParsableArguments {
         if let n = try int(pick(upstreamMaxQueuedEvents, "UPSTREAM_MAX_QUEUED_EVENTS"), "upstream-max-queued-events", 1...100_000_000) {
             c.upstreamMaxQueuedEvents = n
         }
+        // MARK: DRAIN (issue 13)
+        func drainDuration(_ v: String?, _ flag: String) throws -> UInt64? {
+            guard let v else { return nil }
+            if v == "0" { return 0 }
+            guard let n = DurationParser.parseNanoseconds(v), n <= 600_000_000_000 else {
+                throw fail(flag, v, "expected 0 or a duration up to 10m, like 5s")
+            }
+            return n
+        }
+        if let n = try drainDuration(pick(drainDelay, "DRAIN_DELAY"), "drain-delay") { c.drainDelayNanoseconds = n }
+        if let n = try drainDuration(pick(drainSpread, "DRAIN_SPREAD"), "drain-spread") { c.drainSpreadNanoseconds = n }
         // A budget below one body would answer every such upload 503 Retry-After forever,
         // which looks like a temporary overload; say so at start-up instead.
         let largestBodyBytes = max(c.maxEventBytes, c.maxBatchBytes)
@@ -282,6 +296,8 @@ struct ServeOptions: ParsableArguments {
             "--ring-entries", "\(c.ringEntries)",
             "--io", c.io.rawValue,
         ]
+        // MARK: DRAIN (issue 13)
+        a += ["--drain-delay", "\(c.drainDelayNanoseconds / 1_000_000)ms", "--drain-spread", "\(c.drainSpreadNanoseconds / 1_000_000)ms"]
         // MARK: LOG
         a += ["--fsync", c.fsync.rawValue, "--fsync-interval", "\(c.fsyncIntervalNanoseconds / 1_000_000)ms"]
         if c.ephemeral { a.append("--ephemeral") }

@@ -7,7 +7,7 @@
 
 static atomic_int flags_seen;
 
-static void on_term(int sig) { (void)sig; atomic_fetch_or(&flags_seen, RG_SIG_TERM); }
+static void on_term(int sig) { atomic_fetch_or(&flags_seen, sig == SIGINT ? (RG_SIG_TERM | RG_SIG_INT) : RG_SIG_TERM); }
 static void on_chld(int sig) { (void)sig; atomic_fetch_or(&flags_seen, RG_SIG_CHLD); }
 
 int rg_install_signal_flags(int want_chld) {

@@ -48,6 +48,7 @@ public final class Supervisor {
         .connectionsSSE, .connectionsHTTP, .connectionsWS, .connectionsAdmin, .sendBuffersInUse,
         .connectionsCatchingUp, .pendingSendBytes, .pendingBodyBytes, .responseQueueBytes,
         .heartbeatNanoseconds, .startupProgressNanoseconds, .fsyncStartedNanoseconds,
+        .drainingSinceNanoseconds,
     ]
 
     let config: GatewayConfig
@@ -298,11 +299,28 @@ public final class Supervisor {
 
     // MARK: - Supervision
 
+    /// Supervises until SIGTERM has drained the host, or SIGINT (or a second SIGTERM) stops it.
+    ///
+    /// The drain: from the SIGTERM, `/readyz` answers 503 in every worker (they read
+    /// `drainingSinceNanoseconds`), so the load balancer takes the host out, while every stream
+    /// and publish goes on for `--drain-delay`; then the children are stopped as usual.
     func superviseUntilTerminated() {
+        var drainEndNanoseconds: UInt64 = 0   // 0 while not draining
         while true {
-            if terminationRequested || rg_signal_take() & Int32(RG_SIG_TERM) != 0 { return }
+            if terminationRequested { return }
+            let signals = rg_signal_take()
+            if signals & Int32(RG_SIG_TERM) != 0 {
+                let delay = config.drainDelayNanoseconds
+                if drainEndNanoseconds != 0 || signals & Int32(RG_SIG_INT) != 0 || delay == 0 { return }
+                let now = rg_monotonic_ns()
+                drainEndNanoseconds = now + delay
+                counters.set(.drainingSinceNanoseconds, now)
+                logger.notice("draining: /readyz answers 503; streams close in \(delay / 1_000_000) ms (SIGINT or a second SIGTERM stops at once)")
+            }
+            if drainEndNanoseconds != 0 && rg_monotonic_ns() >= drainEndNanoseconds { return }
             reap(shuttingDown: false)
             if reinitializePending {
+                if drainEndNanoseconds != 0 { return }   // stopping anyway: nothing to re-make
                 reinitializeHost()
                 continue
             }

@@ -166,18 +166,27 @@ public enum SSEEncoder {
         jsonEvent(type: "reset", json: resetJSON(reason: reason, oldest: oldest, head: head, dropped: dropped))
     }
 
-    /// The JSON of a close: `{"reason":…}`.
-    public static func closeJSON(reason: String) -> [UInt8] {
-        var w = JSONWriter(capacity: 32)
+    /// The JSON of a close: `{"reason":…}`, with `"retry_ms":N` when the server asks for a
+    /// reconnect delay (a drain's jittered one).
+    public static func closeJSON(reason: String, retryMilliseconds: UInt64? = nil) -> [UInt8] {
+        var w = JSONWriter(capacity: 48)
         w.appendRaw("{\"reason\":")
         w.appendString(reason)
+        if let retryMilliseconds {
+            w.appendRaw(",\"retry_ms\":")
+            w.appendInt(retryMilliseconds)
+        }
         w.appendRaw("}")
         return w.bytes
     }
 
     /// Builds `event: close` with `{"reason":…}` as its data, sent before a server-side close.
-    public static func closeEvent(reason: String) -> [UInt8] {
-        jsonEvent(type: "close", json: closeJSON(reason: reason))
+    /// With `retryMilliseconds`, a `retry:` field goes first, so an EventSource waits that long
+    /// before it reconnects, and the data says it too, for clients that are not browsers.
+    public static func closeEvent(reason: String, retryMilliseconds: UInt64? = nil) -> [UInt8] {
+        let event = jsonEvent(type: "close", json: closeJSON(reason: reason, retryMilliseconds: retryMilliseconds))
+        guard let retryMilliseconds else { return event }
+        return Array("retry: \(retryMilliseconds)\n".utf8) + event
     }
 
     // MARK: Helpers

@@ -83,9 +83,10 @@ public enum WebSocketMessageEncoder {
                                     payload: resetJSON(reason: reason, oldest: oldest, head: head, dropped: dropped))
     }
 
-    /// The JSON of a close notice: `{"event":"close","reason":…}`.
-    public static func closeJSON(reason: String) -> [UInt8] {
-        withEventMember("close", SSEEncoder.closeJSON(reason: reason))
+    /// The JSON of a close notice: `{"event":"close","reason":…}` (and `"retry_ms":N` when
+    /// the server asks for a reconnect delay).
+    public static func closeJSON(reason: String, retryMilliseconds: UInt64? = nil) -> [UInt8] {
+        withEventMember("close", SSEEncoder.closeJSON(reason: reason, retryMilliseconds: retryMilliseconds))
     }
 
     /// `{"event":NAME,` followed by the members of `object` (a JSON object's bytes).
@@ -96,8 +97,8 @@ public enum WebSocketMessageEncoder {
 
     /// Builds the close notice text frame, sent before the close frame of a server-side close
     /// (`shutdown`, `max_lifetime`, …), as SSE's `event: close`.
-    public static func closeNoticeFrame(reason: String) -> [UInt8] {
-        WebSocketFrameEncoder.frame(opcode: .text, payload: closeJSON(reason: reason))
+    public static func closeNoticeFrame(reason: String, retryMilliseconds: UInt64? = nil) -> [UInt8] {
+        WebSocketFrameEncoder.frame(opcode: .text, payload: closeJSON(reason: reason, retryMilliseconds: retryMilliseconds))
     }
 
     private static func decimalLength(_ value: Int64) -> Int {

@@ -231,7 +231,12 @@ public final class Worker: HTTPEngineDelegate {
         case .health:
             engine.respond(conn, HealthResponse.ok(request, extraHeaders: corsHeaders))
         case .ready:
-            if ingestAlive() {
+            if region.loadCounterRelaxed(.drainingSinceNanoseconds, process: ProcessBlock.supervisor) != 0 {
+                // SIGTERM began the drain: the load balancer takes this host out while its
+                // streams go on (until --drain-delay is over).
+                respondJSON(conn, request, status: 503,
+                            ErrorBody.json(error: "draining", detail: "this host is shutting down; connect to another one"))
+            } else if ingestAlive() {
                 if config.isCluster {
                     let answer = ClusterReadiness(region: region, workers: config.workers,
                                                   stallNanoseconds: config.upstreamStallNanoseconds).answer()
@@ -302,9 +307,16 @@ public final class Worker: HTTPEngineDelegate {
 
     // MARK: - Shutdown
 
+    /// Closes every stream with `event: close` (WebSocket: the notice and 1001). The reconnect
+    /// delay each asks for is drawn from 0...--drain-spread, so this host's clients come back
+    /// to the others spread over that time instead of all at once.
     func beginShutdown() {
         logger.info("worker \(index) shutting down", metadata: ["streams": "\(engine.connectionCount)"])
-        engine.stopServing { conn in closeStream(conn, reason: .shutdown) }
+        let spreadMilliseconds = config.drainSpreadNanoseconds / 1_000_000
+        engine.stopServing { conn in
+            let retry: UInt64? = spreadMilliseconds == 0 ? nil : random.next() % (spreadMilliseconds + 1)
+            closeStream(conn, reason: .shutdown, retryMilliseconds: retry)
+        }
     }
 }
 

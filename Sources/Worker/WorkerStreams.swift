@@ -360,15 +360,17 @@ extension Worker {
 
     /// Ends a stream from the server's side: a close notice (`event: close` / a JSON close
     /// message and a close frame), then a bounded flush and close. Nothing is delivered after.
-    func closeStream(_ connection: Int32, reason: DisconnectReason) {
+    /// `retryMilliseconds`: the reconnect delay the close asks for (a drain's jittered one).
+    func closeStream(_ connection: Int32, reason: DisconnectReason, retryMilliseconds: UInt64? = nil) {
         let s = subscribers + Int(connection)
         guard s.pointee.active, !s.pointee.cursor.closing else { return }
         if s.pointee.liveIndex >= 0 { leaveLive(connection) }
         _ = s.pointee.cursor.beginClose()
         if s.pointee.transport == .sse {
-            writeControl(connection, SSEEncoder.closeEvent(reason: reason.rawValue), final: true)
+            writeControl(connection, SSEEncoder.closeEvent(reason: reason.rawValue, retryMilliseconds: retryMilliseconds), final: true)
         } else {
-            writeControl(connection, WebSocketMessageEncoder.closeNoticeFrame(reason: reason.rawValue), final: true)
+            writeControl(connection, WebSocketMessageEncoder.closeNoticeFrame(reason: reason.rawValue, retryMilliseconds: retryMilliseconds),
+                         final: true)
             let code: UInt16 = reason == .slowConsumer ? WebSocketCloseCode.policyViolation : WebSocketCloseCode.goingAway
             writeControl(connection, WebSocketFrameEncoder.closeFrame(code: code, reason: reason.rawValue), final: true)
         }

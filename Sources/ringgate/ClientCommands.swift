@@ -26,7 +26,9 @@ struct BaseURL {
     func connect() throws -> Int32 {
         let fd = rg_connect_tcp(host, Int32(port))
         guard fd >= 0 else {
-            throw CleanExit.message("ringgate: cannot connect to \(host):\(port): \(String(cString: strerror(errno)))")
+            // Not CleanExit: that exits 0, and `ringgate health` must fail when nothing listens.
+            fputs("ringgate: cannot connect to \(host):\(port): \(String(cString: strerror(errno)))\n", stderr)
+            throw ExitCode(1)
         }
         return fd
     }

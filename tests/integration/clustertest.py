@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 import rgtest
-from rgtest import Gateway, HTTPError, SSEEvent, SSEStream, parse_id, seq_of, wait_until
+from rgtest import Gateway, HTTPError, SSEEvent, SSERetry, SSEStream, parse_id, seq_of, wait_until
 
 HAPROXY_CFG = rgtest.REPO / "deploy" / "haproxy" / "haproxy.cfg"
 INSTALL_HINT = ("scripts/ensure-deps.sh test installs them (Debian: apt-get install redis-server "
@@ -508,9 +508,14 @@ class ResumingSSE(threading.Thread):
     """
 
     def __init__(self, port: int, slot: str, deadline: float, last_event_id: str | None = None,
-                 event_type: str = "message"):
+                 event_type: str = "message", honor_retry: bool = False):
         super().__init__(daemon=True)
         self.port, self.slot, self.deadline = port, slot, deadline
+        # honor_retry: wait the stream's last `retry:` before reconnecting, as EventSource does
+        # (off by default: the other tests reconnect at once to stay quick).
+        self.honor_retry = honor_retry
+        self.retry_ms: int | None = None
+        self.reconnect_waits: list[float] = []   # seconds waited before each reconnect (honor_retry)
         self.last_event_id = last_event_id
         self.event_type = event_type
         self.events: list[tuple[str, str]] = []
@@ -556,7 +561,13 @@ class ResumingSSE(threading.Thread):
                     item = None
                 if item is None:
                     s.close()
+                    if self.honor_retry and self.retry_ms is not None:
+                        self.reconnect_waits.append(self.retry_ms / 1000)
+                        self.halt.wait(self.retry_ms / 1000)
                     s = self._open()
+                    continue
+                if isinstance(item, SSERetry):
+                    self.retry_ms = item.ms
                     continue
                 if not isinstance(item, SSEEvent):
                     continue

@@ -691,6 +691,10 @@ class Gateway:
         argv += ["--data-dir", str(self.data_dir)] if self.data_dir is not None else ["--ephemeral"]
         if IO_BACKEND and "--io" not in self.flags:
             argv += ["--io", IO_BACKEND]
+        # The suite stops gateways with SIGTERM: without a drain delay they stop as they did
+        # before the drain existed. The drain's own tests pass --drain-delay.
+        if "--drain-delay" not in self.flags:
+            argv += ["--drain-delay", "0"]
         return argv + self.flags
 
     def start(self, ready_timeout: float = 15.0) -> "Gateway":

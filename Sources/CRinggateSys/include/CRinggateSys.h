@@ -130,8 +130,8 @@ int rg_open_reserve_fd(void);
 // Signals. The handlers only set flags, read with rg_signal_take (which clears the flag).
 #ifndef CRINGGATESYS_SIGNALS
 #define CRINGGATESYS_SIGNALS
-enum { RG_SIG_TERM = 1, RG_SIG_CHLD = 2 };
-int rg_install_signal_flags(int want_chld);   // SIGTERM/SIGINT → RG_SIG_TERM; SIGCHLD → RG_SIG_CHLD; SIGPIPE ignored
+enum { RG_SIG_TERM = 1, RG_SIG_CHLD = 2, RG_SIG_INT = 4 };
+int rg_install_signal_flags(int want_chld);   // SIGTERM → RG_SIG_TERM; SIGINT → RG_SIG_TERM|RG_SIG_INT; SIGCHLD → RG_SIG_CHLD; SIGPIPE ignored
 int rg_signal_take(void);                      // bitmask of flags seen since the last call
 int rg_shutdown(int fd, int how);              // 0 = RD, 1 = WR, 2 = RDWR
 int rg_close(int fd);

@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/ringgate
 STRESS_RECORDS ?= 10000000
 
-.PHONY: all build release run test unit stress integration conformance fuzz bench bench-fsync cluster clean
+.PHONY: all build release dist check-dist run test unit stress integration conformance fuzz bench bench-fsync cluster clean
 
 all: release
 
@@ -11,18 +11,32 @@ build:
 	@scripts/ensure-deps.sh build
 	$(SWIFT) build
 
+# Every product, with the Swift runtime linked in: the binary needs only liburing2 and
+# libhiredis0.14 (deploy/runtime-packages.txt) besides libc/libstdc++/libgcc_s.
 release:
 	@scripts/ensure-deps.sh build
-	$(SWIFT) build -c release
+	$(SWIFT) build -c release --static-swift-stdlib
+
+# dist/ringgate-<version>-linux-<arch>.tar.gz: the binary, deploy/ringgate.service, README.md,
+# LICENSE; the version is what the built binary's --version prints.
+dist: release
+	scripts/dist.sh $(RELEASE_BIN)
+
+# The tarball on a bare Debian (debootstrap minbase + deploy/runtime-packages.txt, cached in
+# .build/dist-root/): ldd, a publish -> SSE -> history round trip, `ringgate health`. Root only.
+check-dist: release
+	scripts/check-dist.sh "$$(scripts/dist.sh $(RELEASE_BIN))"
 
 run: release
 	$(RELEASE_BIN) serve $(ARGS)
 
-# Unit tests (Swift Testing), the multi-process log stress, then the real binary on loopback
-# with real clients (curl, httpx, httpx-sse).
+# Unit tests (Swift Testing), the release tarball on a bare Debian (check-dist: its first run
+# makes a debootstrap root, about a minute; later runs reuse it), the multi-process log
+# stress, then the real binary on loopback with real clients (curl, httpx, httpx-sse).
 test: release
 	@scripts/ensure-deps.sh test
 	$(SWIFT) test --disable-xctest
+	scripts/check-dist.sh "$$(scripts/dist.sh $(RELEASE_BIN))"
 	.build/release/ringlog-stress --records $(STRESS_RECORDS) --readers 2
 	RINGGATE_TEST_IO=io_uring RINGGATE_BIN=$(abspath $(RELEASE_BIN)) .venv/bin/python -m pytest tests/integration -q
 	RINGGATE_TEST_IO=epoll RINGGATE_BIN=$(abspath $(RELEASE_BIN)) .venv/bin/python -m pytest tests/integration -q

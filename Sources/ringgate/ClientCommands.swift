@@ -32,6 +32,45 @@ struct BaseURL {
         }
         return fd
     }
+
+    /// One request on a new connection (`Connection: close`), its answer read to the end or
+    /// `limit` bytes. A connection that fails, or closes before an answer, exits 1.
+    func exchange(_ request: [UInt8], limit: Int, timeoutNanoseconds: UInt64? = nil) throws -> HTTPAnswer {
+        let fd = try connect()
+        defer { close(fd) }
+        if let ns = timeoutNanoseconds {
+            var tv = timeval(tv_sec: Int(ns / 1_000_000_000), tv_usec: Int((ns % 1_000_000_000) / 1000))
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        }
+        guard writeAll(fd, request) else { fail("the connection to \(host):\(port) closed while sending") }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        while response.count < limit {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            response += buffer[0..<n]
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        // "\r\n" is one Character in Swift: search for the string, not for "\r".
+        guard let split = text.range(of: "\r\n\r\n") else { fail("no answer from \(host):\(port)") }
+        let statusLine = text[..<(text.range(of: "\r\n")?.lowerBound ?? split.lowerBound)]
+        let parts = statusLine.split(separator: " ")
+        return HTTPAnswer(status: parts.count > 1 ? Int(parts[1]) ?? 0 : 0, statusLine: String(statusLine),
+                          body: String(text[split.upperBound...]))
+    }
+
+    private func fail(_ message: String) -> Never {
+        fputs("ringgate: \(message)\n", stderr)
+        Foundation.exit(1)
+    }
+}
+
+/// A whole HTTP/1.1 answer as the client commands read it.
+struct HTTPAnswer {
+    let status: Int
+    let statusLine: String
+    let body: String
 }
 
 func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
@@ -88,24 +127,8 @@ struct Publish: ParsableCommand {
         head += "Content-Length: \(body.count)\r\nConnection: close\r\n"
         if let token = token ?? ServeOptions.env("PUBLISH_TOKEN") { head += "Authorization: Bearer \(token)\r\n" }
         head += "\r\n"
-        let fd = try base.connect()
-        defer { close(fd) }
-        guard writeAll(fd, Array(head.utf8) + body) else {
-            throw CleanExit.message("ringgate: the connection closed while sending")
-        }
-        var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16384)
-        while response.count < 1 << 20 {
-            let n = read(fd, &buffer, buffer.count)
-            if n <= 0 { break }
-            response += buffer[0..<n]
-        }
-        let text = String(decoding: response, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n") else { throw CleanExit.message("ringgate: no response") }
-        let statusLine = text[..<(text.firstIndex(of: "\r") ?? split.lowerBound)]
-        let parts = statusLine.split(separator: " ")
-        let status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
-        let responseBody = String(text[split.upperBound...])
+        let answer = try base.exchange(Array(head.utf8) + body, limit: 1 << 20)
+        let (status, statusLine, responseBody) = (answer.status, answer.statusLine, answer.body)
         if status == 201, let idRange = responseBody.range(of: #""id":""#) {
             let rest = responseBody[idRange.upperBound...]
             print(rest.prefix { $0 != "\"" })
@@ -244,28 +267,9 @@ struct Health: ParsableCommand {
         guard let ns = DurationParser.parseNanoseconds(timeout), ns >= 1_000_000, ns <= 60_000_000_000 else {
             throw ValidationError("--timeout \(timeout): expected a duration from 1ms to 60s, like 3s")
         }
-        let fd = try base.connect()
-        defer { close(fd) }
-        var tv = timeval(tv_sec: Int(ns / 1_000_000_000), tv_usec: Int((ns % 1_000_000_000) / 1000))
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let head = "GET \(path) HTTP/1.1\r\nHost: \(base.host):\(base.port)\r\nConnection: close\r\n\r\n"
-        guard writeAll(fd, Array(head.utf8)) else { throw CleanExit.message("ringgate: the connection closed while sending") }
-        var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while response.count < 64 << 10 {
-            let n = read(fd, &buffer, buffer.count)
-            if n <= 0 { break }
-            response += buffer[0..<n]
-        }
-        let text = String(decoding: response, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n") else {
-            fputs("ringgate: no answer from \(base.host):\(base.port)\(path) within \(timeout)\n", stderr)
-            throw ExitCode(1)
-        }
-        let statusLine = text[..<(text.firstIndex(of: "\r") ?? split.lowerBound)]
-        let body = text[split.upperBound...]
-        print("\(statusLine.split(separator: " ").dropFirst().joined(separator: " ")) \(body)")
-        if !statusLine.hasPrefix("HTTP/1.1 200 ") { throw ExitCode(1) }
+        let answer = try base.exchange(Array(head.utf8), limit: 64 << 10, timeoutNanoseconds: ns)
+        print("\(answer.statusLine.split(separator: " ").dropFirst().joined(separator: " ")) \(answer.body)")
+        if answer.status != 200 { throw ExitCode(1) }
     }
 }

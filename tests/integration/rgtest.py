@@ -72,11 +72,18 @@ def wait_until(pred, timeout: float, interval: float = 0.05, what: str = "condit
         time.sleep(interval)
 
 
-async def expect_ws_close(ws, reason: str, code: int, timeout: float = 5.0) -> None:
+async def expect_ws_close(ws, reason: str, code: int, timeout: float = 5.0,
+                          retry_max_ms: int | None = None) -> None:
     """On a `websockets` client: the close notice `{"event":"close","reason":reason}`, then the
-    close frame with `code`, and no message between them."""
+    close frame with `code`, and no message between them. With `retry_max_ms` (a shutdown, whose
+    notice says when to come back) the notice must also carry `retry_ms` in 0...retry_max_ms."""
     notice = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-    assert notice == {"event": "close", "reason": reason}, notice
+    if retry_max_ms is None:
+        assert notice == {"event": "close", "reason": reason}, notice
+    else:
+        retry = notice.pop("retry_ms", None)
+        assert notice == {"event": "close", "reason": reason}, notice
+        assert isinstance(retry, int) and 0 <= retry <= retry_max_ms, retry
     try:
         message = await asyncio.wait_for(ws.recv(), timeout)
     except websockets.ConnectionClosed as closed:

@@ -111,7 +111,7 @@ def test_close_1001_on_sigterm(gateway):
         async with websockets.connect(ws_url(gw, "wsd")) as ws:
             await asyncio.sleep(0.2)
             gw.send_signal(signal.SIGTERM)
-            await expect_ws_close(ws, "shutdown", 1001)
+            await expect_ws_close(ws, "shutdown", 1001, retry_max_ms=5000)  # --drain-spread default 5s
 
     asyncio.run(scenario())
     assert gw.wait(6) == 0

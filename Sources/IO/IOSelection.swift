@@ -109,6 +109,10 @@ public enum IOSelection {
     /// so a child's failure does not advise `--io auto`, which is what was run.
     public static let resolvedFromAutoVariable = "RINGGATE_IO_RESOLVED_FROM_AUTO"
 
+    /// Set (by `serve`) in its children's environment when `auto` found io_uring refused and
+    /// chose epoll, so `/metrics` can say so (`ringgate_io_fallback 1`); removed otherwise.
+    public static let fellBackVariable = "RINGGATE_IO_FELL_BACK"
+
     /// What to run instead; `--io auto` only when it is not what was run.
     public static func refusalAdvice(resolvedFromAuto: Bool) -> String {
         resolvedFromAuto ? "; run with --io epoll" : "; run with --io epoll (or --io auto) where io_uring is blocked"

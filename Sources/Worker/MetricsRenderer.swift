@@ -8,12 +8,16 @@ struct MetricsRenderer {
     let processes: Range<Int>
     // MARK: IO: the backend this worker's loop runs on (`IOBackendKind.rawValue`).
     let ioBackend: String
+    /// `--io auto` found io_uring refused on this host and serves on epoll.
+    let ioFallback: Bool
     // MARK: CLUSTER: the upstream's metrics are rendered in cluster mode only.
     let isCluster: Bool
 
-    init(region: LogRegion, workers: Int, ioBackend: String = "io_uring", isCluster: Bool = false) {
+    init(region: LogRegion, workers: Int, ioBackend: String = "io_uring", ioFallback: Bool = false,
+         isCluster: Bool = false) {
         self.region = region
         self.ioBackend = ioBackend
+        self.ioFallback = ioFallback
         self.isCluster = isCluster
         reader = LogReader(region: region)
         processes = 0..<(2 + workers)
@@ -154,6 +158,8 @@ struct MetricsRenderer {
         // MARK: IO
         family("io_backend", "gauge", "The kernel interface the answering worker's loop runs on (io_uring, or epoll where io_uring is refused).")
         out += "ringgate_io_backend{backend=\"\(ioBackend)\"} 1\n"
+        family("io_fallback", "gauge", "1 when --io auto found io_uring refused (seccomp, kernel.io_uring_disabled, RLIMIT_MEMLOCK, an old kernel) and serves on epoll; 0 otherwise, also under --io epoll.")
+        out += "ringgate_io_fallback \(ioFallback ? 1 : 0)\n"
         // MARK: CLUSTER
         if isCluster {
             family("upstream_up", "gauge", "1 while the ingest's Redis connections (publisher and tail) work, 0 while Redis is unreachable.")

@@ -100,6 +100,7 @@ public final class Worker: HTTPEngineDelegate {
         reader = LogReader(region: region)
         counters = RoleLog.counters(region: region, process: ProcessBlock.worker(index))
         metrics = MetricsRenderer(region: region, workers: config.workers, ioBackend: io.kind.rawValue,
+                                  ioFallback: getenv(IOSelection.fellBackVariable) != nil,
                                   isCluster: config.isCluster)
         random = SplitMix64(seed: io.now() &+ UInt64(index))
         let maxRecord = reader.maxRecordBytes

@@ -74,6 +74,7 @@ struct Serve: ParsableCommand {
             logger.warning("io_uring is unavailable, serving on epoll: \(fallbackCause)")
         }
         if config.io == .auto && kind == .ioUring { setenv(IOSelection.resolvedFromAutoVariable, "1", 1) }
+        if fallbackCause != nil { setenv(IOSelection.fellBackVariable, "1", 1) } else { unsetenv(IOSelection.fellBackVariable) }
         config.io = kind == .epoll ? .epoll : .ioUring
         if let token = config.publishToken { setenv("RINGGATE_PUBLISH_TOKEN", token, 1) }
         // The Redis password travels to the children in the environment, as the token does,

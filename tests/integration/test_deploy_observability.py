@@ -22,9 +22,8 @@ RULES = REPO / "deploy" / "prometheus" / "rules.yml"
 RULES_TEST = REPO / "deploy" / "prometheus" / "rules.test.yml"
 DASHBOARD = REPO / "deploy" / "grafana" / "ringgate.json"
 
-# Labels Prometheus attaches from the scrape target, not from /metrics (io_expected: see the
-# RinggateIOBackendEpoll rule).
-TARGET_LABELS = {"job", "instance", "io_expected"}
+# Labels Prometheus attaches from the scrape target, not from /metrics.
+TARGET_LABELS = {"job", "instance"}
 
 static_only = pytest.mark.skipif(rgtest.IO_BACKEND == "epoll",
                                  reason="a static file check, independent of the I/O backend: runs in the io_uring pass only")

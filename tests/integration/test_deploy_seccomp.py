@@ -98,7 +98,9 @@ def test_with_the_profile_auto_serves_on_io_uring(gateway, seccomp_works):
     assert " io=io_uring " in gw.ready_line, gw.ready_line
     assert "seccomp-io_uring.json loaded" in gw.stderr_tail()   # it did run under the loader
     round_trip(gw, "seccomp-uring")
-    assert gw.metrics().get("ringgate_io_backend", backend="io_uring") == 1
+    m = gw.metrics()
+    assert m.get("ringgate_io_backend", backend="io_uring") == 1
+    assert m.get("ringgate_io_fallback") == 0
     assert fallback_lines(gw) == []
 
 
@@ -109,7 +111,9 @@ def test_without_the_io_uring_calls_auto_falls_back_to_epoll(gateway, seccomp_wo
     assert len(lines) == 1, lines
     assert "io_uring_setup: EPERM" in lines[0] and "seccomp" in lines[0], lines[0]
     round_trip(gw, "seccomp-epoll")
-    assert gw.metrics().get("ringgate_io_backend", backend="epoll") == 1
+    m = gw.metrics()
+    assert m.get("ringgate_io_backend", backend="epoll") == 1
+    assert m.get("ringgate_io_fallback") == 1      # what RinggateIOBackendEpoll fires on
 
 
 def test_io_uring_forced_under_the_blocking_profile_fails_with_advice(ringgate_bin, tmp_path, seccomp_works):

@@ -93,6 +93,7 @@ def test_epoll_backend_serves_every_transport(gateway):
     m = gw.metrics()
     assert m.get("ringgate_io_backend", backend="epoll") == 1
     assert m.get("ringgate_io_backend", backend="io_uring") is None
+    assert m.get("ringgate_io_fallback") == 0       # chosen, not fallen back to
     assert fallback_lines(gw) == []
 
 
@@ -108,6 +109,7 @@ def test_auto_falls_back_to_epoll_when_seccomp_refuses_io_uring(tmp_path):
         assert " io=epoll " in gw.ready_line
         assert_serves(gw, "fallback-eperm")
         assert gw.metrics().get("ringgate_io_backend", backend="epoll") == 1
+        assert gw.metrics().get("ringgate_io_fallback") == 1
         lines = fallback_lines(gw)
         assert len(lines) == 1, lines
         assert "EPERM" in lines[0] and "seccomp" in lines[0], lines[0]

@@ -48,8 +48,8 @@ fi
 command -v python3 >/dev/null || { echo "python3 is needed for the report" >&2; exit 1; }
 
 # ---- build -------------------------------------------------------------------------------
-log "building release (ringgate, ringgate-bench)"
-(cd "$ROOT" && "$SWIFT" build -c release --scratch-path "$SCRATCH" 2>&1 | tail -n 3) >&2
+log "building release (ringgate, ringgate-bench), static Swift runtime as make release ships it"
+(cd "$ROOT" && "$SWIFT" build -c release --static-swift-stdlib --scratch-path "$SCRATCH" 2>&1 | tail -n 3) >&2
 BIN=$SCRATCH/release
 [ -x "$BIN/ringgate" ] && [ -x "$BIN/ringgate-bench" ] || { echo "build did not produce ringgate and ringgate-bench" >&2; exit 1; }
 

@@ -28,8 +28,9 @@ if [ ! -x "$VENV/bin/wstest" ]; then
 fi
 
 echo "== building ringgate-wsecho (release)"
-swift build -c release --product ringgate-wsecho
-BIN="$(swift build -c release --show-bin-path)/ringgate-wsecho"
+# The same flags as `make release`, so this build reuses its products instead of relinking them.
+swift build -c release --static-swift-stdlib --product ringgate-wsecho
+BIN="$(swift build -c release --static-swift-stdlib --show-bin-path)/ringgate-wsecho"
 
 "$BIN" --port "$PORT" > "$WORK/wsecho.log" 2>&1 &
 ECHO_PID=$!

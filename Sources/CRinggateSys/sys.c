@@ -2,6 +2,7 @@
 #include "CRinggateSys.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
@@ -172,17 +173,40 @@ int rg_outq_bytes(int fd) {
 }
 
 int rg_connect_tcp(const char *host, int port) {
+    return rg_connect_tcp_timeout(host, port, 0);
+}
+
+int rg_connect_tcp_timeout(const char *host, int port, int timeout_ms) {
     struct sockaddr_storage ss;
     socklen_t len;
     int family = fill_addr(host, port, &ss, &len);
     if (family < 0) return -1;
-    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | (timeout_ms > 0 ? SOCK_NONBLOCK : 0), 0);
     if (fd < 0) return -1;
-    if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
+    int rc = connect(fd, (struct sockaddr *)&ss, len);
+    if (rc < 0 && timeout_ms > 0 && errno == EINPROGRESS) {
+        // Wait for the handshake up to the deadline; SO_ERROR then says how it ended.
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        int n;
+        do { n = poll(&p, 1, timeout_ms); } while (n < 0 && errno == EINTR);
+        if (n == 0) {
+            errno = ETIMEDOUT;
+        } else if (n > 0) {
+            int err = 0;
+            socklen_t el = sizeof err;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el) == 0 && err == 0) rc = 0;
+            else errno = err ? err : EIO;
+        }
+    }
+    if (rc < 0) {
         int saved = errno;
         close(fd);
         errno = saved;
         return -1;
+    }
+    if (timeout_ms > 0) {
+        int flags = fcntl(fd, F_GETFL);
+        if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
     }
     return fd;
 }

@@ -23,8 +23,11 @@ struct BaseURL {
         self.port = port
     }
 
-    func connect() throws -> Int32 {
-        let fd = rg_connect_tcp(host, Int32(port))
+    /// A blocking connection; with `timeoutNanoseconds`, one that gives up after that long
+    /// (a host that drops SYNs would otherwise hold `health` for the kernel's minutes of retries).
+    func connect(timeoutNanoseconds: UInt64? = nil) throws -> Int32 {
+        let ms = timeoutNanoseconds.map { Int32(clamping: max(1, $0 / 1_000_000)) } ?? 0
+        let fd = rg_connect_tcp_timeout(host, Int32(port), ms)
         guard fd >= 0 else {
             // Not CleanExit: that exits 0, and `ringgate health` must fail when nothing listens.
             fputs("ringgate: cannot connect to \(host):\(port): \(String(cString: strerror(errno)))\n", stderr)
@@ -36,7 +39,7 @@ struct BaseURL {
     /// One request on a new connection (`Connection: close`), its answer read to the end or
     /// `limit` bytes. A connection that fails, or closes before an answer, exits 1.
     func exchange(_ request: [UInt8], limit: Int, timeoutNanoseconds: UInt64? = nil) throws -> HTTPAnswer {
-        let fd = try connect()
+        let fd = try connect(timeoutNanoseconds: timeoutNanoseconds)
         defer { close(fd) }
         if let ns = timeoutNanoseconds {
             var tv = timeval(tv_sec: Int(ns / 1_000_000_000), tv_usec: Int((ns % 1_000_000_000) / 1000))

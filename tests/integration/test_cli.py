@@ -68,3 +68,40 @@ def test_tail_command(gateway, tmp_path):
         except ProcessLookupError:
             pass
         p.wait(5)
+
+
+def test_health_command_answers_and_gives_up_at_its_timeout(gateway, tmp_path):
+    """`ringgate health` (the container's HEALTHCHECK): 0 on 200, 1 on 503 or nothing listening,
+    and 1 within about --timeout against a host that takes no connection at all (its accept
+    queue is full, so the kernel drops the SYN: a blocking connect would wait minutes)."""
+    import socket
+    import time
+    gw = gateway(workers=1)
+    r = run_cli(gw, "health", "--url", gw.sub_url)
+    assert r.returncode == 0 and b"200" in r.stdout, (r.stdout, r.stderr)
+    r = run_cli(gw, "health", "--url", gw.sub_url, "--path", "/v1/slots/nope/nothing")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    port = full.getsockname()[1]
+    fillers = []
+    try:
+        # Fill the accept queue (backlog 0 holds one) without ever accepting.
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            fillers.append(s)
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        r = run_cli(gw, "health", "--url", f"http://127.0.0.1:{port}", "--timeout", "700ms")
+        took = time.monotonic() - t0
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert b"timed out" in r.stderr, r.stderr
+        assert took < 5, f"health took {took:.1f}s with --timeout 700ms"
+    finally:
+        for s in fillers:
+            s.close()
+        full.close()

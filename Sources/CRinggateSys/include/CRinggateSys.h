@@ -63,6 +63,9 @@ typedef struct rg_tcp_progress {
 } rg_tcp_progress;
 int rg_tcp_progress_read(int fd, rg_tcp_progress *out);
 int rg_connect_tcp(const char *host, int port);  // blocking connect, for the CLI; fd or -1
+// The same, giving up after timeout_ms (errno ETIMEDOUT; <= 0 waits as long as the kernel
+// does); the socket it returns is blocking.
+int rg_connect_tcp_timeout(const char *host, int port, int timeout_ms);
 int rg_set_recv_timeout_ms(int fd, int ms);
 
 // ---------------------------------------------------------------------------------------------

@@ -80,3 +80,62 @@ def test_health_checks_take_a_dead_host_out_and_bring_it_back(tmp_path):
             hp.stop()
         for h in hosts:
             h.close()
+
+
+class _HaproxyWithEnv(Haproxy):
+    """The shipped config with some RG_* settings of the test's own."""
+
+    def __init__(self, workdir, hosts, extra: dict[str, str]):
+        super().__init__(workdir, hosts)
+        self.extra = extra
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), **self.extra}
+
+
+def test_stream_timeout_cuts_a_silent_stream_and_heartbeats_keep_a_live_one(tmp_path):
+    """haproxy forwards an SSE body as a tunnel (Ringgate ends it by closing it), so what reaps a
+    silent stream is `timeout tunnel` (RG_STREAM_TIMEOUT), and the hosts' heartbeats must beat it:
+    with 2 s, a stream from a host beating every 30 s is cut after about 2 s, one from a host
+    beating every 500 ms lives on and still delivers."""
+    require_tools("haproxy")
+    import time
+    beating = Host("H", "", tmp_path, flags=("--heartbeat", "500ms"))
+    silent = Host("S", "", tmp_path, flags=("--heartbeat", "30s"))
+    hp = None
+    try:
+        beating.start()
+        silent.start()
+        hp = _HaproxyWithEnv(tmp_path, [beating, silent], {"RG_STREAM_TIMEOUT": "2s"}).start()
+        hp.wait_all_up()
+        # leastconn: two streams opened one after the other land on the two hosts.
+        streams = [SSEStream(hp.sub_port, "/v1/slots/to/stream", timeout=5) for _ in range(2)]
+        try:
+            on = {h.name: h.metric("ringgate_connections", transport="sse") for h in (beating, silent)}
+            assert on == {"H": 1, "S": 1}, on
+            t0 = time.monotonic()
+            ended: dict[int, float] = {}
+            while time.monotonic() - t0 < 5:
+                for i, s in enumerate(streams):
+                    if i in ended:
+                        continue
+                    try:
+                        if s.next_item(0.05) is None:
+                            ended[i] = time.monotonic() - t0
+                    except TimeoutError:
+                        pass
+            assert len(ended) == 1, f"after 5 s with RG_STREAM_TIMEOUT=2s: ended {ended} (want exactly the silent one)"
+            (cut, after), = ended.items()
+            assert 1.5 <= after <= 4.0, f"the silent stream was cut {after:.2f}s in, not at about 2 s"
+            live = streams[1 - cut]
+            eid = beating.publish("to", "still here")
+            ev = live.next_event(3)
+            assert isinstance(ev, SSEEvent) and ev.id == eid, ev
+        finally:
+            for s in streams:
+                s.close()
+    finally:
+        if hp is not None:
+            hp.stop()
+        beating.close()
+        silent.close()

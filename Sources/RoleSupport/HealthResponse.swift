@@ -6,7 +6,7 @@ public enum HealthResponse {
 
     /// `200 {"status":"ok"}`; a `HEAD` gets the same head without the body.
     public static func ok(_ request: HTTPRequest, extraHeaders: [(String, String)] = []) -> [UInt8] {
-        HTTPResponseWriter.json(status: 200, body: request.method == .head ? [] : body,
-                                keepAlive: request.keepAlive, extraHeaders: extraHeaders)
+        HTTPResponseWriter.json(status: 200, body: body, keepAlive: request.keepAlive, extraHeaders: extraHeaders,
+                                headOnly: request.method == .head)
     }
 }

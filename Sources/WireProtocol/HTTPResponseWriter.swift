@@ -52,10 +52,11 @@ public enum HTTPResponseWriter {
 
     /// Builds a complete `application/json` response: head plus `body`.
     public static func json(status: Int, body: [UInt8], keepAlive: Bool,
-                            extraHeaders: [(String, String)] = []) -> [UInt8] {
+                            extraHeaders: [(String, String)] = [], headOnly: Bool = false) -> [UInt8] {
         var out = head(status: status, contentType: "application/json", contentLength: body.count,
                        keepAlive: keepAlive, extraHeaders: extraHeaders)
-        out.append(contentsOf: body)
+        // A HEAD answer: the GET's Content-Length (RFC 9110 §9.3.2), no body.
+        if !headOnly { out.append(contentsOf: body) }
         return out
     }
 

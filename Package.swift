@@ -49,7 +49,10 @@ let package = Package(
         .target(
             name: "Worker",
             dependencies: ["HTTPServer", "RoleSupport", "GatewayCore", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
-                           .product(name: "Logging", package: "swift-log")]
+                           .product(name: "Logging", package: "swift-log")],
+            // Served from the binary: the status page (GET /) and the API description
+            // (GET /openapi.yaml; Resources/openapi.yaml links to the repository's openapi.yaml).
+            resources: [.embedInCode("Resources/status.html"), .embedInCode("Resources/openapi.yaml")]
         ),
         .target(
             name: "Ingest",

@@ -98,6 +98,12 @@ public struct GatewayConfig: Sendable, Equatable {
     /// instead of landing on the other hosts at once.
     public var drainSpreadNanoseconds: UInt64 = 5_000_000_000
 
+    // MARK: STATUS PAGE (issue 14)
+    /// `GET /` serves the live status page and `GET /v1/status/stream` its stats stream.
+    public var statusPage = true
+    /// Stats streams one worker serves at once (the page's viewers); over it: 503.
+    public static let maxStatusStreamsPerWorker = 64
+
     public init() {}
 
     /// Connections one worker admits: `--max-connections` split across workers.

@@ -304,3 +304,37 @@ public struct LogReader: @unchecked Sendable {
             newestSeq: snapshot.newestSeq, count: snapshot.count)
     }
 }
+
+// MARK: STATUS PAGE: the slots with the newest events
+
+extension LogReader {
+    /// A live slot as the status page shows it: its name, newest seq and event count.
+    public struct SlotSummary: Equatable, Sendable {
+        public let name: String
+        public let newestSeq: UInt64
+        public let count: UInt64
+    }
+
+    /// Up to `limit` live slots whose newest event is still retained, newest first. One pass over
+    /// the directory (O(entries), read under each entry's seqlock; a torn entry is skipped).
+    public func newestSlots(limit: Int) -> [SlotSummary] {
+        guard limit > 0 else { return [] }
+        typealias D = LogDescriptor.Directory
+        let oldest = oldestSeqAcquire()
+        var found: [(index: Int, seq: UInt64, count: UInt64)] = []
+        found.reserveCapacity(limit + 1)
+        for index in 0..<directory.entryCount {
+            var ignored = false
+            guard let snapshot = directory.snapshotAcquire(index, name: nil, nameMatches: &ignored),
+                  snapshot.state == D.stateLive, snapshot.newestSeq >= oldest, snapshot.newestSeq > 0 else { continue }
+            if found.count == limit, let last = found.last, last.seq >= snapshot.newestSeq { continue }
+            let at = found.firstIndex { $0.seq < snapshot.newestSeq } ?? found.count
+            found.insert((index, snapshot.newestSeq, snapshot.count), at: at)
+            if found.count > limit { found.removeLast() }
+        }
+        return found.compactMap { f in
+            guard let (name, snapshot) = directory.nameAcquire(f.index) else { return nil }
+            return SlotSummary(name: String(decoding: name, as: UTF8.self), newestSeq: snapshot.newestSeq, count: snapshot.count)
+        }
+    }
+}

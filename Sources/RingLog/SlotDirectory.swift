@@ -59,6 +59,29 @@ struct SlotDirectory {
         return nil
     }
 
+    /// Entry `index`'s name with its snapshot, both read under one seqlock pass; nil when the
+    /// entry stayed torn, is not live, or holds an impossible name length.
+    func nameAcquire(_ index: Int) -> (name: [UInt8], snapshot: Snapshot)? {
+        let entry = region.directoryEntry(index)
+        for _ in 0..<D.readRetriesMax {
+            let before = rg_load_acquire_u32(entry + D.seqlockOffset)
+            if before & 1 != 0 { continue }
+            let snapshot = Snapshot(
+                generation: entry.loadU32(D.generationOffset),
+                state: entry.loadU32(D.stateOffset),
+                newestPosition: entry.loadU64(D.newestPositionOffset),
+                newestSeq: entry.loadU64(D.newestSeqOffset),
+                count: entry.loadU64(D.countOffset))
+            let length = Int(entry.loadU32(D.nameLengthOffset))
+            guard length >= 1, length <= LogDescriptor.Record.maxNameBytes else { return nil }
+            let name = [UInt8](UnsafeRawBufferPointer(start: entry + D.nameOffset, count: length))
+            rg_fence_acquire()
+            let after = rg_load_acquire_u32(entry + D.seqlockOffset)
+            if before == after { return snapshot.state == D.stateLive ? (name, snapshot) : nil }
+        }
+        return nil
+    }
+
     /// Probes for `name`. nil when absent (or when an entry on the way stayed torn).
     func findAcquire(_ name: UnsafeRawBufferPointer) -> (index: Int, snapshot: Snapshot)? {
         guard name.count >= 1, name.count <= LogDescriptor.Record.maxNameBytes else { return nil }

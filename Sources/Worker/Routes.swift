@@ -9,6 +9,10 @@ enum WorkerRoute: Equatable {
     case health
     case ready
     case metrics
+    // MARK: STATUS PAGE
+    case statusPage
+    case statusStream
+    case openAPI
     /// `OPTIONS` on a known route: a CORS preflight (or a client asking what is allowed).
     case options(allow: String)
     case methodNotAllowed(allow: String)
@@ -34,6 +38,9 @@ enum WorkerRoute: Equatable {
         return path.withUTF8 { match(method: method, path: UnsafeRawBufferPointer($0)) }
     }
 
+    static let statusPagePath = Array("/".utf8)
+    static let statusStreamPath = Array("/v1/status/stream".utf8)
+    static let openAPIPath = Array("/openapi.yaml".utf8)
     static let eventsLeaf = Array("events".utf8)
     static let streamLeaf = Array("stream".utf8)
     static let webSocketLeaf = Array("ws".utf8)
@@ -49,6 +56,9 @@ enum WorkerRoute: Equatable {
         if path.elementsEqual(GatewayPath.health) { return read(.health) }
         if path.elementsEqual(GatewayPath.ready) { return read(.ready) }
         if path.elementsEqual(GatewayPath.metrics) { return read(.metrics) }
+        if path.elementsEqual(statusPagePath) { return read(.statusPage) }
+        if path.elementsEqual(statusStreamPath) { return read(.statusStream) }
+        if path.elementsEqual(openAPIPath) { return read(.openAPI) }
         guard let (slotBytes, leaf) = GatewayPath.slotResource(path) else { return .notFound }
         let history = leaf.elementsEqual(eventsLeaf), stream = leaf.elementsEqual(streamLeaf)
         if history || stream {

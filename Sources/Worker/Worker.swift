@@ -65,6 +65,11 @@ public final class Worker: HTTPEngineDelegate {
     let cors: CORSPolicy
     /// The CORS headers for the request being answered, computed once when it arrives.
     var corsHeaders: [(String, String)] = []
+    // MARK: STATUS PAGE
+    /// Open stats streams (`GET /v1/status/stream`), at most `maxStatusStreamsPerWorker`.
+    var statusStreams: [Int32] = []
+    var lastStatusFrame: UInt64 = 0
+    let status: StatusSnapshot
 
     /// A worker on the log, listener and wake descriptor the supervisor handed down.
     public convenience init(config: GatewayConfig, index: Int, descriptors: Descriptors, logger: Logger) throws {
@@ -99,6 +104,8 @@ public final class Worker: HTTPEngineDelegate {
         cors = CORSPolicy(origins: config.corsOrigins)
         reader = LogReader(region: region)
         counters = RoleLog.counters(region: region, process: ProcessBlock.worker(index))
+        status = StatusSnapshot(region: region, workers: config.workers, ioBackend: io.kind.rawValue,
+                                isCluster: config.isCluster)
         metrics = MetricsRenderer(region: region, workers: config.workers, ioBackend: io.kind.rawValue,
                                   ioFallback: getenv(IOSelection.fellBackVariable) != nil,
                                   isCluster: config.isCluster)
@@ -199,6 +206,7 @@ public final class Worker: HTTPEngineDelegate {
         if now &- lastHeartbeatScan >= 250_000_000 {
             lastHeartbeatScan = now
             sendHeartbeats(now: now)
+            sendStatusFrames(now: now)
         }
     }
 
@@ -212,6 +220,7 @@ public final class Worker: HTTPEngineDelegate {
     }
 
     public func engine(_ engine: HTTPEngine, streamClosed conn: Int32) {
+        if forgetStatusStream(conn) { return }
         let s = subscribers + Int(conn)
         guard s.pointee.active else { return }
         if s.pointee.liveIndex >= 0 { leaveLive(conn) }
@@ -253,6 +262,12 @@ public final class Worker: HTTPEngineDelegate {
             engine.respond(conn, HTTPResponseWriter.head(
                 status: 200, contentType: "text/plain; version=0.0.4", contentLength: body.count,
                 keepAlive: request.keepAlive, extraHeaders: corsHeaders) + (request.method == .head ? [] : body))
+        case .statusPage:
+            serveStatusPage(conn, request)
+        case .statusStream:
+            subscribeStatus(conn, request)
+        case .openAPI:
+            serveOpenAPI(conn, request)
         case .history(let slot):
             history(conn, request, slot: slot)
         case .stream(let slot):
@@ -283,8 +298,8 @@ public final class Worker: HTTPEngineDelegate {
     }
 
     func respondJSON(_ conn: Int32, _ request: HTTPRequest, status: Int, _ body: [UInt8]) {
-        engine.respond(conn, HTTPResponseWriter.json(status: status, body: request.method == .head ? [] : body,
-                                                           keepAlive: request.keepAlive, extraHeaders: corsHeaders))
+        engine.respond(conn, HTTPResponseWriter.json(status: status, body: body, keepAlive: request.keepAlive,
+                                                     extraHeaders: corsHeaders, headOnly: request.method == .head))
     }
 
     /// `OPTIONS`: a browser's preflight before a cross-origin request with headers of its own
@@ -316,6 +331,7 @@ public final class Worker: HTTPEngineDelegate {
         let spreadMilliseconds = config.drainSpreadNanoseconds / 1_000_000
         engine.stopServing { conn in
             let retry: UInt64? = spreadMilliseconds == 0 ? nil : random.next() % (spreadMilliseconds + 1)
+            if closeStatusStream(conn, retryMilliseconds: retry) { return }
             closeStream(conn, reason: .shutdown, retryMilliseconds: retry)
         }
     }

@@ -59,6 +59,8 @@ struct ServeOptions: ParsableArguments {
     // MARK: DRAIN (issue 13)
     @Option(name: .customLong("drain-delay"), help: "After SIGTERM, /readyz answers 503 and the host serves this long before closing streams, 0 = none (default 5s).") var drainDelay: String?
     @Option(name: .customLong("drain-spread"), help: "Closing streams get a retry: drawn from 0 to this, spreading their reconnects, 0 = none (default 5s).") var drainSpread: String?
+    // MARK: STATUS PAGE (issue 14)
+    @Option(name: .customLong("status-page"), help: "Serve the live status page at / and its stats stream: true or false (default true).") var statusPage: String?
     // MARK: IO (issue 11)
     @Option(help: "Kernel interface: auto, io_uring or epoll (default auto: io_uring, epoll where it is blocked).") var io: String?
 
@@ -233,6 +235,14 @@ struct ServeOptions: ParsableArguments {
         }
         if let n = try drainDuration(pick(drainDelay, "DRAIN_DELAY"), "drain-delay") { c.drainDelayNanoseconds = n }
         if let n = try drainDuration(pick(drainSpread, "DRAIN_SPREAD"), "drain-spread") { c.drainSpreadNanoseconds = n }
+        // MARK: STATUS PAGE (issue 14)
+        if let v = pick(statusPage, "STATUS_PAGE") {
+            switch v.lowercased() {
+            case "true", "1", "yes", "on": c.statusPage = true
+            case "false", "0", "no", "off": c.statusPage = false
+            default: throw fail("status-page", v, "expected true or false")
+            }
+        }
         // A budget below one body would answer every such upload 503 Retry-After forever,
         // which looks like a temporary overload; say so at start-up instead.
         let largestBodyBytes = max(c.maxEventBytes, c.maxBatchBytes)
@@ -298,6 +308,8 @@ struct ServeOptions: ParsableArguments {
         ]
         // MARK: DRAIN (issue 13)
         a += ["--drain-delay", "\(c.drainDelayNanoseconds / 1_000_000)ms", "--drain-spread", "\(c.drainSpreadNanoseconds / 1_000_000)ms"]
+        // MARK: STATUS PAGE (issue 14)
+        a += ["--status-page", c.statusPage ? "true" : "false"]
         // MARK: LOG
         a += ["--fsync", c.fsync.rawValue, "--fsync-interval", "\(c.fsyncIntervalNanoseconds / 1_000_000)ms"]
         if c.ephemeral { a.append("--ephemeral") }

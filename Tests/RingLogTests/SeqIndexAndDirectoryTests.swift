@@ -91,3 +91,27 @@ import Testing
         #expect(reader.findSlot("e")?.count == 2)
     }
 }
+
+@Suite struct NewestSlotsTests {
+    @Test func newestSlotsAreTheOnesWithTheNewestEventsNewestFirst() throws {
+        let log = HeapLog(capacityBytes: 1 << 20, maxSlots: 256)
+        var writer = LogWriter(region: log.region)
+        for i in 0..<40 { try writer.append("slot-\(i)", "x") }      // seqs 1...40
+        try writer.append("slot-3", "again")                          // seq 41
+        let top = log.reader.newestSlots(limit: 5)
+        #expect(top.map(\.name) == ["slot-3", "slot-39", "slot-38", "slot-37", "slot-36"])
+        #expect(top[0] == LogReader.SlotSummary(name: "slot-3", newestSeq: 41, count: 2))
+        #expect(log.reader.newestSlots(limit: 100).count == 40)
+        #expect(log.reader.newestSlots(limit: 0).isEmpty)
+    }
+
+    @Test func slotsWhoseEventsTheRingOverwroteAreLeftOut() throws {
+        let log = HeapLog(capacityBytes: 4096, maxSlots: 64)
+        var writer = LogWriter(region: log.region)
+        try writer.append("early", "gone soon")
+        for i in 0..<200 { try writer.append("busy", "event \(i)") }
+        let top = log.reader.newestSlots(limit: 10)
+        #expect(top.map(\.name) == ["busy"])
+        #expect(top[0].newestSeq == 201)
+    }
+}

@@ -314,13 +314,17 @@ public final class Ingest: HTTPEngineDelegate {
     }
 
     /// Checks one event's fields; returns an error (status, code, detail) or nil.
-    func validate(slot: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer)
-        -> (Int, String, String)? {
+    /// `publishing`: a new event (reserved types refused), not one another host published.
+    func validate(slot: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
+                  publishing: Bool = true) -> (Int, String, String)? {
         guard SlotName.isValid(slot) else {
             return (400, "bad_slot", "slot names are 1-128 bytes of [A-Za-z0-9._:-]")
         }
         guard EventType.isValid(type) else {
             return (400, "bad_type", "event types are 1-64 bytes of [A-Za-z0-9._:-]")
+        }
+        if publishing, EventType.isReserved(type) {
+            return (400, "reserved_type", "event types reset and close are the streams' own control events; use another name")
         }
         guard data.count <= config.maxEventBytes else {
             return (413, "payload_too_large", "event data is \(data.count) bytes; the limit is \(config.maxEventBytes)")

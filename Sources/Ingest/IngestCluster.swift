@@ -239,7 +239,7 @@ extension Ingest {
         let failure: String? = entry.slot.withUnsafeBytes { s -> String? in
             entry.type.withUnsafeBytes { t -> String? in
                 entry.data.withUnsafeBytes { d -> String? in
-                    if let (_, code, detail) = validate(slot: s, type: t, data: d) { return "\(code): \(detail)" }
+                    if let (_, code, detail) = validate(slot: s, type: t, data: d, publishing: false) { return "\(code): \(detail)" }
                     do throws(LogWriter.AppendError) {
                         try writer.append(slot: s, type: t, data: d, timeMilliseconds: entry.timeMilliseconds, seq: entry.seq)
                         return nil

@@ -11,6 +11,16 @@ public enum EventType {
         NameCharset.isValid(bytes, maxBytes: maxBytes)
     }
 
+    /// The types of a stream's own control events (`event: reset`, `event: close`): an
+    /// EventSource could not tell a published event of that type from them, so publishing one
+    /// is refused (400 `reserved_type`).
+    public static let reserved = ["reset", "close"]
+
+    /// Whether `bytes` is one of `reserved`.
+    public static func isReserved(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        reserved.contains { $0.utf8.elementsEqual(bytes) }
+    }
+
     /// Whether `s` is a valid event type.
     public static func isValid(_ s: String) -> Bool {
         NameCharset.isValid(s, maxBytes: maxBytes)

@@ -68,6 +68,10 @@ CASES = [
     Case("bad-slot-129-publish", "pub", post(f"/v1/slots/{SLOT129}/events", b"x"), 400, ("bad_slot",)),
     Case("bad-type-publish", "pub", post("/v1/slots/a/events?type=bad%20type", b"x"), 400, ("bad_type",)),
     Case("bad-type-65-publish", "pub", post("/v1/slots/a/events?type=" + "t" * 65, b"x"), 400, ("bad_type",)),
+    # `event: reset` / `event: close` are the stream's own: a published one would look like them
+    Case("reserved-type-reset-publish", "pub", post("/v1/slots/a/events?type=reset", b'{"fake":1}'), 400, ("reserved_type",)),
+    Case("reserved-type-close-batch", "pub", post("/v1/events", b'{"slot":"a","type":"close","data":"x"}\n'), 400,
+         ("reserved_type", "bad_batch")),
     Case("bad-after-history", "sub", get("/v1/slots/a/events?after=nonsense&limit=10"), 400, ("bad_id",)),
     Case("bad-after-stream", "sub", get("/v1/slots/a/stream?after=nonsense"), 400, ("bad_id",)),
     Case("bad-limit-text", "sub", get("/v1/slots/a/events?limit=abc"), 400, ("bad_limit",)),

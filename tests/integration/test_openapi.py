@@ -407,7 +407,7 @@ def test_ws_messages_match_spec(spec, gw):
             for name, h in hs.items():
                 jsonschema.Draft202012Validator(h["schema"]).validate(ws.response.headers[name])
             gw.publish("news", "ws one")
-            gw.publish("news", "typed like a control message", type="reset")
+            gw.publish("news", "typed", type="update")
             try:
                 while len(got) < 200:
                     got.append(json.loads(await asyncio.wait_for(ws.recv(), 8)))
@@ -420,7 +420,7 @@ def test_ws_messages_match_spec(spec, gw):
         message.validate(m)
     assert msgs[0]["event"] == "reset" and msgs[0]["reason"] == "epoch", msgs[0]
     assert any("id" in m for m in msgs)
-    assert any(m.get("type") == "reset" and "event" not in m for m in msgs), "an event typed reset is an event"
+    assert any(m.get("type") == "update" and "event" not in m for m in msgs), "a typed event is an event"
     assert msgs[-1] == {"event": "close", "reason": "max_lifetime"}, msgs[-1]
 
 

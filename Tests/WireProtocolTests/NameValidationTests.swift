@@ -22,3 +22,15 @@ import Testing
         #expect(!EventType.isValid("a b"))
     }
 }
+
+@Suite struct ReservedEventTypeTests {
+    @Test func resetAndCloseAreReservedOthersAreNot() {
+        func reserved(_ s: String) -> Bool { Array(s.utf8).withUnsafeBytes { EventType.isReserved($0) } }
+        #expect(reserved("reset"))
+        #expect(reserved("close"))
+        #expect(!reserved("message"))
+        #expect(!reserved("Reset"))       // types are case-sensitive, as SSE event names are
+        #expect(!reserved("resets"))
+        #expect(!reserved("clos"))
+    }
+}

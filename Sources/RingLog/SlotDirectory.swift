@@ -29,19 +29,33 @@ struct SlotDirectory {
 
     // MARK: Reader side
 
-    /// Reads entry `index` under its seqlock; nil when it stayed torn for `readRetriesMax` tries
-    /// or holds an impossible name length. `nameMatches` is set when `name` is given and equal.
-    func snapshotAcquire(_ index: Int, name: UnsafeRawBufferPointer?, nameMatches: inout Bool) -> Snapshot? {
+    /// `read(entry)` under entry `index`'s seqlock: retried while a write is in progress or
+    /// happened meanwhile; nil when it stayed torn for `readRetriesMax` tries or `read` gave nil.
+    @inline(__always)
+    private func readConsistent<T>(_ index: Int, _ read: (UnsafeMutableRawPointer) -> T?) -> T? {
         let entry = region.directoryEntry(index)
         for _ in 0..<D.readRetriesMax {
             let before = rg_load_acquire_u32(entry + D.seqlockOffset)
             if before & 1 != 0 { continue }
-            let snapshot = Snapshot(
-                generation: entry.loadU32(D.generationOffset),
-                state: entry.loadU32(D.stateOffset),
-                newestPosition: entry.loadU64(D.newestPositionOffset),
-                newestSeq: entry.loadU64(D.newestSeqOffset),
-                count: entry.loadU64(D.countOffset))
+            let value = read(entry)
+            rg_fence_acquire()
+            if before == rg_load_acquire_u32(entry + D.seqlockOffset) { return value }
+        }
+        return nil
+    }
+
+    private static func snapshot(_ entry: UnsafeMutableRawPointer) -> Snapshot {
+        Snapshot(generation: entry.loadU32(D.generationOffset),
+                 state: entry.loadU32(D.stateOffset),
+                 newestPosition: entry.loadU64(D.newestPositionOffset),
+                 newestSeq: entry.loadU64(D.newestSeqOffset),
+                 count: entry.loadU64(D.countOffset))
+    }
+
+    /// Reads entry `index` under its seqlock; nil when it stayed torn for `readRetriesMax` tries
+    /// or holds an impossible name length. `nameMatches` is set when `name` is given and equal.
+    func snapshotAcquire(_ index: Int, name: UnsafeRawBufferPointer?, nameMatches: inout Bool) -> Snapshot? {
+        let read: (Snapshot, Bool)? = readConsistent(index) { entry in
             var matches = false
             if let name {
                 let nameLength = Int(entry.loadU32(D.nameLengthOffset))
@@ -49,37 +63,24 @@ struct SlotDirectory {
                     matches = memcmp(entry + D.nameOffset, name.baseAddress!, nameLength) == 0
                 }
             }
-            rg_fence_acquire()
-            let after = rg_load_acquire_u32(entry + D.seqlockOffset)
-            if before == after {
-                nameMatches = matches
-                return snapshot
-            }
+            return (Self.snapshot(entry), matches)
         }
-        return nil
+        guard let read else { return nil }
+        nameMatches = read.1
+        return read.0
     }
 
     /// Entry `index`'s name with its snapshot, both read under one seqlock pass; nil when the
     /// entry stayed torn, is not live, or holds an impossible name length.
     func nameAcquire(_ index: Int) -> (name: [UInt8], snapshot: Snapshot)? {
-        let entry = region.directoryEntry(index)
-        for _ in 0..<D.readRetriesMax {
-            let before = rg_load_acquire_u32(entry + D.seqlockOffset)
-            if before & 1 != 0 { continue }
-            let snapshot = Snapshot(
-                generation: entry.loadU32(D.generationOffset),
-                state: entry.loadU32(D.stateOffset),
-                newestPosition: entry.loadU64(D.newestPositionOffset),
-                newestSeq: entry.loadU64(D.newestSeqOffset),
-                count: entry.loadU64(D.countOffset))
+        let read: (name: [UInt8], snapshot: Snapshot)?? = readConsistent(index) { entry in
             let length = Int(entry.loadU32(D.nameLengthOffset))
-            guard length >= 1, length <= LogDescriptor.Record.maxNameBytes else { return nil }
-            let name = [UInt8](UnsafeRawBufferPointer(start: entry + D.nameOffset, count: length))
-            rg_fence_acquire()
-            let after = rg_load_acquire_u32(entry + D.seqlockOffset)
-            if before == after { return snapshot.state == D.stateLive ? (name, snapshot) : nil }
+            // An impossible length is read as "nothing" (retrying would not change it).
+            guard length >= 1, length <= LogDescriptor.Record.maxNameBytes else { return .some(nil) }
+            return .some(([UInt8](UnsafeRawBufferPointer(start: entry + D.nameOffset, count: length)), Self.snapshot(entry)))
         }
-        return nil
+        guard let found = read ?? nil, found.snapshot.state == D.stateLive else { return nil }
+        return found
     }
 
     /// Probes for `name`. nil when absent (or when an entry on the way stayed torn).

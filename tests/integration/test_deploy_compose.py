@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 import rgtest
+from deploytest import check_config, ms, settings
 from test_deploy_image import parse_dockerfile
 
 REPO = rgtest.REPO
@@ -126,26 +127,8 @@ def volume_mounts(service: dict) -> list[dict]:
     return out
 
 
-def check_config(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    binary = rgtest.binary_path()
-    if not binary.is_file():
-        pytest.skip(f"no ringgate binary at {binary}")
-    assert argv[0] == "ringgate", argv
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RINGGATE_")}
-    return subprocess.run([str(binary), *argv[1:], "--check-config"], env={**clean, **env}, cwd=cwd,
-                          capture_output=True, text=True, timeout=30)
 
 
-def settings(r: subprocess.CompletedProcess) -> dict[str, str]:
-    assert r.returncode == 0, f"ringgate serve --check-config exited {r.returncode}:\n{r.stdout}{r.stderr}"
-    out = {}
-    for line in r.stdout.splitlines():
-        if line.startswith("--"):
-            flag, _, value = line.partition(" ")
-            out[flag] = value
-        elif line == "publish token: set":
-            out["publish-token"] = "set"
-    return out
 
 
 def gateway_run(service: dict, runtime) -> tuple[list[str], dict[str, str]]:
@@ -166,10 +149,6 @@ def resolved(compose, runtime, tmp_path_factory) -> dict[str, dict[str, str]]:
             for name in GATEWAYS}
 
 
-def ms(value: str) -> float:
-    m = re.fullmatch(r"(\d+)ms", value)
-    assert m, value
-    return int(m.group(1)) / 1000
 
 
 def free_port() -> int:

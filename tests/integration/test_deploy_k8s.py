@@ -12,7 +12,6 @@ resolves. Static checks: skipped in the epoll pass of make test."""
 from __future__ import annotations
 
 import copy
-import os
 import re
 import shutil
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 import yaml
 
 import rgtest
+from deploytest import check_config, ms, settings
 from test_deploy_image import parse_dockerfile
 
 REPO = rgtest.REPO
@@ -197,32 +197,10 @@ def container_env(docs, runtime) -> dict[str, str]:
     return env
 
 
-def check_config(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    binary = rgtest.binary_path()
-    if not binary.is_file():
-        pytest.skip(f"no ringgate binary at {binary}")
-    assert argv[0] == "ringgate", argv      # /usr/local/bin/ringgate in the image
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RINGGATE_")}
-    return subprocess.run([str(binary), *argv[1:], "--check-config"], env={**clean, **env}, cwd=cwd,
-                          capture_output=True, text=True, timeout=30)
 
 
-def settings(r: subprocess.CompletedProcess) -> dict[str, str]:
-    assert r.returncode == 0, f"ringgate serve --check-config exited {r.returncode}:\n{r.stdout}{r.stderr}"
-    out = {}
-    for line in r.stdout.splitlines():
-        if line.startswith("--"):
-            flag, _, value = line.partition(" ")
-            out[flag] = value
-        elif line == "publish token: set":
-            out["publish-token"] = "set"
-    return out
 
 
-def ms(value: str) -> float:
-    m = re.fullmatch(r"(\d+)ms", value)
-    assert m, value
-    return int(m.group(1)) / 1000
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,9 @@ let package = Package(
         .target(name: "RingLog", dependencies: ["CRinggateSys"]),
         .target(name: "WireProtocol", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "StreamPolicy", dependencies: ["RingLog"]),
+        // Subscriber authorization: JWT verification (swift-crypto signatures), slot patterns.
+        .target(name: "Auth", dependencies: [.product(name: "Crypto", package: "swift-crypto"),
+                                             .product(name: "_CryptoExtras", package: "swift-crypto")]),
         // The kernel seam: what a loop asks of the kernel, on io_uring or epoll.
         .target(name: "IO", dependencies: ["CRinggateSys"]),
         // The deterministic fake kernel of the simulation tests (never linked into ringgate).
@@ -48,7 +51,7 @@ let package = Package(
         ),
         .target(
             name: "Worker",
-            dependencies: ["HTTPServer", "RoleSupport", "GatewayCore", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
+            dependencies: ["Auth", "HTTPServer", "RoleSupport", "GatewayCore", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
                            .product(name: "Logging", package: "swift-log")],
             // Served from the binary: the status page (GET /) and the API description
             // (GET /openapi.yaml; Resources/openapi.yaml links to the repository's openapi.yaml).
@@ -65,7 +68,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ringgate",
-            dependencies: ["Supervisor", "Worker", "Ingest", "GatewayCore", "Upstream", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
+            dependencies: ["Auth", "Supervisor", "Worker", "Ingest", "GatewayCore", "Upstream", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),
@@ -82,6 +85,8 @@ let package = Package(
         .executableTarget(name: "ringgate-wsecho", dependencies: ["WireProtocol"]),
         .testTarget(name: "RingLogTests", dependencies: ["RingLog", "CRinggateSys"]),
         .testTarget(name: "WireProtocolTests", dependencies: ["WireProtocol"]),
+        .testTarget(name: "AuthTests", dependencies: ["Auth", .product(name: "Crypto", package: "swift-crypto"),
+                                                     .product(name: "_CryptoExtras", package: "swift-crypto")]),
         .testTarget(name: "StreamPolicyTests", dependencies: ["StreamPolicy", "RingLog"]),
         // READER: the worker's pure parts (the history body over a heap log), without sockets.
         .testTarget(name: "WorkerTests", dependencies: ["Worker", "RingLog", "WireProtocol"]),

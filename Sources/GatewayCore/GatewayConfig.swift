@@ -103,6 +103,21 @@ public struct GatewayConfig: Sendable, Equatable {
     public var statusPage = true
     /// Stats streams one worker serves at once (the page's viewers); over it: 503.
     public static let maxStatusStreamsPerWorker = 64
+    // MARK: AUTH (issue 14)
+    /// `--subscribe-auth`: whether stream, WebSocket and history requests need a JWT.
+    public var subscribeAuth = SubscribeAuthMode.none
+    /// Key files (paths only: each process reads them; the bytes never travel in argv).
+    public var jwtHS256SecretFile: String? = nil
+    public var jwtPublicKeyFile: String? = nil
+    public var jwksFile: String? = nil
+    /// `--jwt-algorithms` as given (`HS256,ES256`); nil = the algorithms of the configured keys.
+    public var jwtAlgorithms: String? = nil
+    public var jwtAudience: String? = nil
+    public var jwtIssuer: String? = nil
+    /// `--jwt-cookie NAME`: the cookie a token may also come in.
+    public var jwtCookie: String? = nil
+    /// Clock skew allowed on `exp`, `nbf` and `iat`.
+    public var jwtLeewayNanoseconds: UInt64 = 30_000_000_000
 
     public init() {}
 
@@ -113,6 +128,12 @@ public struct GatewayConfig: Sendable, Equatable {
     public var admissionTableEntries: Int { min(1 << 20, max(1024, 2 * maxSlots)) }
 
     public var logPath: String { dataDir.hasSuffix("/") ? dataDir + "ring.log" : dataDir + "/ring.log" }
+}
+
+// MARK: AUTH (issue 14)
+/// `--subscribe-auth`: none (anyone may subscribe) or jwt (a signed token naming the slot).
+public enum SubscribeAuthMode: String, Sendable, Equatable, CaseIterable {
+    case none, jwt
 }
 
 // MARK: LOG

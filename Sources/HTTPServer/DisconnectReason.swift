@@ -12,6 +12,8 @@ public enum DisconnectReason: String, CaseIterable, Sendable {
     case shutdown = "shutdown"
     case overCapacity = "over_capacity"
     case protocolError = "protocol_error"
+    /// The stream's token expired (`--subscribe-auth jwt`): the client reconnects with a new one.
+    case tokenExpired = "token_expired"
     /// A plain HTTP exchange that ended normally (Connection: close, idle keep-alive): not counted.
     case completed = "completed"
 
@@ -27,6 +29,7 @@ public enum DisconnectReason: String, CaseIterable, Sendable {
         case .shutdown: .disconnectShutdown
         case .overCapacity: .disconnectOverCapacity
         case .protocolError: .disconnectProtocolError
+        case .tokenExpired: .disconnectTokenExpired
         case .completed: nil
         }
     }

@@ -114,6 +114,12 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case resetsGap                     // W: `reset` reason gap sent
     case upstreamReinitializations     // S: the log re-made for a new cluster epoch or a diverged history
     case drainingSinceNanoseconds      // S gauge: monotonic clock of the SIGTERM that began the drain, 0 while serving
+    // MARK: AUTH (issue 14): subscriber requests refused by --subscribe-auth jwt, by reason.
+    case authFailuresMissing           // W: no token
+    case authFailuresInvalid           // W: malformed, bad signature, alg, aud, iss, nbf, iat
+    case authFailuresExpired           // W: exp (+ leeway) past at admission
+    case authFailuresForbidden         // W: valid token, slot not in its `slots`
+    case disconnectTokenExpired        // W: streams closed when their token expired
 }
 
 extension LogCounter {

@@ -17,6 +17,10 @@ public enum WebSocketCloseCode {
     /// An unexpected condition on the server.
     public static let internalError: UInt16 = 1011
 
+    /// The stream's token expired (private-use range 4000-4999, RFC 6455 §7.4.2): unlike
+    /// 1008, it tells a client to fetch a fresh token and reconnect, not to give up.
+    public static let tokenExpired: UInt16 = 4001
+
     /// The largest close reason in bytes: a control payload is at most 125 bytes, 2 of them the code.
     public static let maxReasonBytes = 123
 

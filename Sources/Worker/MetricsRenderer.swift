@@ -52,6 +52,8 @@ struct MetricsRenderer {
             ("protocol_error", .disconnectProtocolError),
             // MARK: HTTP review (issue 10 follow-up)
             ("body_timeout", .disconnectBodyTimeout),
+            // MARK: AUTH (issue 14)
+            ("token_expired", .disconnectTokenExpired),
         ]
         for (reason, counter) in reasons {
             out += "ringgate_disconnects_total{reason=\"\(reason)\"} \(sum(counter))\n"
@@ -92,6 +94,12 @@ struct MetricsRenderer {
         family("origin_rejected_total", "counter", "Requests from origins not in --cors-origins (answered without CORS headers; preflights refused) and WebSocket handshakes refused by --ws-origins.")
         out += "ringgate_origin_rejected_total{check=\"cors\"} \(sum(.originRejectedCORS))\n"
         out += "ringgate_origin_rejected_total{check=\"websocket\"} \(sum(.originRejectedWebSocket))\n"
+        // MARK: AUTH (issue 14)
+        family("auth_failures_total", "counter", "Subscriber requests refused by --subscribe-auth jwt: no token (missing), a bad one (invalid), an expired one, a slot the token does not name (forbidden).")
+        for (reason, counter) in [("missing", LogCounter.authFailuresMissing), ("invalid", .authFailuresInvalid),
+                                  ("expired", .authFailuresExpired), ("forbidden", .authFailuresForbidden)] {
+            out += "ringgate_auth_failures_total{reason=\"\(reason)\"} \(sum(counter))\n"
+        }
         family("connections_catching_up", "gauge", "Subscribers reading from their cursor instead of the live fan-out.")
         out += "ringgate_connections_catching_up \(gauge(.connectionsCatchingUp))\n"
         family("pending_send_bytes", "gauge", "Bytes written to send buffers and not yet sent.")

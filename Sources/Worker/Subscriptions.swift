@@ -22,6 +22,9 @@ struct Subscriber {
     /// Log gaps (seqs this host will never hold) up to this seq were reported to it (or are
     /// behind a reset that started it over); its cursor's seq covers the rest.
     var gapsReportedThrough: UInt64 = 0
+    // MARK: AUTH (issue 14)
+    /// Monotonic time its token expires (exp + leeway); 0 = no token (auth off).
+    var tokenExpiresAtNanoseconds: UInt64 = 0
 
     /// Counted in `connections_catching_up`.
     var catchingUp: Bool { active && cursor.mode == .catchingUp }

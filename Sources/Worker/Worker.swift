@@ -1,3 +1,4 @@
+import Auth
 import CRinggateSys
 import HTTPServer
 import GatewayCore
@@ -70,6 +71,9 @@ public final class Worker: HTTPEngineDelegate {
     var statusStreams: [Int32] = []
     var lastStatusFrame: UInt64 = 0
     let status: StatusSnapshot
+    // MARK: AUTH (issue 14)
+    /// `--subscribe-auth jwt`: the token verifier; nil = anyone may subscribe.
+    let verifier: JWTVerifier?
 
     /// A worker on the log, listener and wake descriptor the supervisor handed down.
     public convenience init(config: GatewayConfig, index: Int, descriptors: Descriptors, logger: Logger) throws {
@@ -102,6 +106,11 @@ public final class Worker: HTTPEngineDelegate {
         self.region = region
         self.admission = admission
         cors = CORSPolicy(origins: config.corsOrigins)
+        do {
+            verifier = try config.subscriberVerifier()
+        } catch {
+            throw RoleStartError(error.description)
+        }
         reader = LogReader(region: region)
         counters = RoleLog.counters(region: region, process: ProcessBlock.worker(index))
         status = StatusSnapshot(region: region, workers: config.workers, ioBackend: io.kind.rawValue,
@@ -269,9 +278,11 @@ public final class Worker: HTTPEngineDelegate {
         case .openAPI:
             serveOpenAPI(conn, request)
         case .history(let slot):
+            guard authorize(conn, request, slot: slot) != nil else { return }
             history(conn, request, slot: slot)
         case .stream(let slot):
-            subscribe(conn, request, slot: slot, transport: .sse)
+            guard let expires = authorize(conn, request, slot: slot) else { return }
+            subscribe(conn, request, slot: slot, transport: .sse, tokenExpiresAtNanoseconds: expires)
         case .webSocket(let slot):
             // Browsers always send Origin on a handshake; other clients may send anything, so
             // a handshake without one is not a browser's and is let through.
@@ -281,7 +292,8 @@ public final class Worker: HTTPEngineDelegate {
                                     detail: "WebSocket handshakes from origin \(origin) are not allowed (--ws-origins)")
                 return
             }
-            subscribe(conn, request, slot: slot, transport: .webSocket)
+            guard let expires = authorize(conn, request, slot: slot) else { return }
+            subscribe(conn, request, slot: slot, transport: .webSocket, tokenExpiresAtNanoseconds: expires)
         case .options(let allow):
             preflight(conn, request, origin: origin, allow: allow)
         case .badSlot:

@@ -11,6 +11,7 @@ extension Worker {
 
     func serveStatusPage(_ conn: Int32, _ request: HTTPRequest) {
         guard config.statusPage else { return notFound(conn, request) }
+        guard authorize(conn, request, slot: nil) != nil else { return }
         serveStatic(conn, request, contentType: "text/html; charset=utf-8", body: StaticAssets.statusPage,
                     extraHeaders: [("Cache-Control", "no-cache"),
                                    // Everything the page needs comes from this host: nothing external may load.
@@ -38,6 +39,8 @@ extension Worker {
     /// A stats stream: the first frame at once, then one a second from `sendStatusFrames`.
     func subscribeStatus(_ conn: Int32, _ request: HTTPRequest) {
         guard config.statusPage else { return notFound(conn, request) }
+        // Authorized once, like the page; the stream does not end at the token's exp.
+        guard authorize(conn, request, slot: nil) != nil else { return }
         guard statusStreams.count < GatewayConfig.maxStatusStreamsPerWorker else {
             engine.respondError(conn, status: 503, error: "over_capacity",
                                 detail: "this worker serves \(GatewayConfig.maxStatusStreamsPerWorker) status streams already",

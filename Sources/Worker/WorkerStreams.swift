@@ -9,7 +9,8 @@ import WireProtocol
 
 /// Subscribing, the live fan-out and catch-up, for both transports (SSE and WebSocket).
 extension Worker {
-    func subscribe(_ connection: Int32, _ request: HTTPRequest, slot: String, transport: Subscriber.Transport) {
+    func subscribe(_ connection: Int32, _ request: HTTPRequest, slot: String, transport: Subscriber.Transport,
+                   tokenExpiresAtNanoseconds: UInt64 = 0) {
         let resumeRaw = request.header("Last-Event-ID") ?? request.queryValue("after") ?? request.queryValue("lastEventId")
         var resume: EventID? = nil
         if let resumeRaw, !resumeRaw.isEmpty {
@@ -91,6 +92,7 @@ extension Worker {
         s.pointee.active = true
         s.pointee.transport = transport
         s.pointee.localSlot = slots.acquire(name: slotName)
+        s.pointee.tokenExpiresAtNanoseconds = tokenExpiresAtNanoseconds
         if admissionEntry >= 0 {
             s.pointee.admissionEntry = admissionEntry
             admission?.add(worker: index, entry: Int(admissionEntry), 1)
@@ -371,7 +373,11 @@ extension Worker {
         } else {
             writeControl(connection, WebSocketMessageEncoder.closeNoticeFrame(reason: reason.rawValue, retryMilliseconds: retryMilliseconds),
                          final: true)
-            let code: UInt16 = reason == .slowConsumer ? WebSocketCloseCode.policyViolation : WebSocketCloseCode.goingAway
+            let code: UInt16 = switch reason {
+            case .slowConsumer: WebSocketCloseCode.policyViolation
+            case .tokenExpired: WebSocketCloseCode.tokenExpired
+            default: WebSocketCloseCode.goingAway
+            }
             writeControl(connection, WebSocketFrameEncoder.closeFrame(code: code, reason: reason.rawValue), final: true)
         }
         engine.closeAfterFlush(connection, reason: reason)
@@ -384,6 +390,11 @@ extension Worker {
         engine.forEachStream { connection in
             let s = subscribers + Int(connection)
             guard s.pointee.active, !s.pointee.cursor.closing else { return }
+            // MARK: AUTH (issue 14): checked every scan (250ms), so a stream ends within that of exp + leeway.
+            if s.pointee.tokenExpiresAtNanoseconds != 0 && now >= s.pointee.tokenExpiresAtNanoseconds {
+                closeStream(connection, reason: .tokenExpired)
+                return
+            }
             switch s.pointee.cursor.tick(nowNanoseconds: now, heartbeatNanoseconds: interval) {
             case .none:
                 return

@@ -1,10 +1,12 @@
 import ArgumentParser
+import Auth
 import GatewayCore
 import IO
 import StreamPolicy
 import Glibc
 import Upstream
 import WireProtocol
+import Worker
 
 /// The `serve` flags. Each falls back to a `RINGGATE_*` environment variable, then to the
 /// default in the README; the same flags are handed to every child process.
@@ -61,6 +63,16 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("drain-spread"), help: "Closing streams get a retry: drawn from 0 to this, spreading their reconnects, 0 = none (default 5s).") var drainSpread: String?
     // MARK: STATUS PAGE (issue 14)
     @Option(name: .customLong("status-page"), help: "Serve the live status page at / and its stats stream: true or false (default true).") var statusPage: String?
+    // MARK: AUTH (issue 14)
+    @Option(name: .customLong("subscribe-auth"), help: "Subscriber authorization: none or jwt (default none).") var subscribeAuth: String?
+    @Option(name: .customLong("jwt-hs256-secret-file"), help: "File holding the HS256 secret (at least 32 bytes).") var jwtHS256SecretFile: String?
+    @Option(name: .customLong("jwt-public-key-file"), help: "PEM public key: RSA (RS256) or P-256 (ES256).") var jwtPublicKeyFile: String?
+    @Option(name: .customLong("jwks-file"), help: "JWKS JSON file (RSA, EC P-256, oct keys; kid selects one).") var jwksFile: String?
+    @Option(name: .customLong("jwt-algorithms"), help: "Allowed algorithms, e.g. RS256,ES256 (default: those of the configured keys).") var jwtAlgorithms: String?
+    @Option(name: .customLong("jwt-audience"), help: "Required aud claim (default: not checked).") var jwtAudience: String?
+    @Option(name: .customLong("jwt-issuer"), help: "Required iss claim (default: not checked).") var jwtIssuer: String?
+    @Option(name: .customLong("jwt-cookie"), help: "Cookie a token may come in (default: none).") var jwtCookie: String?
+    @Option(name: .customLong("jwt-leeway"), help: "Clock skew allowed on exp, nbf, iat (default 30s).") var jwtLeeway: String?
     // MARK: IO (issue 11)
     @Option(help: "Kernel interface: auto, io_uring or epoll (default auto: io_uring, epoll where it is blocked).") var io: String?
 
@@ -243,6 +255,37 @@ struct ServeOptions: ParsableArguments {
             default: throw fail("status-page", v, "expected true or false")
             }
         }
+        // MARK: AUTH (issue 14)
+        if let v = pick(subscribeAuth, "SUBSCRIBE_AUTH") {
+            guard let mode = SubscribeAuthMode(rawValue: v) else { throw fail("subscribe-auth", v, "expected none or jwt") }
+            c.subscribeAuth = mode
+        }
+        c.jwtHS256SecretFile = pick(jwtHS256SecretFile, "JWT_HS256_SECRET_FILE")
+        c.jwtPublicKeyFile = pick(jwtPublicKeyFile, "JWT_PUBLIC_KEY_FILE")
+        c.jwksFile = pick(jwksFile, "JWKS_FILE")
+        c.jwtAlgorithms = pick(jwtAlgorithms, "JWT_ALGORITHMS")
+        c.jwtAudience = pick(jwtAudience, "JWT_AUDIENCE")
+        c.jwtIssuer = pick(jwtIssuer, "JWT_ISSUER")
+        c.jwtCookie = pick(jwtCookie, "JWT_COOKIE")
+        if let v = pick(jwtLeeway, "JWT_LEEWAY") {
+            if v == "0" {
+                c.jwtLeewayNanoseconds = 0
+            } else {
+                guard let n = DurationParser.parseNanoseconds(v), n <= 3_600_000_000_000 else {
+                    throw fail("jwt-leeway", v, "expected 0 or a duration up to 1h, like 30s")
+                }
+                c.jwtLeewayNanoseconds = n
+            }
+        }
+        if let name = c.jwtCookie, name.isEmpty || name.contains(where: { ";=, \t\"".contains($0) }) {
+            throw fail("jwt-cookie", name, "not a cookie name")
+        }
+        if c.subscribeAuth == .jwt {
+            // Read the keys now, so a bad file is a usage error (exit 64) before anything starts.
+            do { _ = try c.subscriberVerifier() } catch { throw ValidationError(error.description) }
+        } else if c.jwtHS256SecretFile != nil || c.jwtPublicKeyFile != nil || c.jwksFile != nil {
+            throw ValidationError("JWT keys are configured but --subscribe-auth is none: add --subscribe-auth jwt, or drop the --jwt-*/--jwks-file flags")
+        }
         // A budget below one body would answer every such upload 503 Retry-After forever,
         // which looks like a temporary overload; say so at start-up instead.
         let largestBodyBytes = max(c.maxEventBytes, c.maxBatchBytes)
@@ -310,6 +353,16 @@ struct ServeOptions: ParsableArguments {
         a += ["--drain-delay", "\(c.drainDelayNanoseconds / 1_000_000)ms", "--drain-spread", "\(c.drainSpreadNanoseconds / 1_000_000)ms"]
         // MARK: STATUS PAGE (issue 14)
         a += ["--status-page", c.statusPage ? "true" : "false"]
+        // MARK: AUTH (issue 14): file paths only; each child reads the keys itself.
+        if c.subscribeAuth == .jwt {
+            a += ["--subscribe-auth", "jwt", "--jwt-leeway", "\(c.jwtLeewayNanoseconds / 1_000_000)ms"]
+            let optional: [(String, String?)] = [
+                ("--jwt-hs256-secret-file", c.jwtHS256SecretFile), ("--jwt-public-key-file", c.jwtPublicKeyFile),
+                ("--jwks-file", c.jwksFile), ("--jwt-algorithms", c.jwtAlgorithms), ("--jwt-audience", c.jwtAudience),
+                ("--jwt-issuer", c.jwtIssuer), ("--jwt-cookie", c.jwtCookie),
+            ]
+            for (flag, value) in optional { if let value { a += [flag, value] } }
+        }
         // MARK: LOG
         a += ["--fsync", c.fsync.rawValue, "--fsync-interval", "\(c.fsyncIntervalNanoseconds / 1_000_000)ms"]
         if c.ephemeral { a.append("--ephemeral") }

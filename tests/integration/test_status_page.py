@@ -51,7 +51,7 @@ def test_page_is_self_contained_html(gateway):
     # nothing fetched from outside: no absolute URL in any src/href, no @import, no CDN
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page, re.I), "the page loads something external"
     assert "@import" not in page and "cdn" not in page.lower()
-    assert 'new EventSource("v1/status/stream")' in page
+    assert 'new EventSource(withToken("v1/status/stream"))' in page
     head = httpx.head(gw.sub_url + "/", timeout=5, trust_env=False)
     assert head.status_code == 200 and head.headers["content-length"] == str(len(r.content)) and head.content == b""
 
@@ -180,3 +180,28 @@ def test_page_renders_live_numbers_and_tails_a_slot_in_chromium(gateway, browser
     shot = ARTIFACTS / f"status-page-{os.environ.get('RINGGATE_TEST_IO', 'io')}.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000, shot
     print(f"screenshot: {shot} ({shot.stat().st_size} bytes)")
+
+
+def test_with_jwt_auth_the_page_and_its_stream_need_a_token_for_every_slot(gateway, tmp_path):
+    jwt = pytest.importorskip("jwt")
+    secret = "s" * 40
+    (tmp_path / "secret").write_text(secret)
+    gw = gateway("--subscribe-auth", "jwt", "--jwt-hs256-secret-file", str(tmp_path / "secret"), workers=1)
+
+    def token(slots):
+        return jwt.encode({"exp": int(time.time()) + 60, "slots": slots}, secret, algorithm="HS256")
+
+    for path in ("/", "/v1/status/stream"):
+        r = httpx.get(gw.sub_url + path, timeout=5, trust_env=False)
+        assert r.status_code == 401 and r.json()["error"] == "unauthorized", (path, r.status_code)
+        r = httpx.get(gw.sub_url + path, params={"token": token(["news", "news.*"])}, timeout=5, trust_env=False)
+        assert r.status_code == 403 and r.json()["error"] == "forbidden", (path, r.status_code, r.text)
+    every = token(["*"])
+    r = httpx.get(gw.sub_url + "/", params={"token": every}, timeout=5, trust_env=False)
+    assert r.status_code == 200 and "withToken" in r.text
+    with SSEStream(gw.sub_port, f"/v1/status/stream?token={every}", timeout=5) as s:
+        assert s.status == 200
+        frame, = stats_frames(s, 1, 3)
+        jsonschema.Draft202012Validator(frame_schema()).validate(frame)
+    with SSEStream(gw.sub_port, "/v1/status/stream", {"Authorization": f"Bearer {every}"}, timeout=5) as s:
+        assert s.status == 200

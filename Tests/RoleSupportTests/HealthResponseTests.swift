@@ -11,10 +11,10 @@ import WireProtocol
         #expect(text.hasPrefix("HTTP/1.1 200 "))
         #expect(text.hasSuffix("\r\n\r\n{\"status\":\"ok\"}"))
         #expect(text.contains("Content-Length: 15\r\n"))
-        // HEAD: the status and headers alone, as the worker always answered it (an empty body,
-        // so Content-Length 0), never the body bytes, which would break keep-alive framing.
+        // HEAD: the GET's status and headers, its Content-Length included (RFC 9110 §9.3.2),
+        // never the body bytes, which would break keep-alive framing.
         let headText = String(decoding: head, as: UTF8.self)
         #expect(headText.hasPrefix("HTTP/1.1 200 "))
-        #expect(headText.hasSuffix("Content-Length: 0\r\nConnection: keep-alive\r\n\r\n"))
+        #expect(headText.hasSuffix("Content-Length: 15\r\nConnection: keep-alive\r\n\r\n"))
     }
 }

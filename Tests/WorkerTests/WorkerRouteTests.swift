@@ -34,11 +34,21 @@ import WireProtocol
         #expect(route(.get, "/v1/slots/news") == .notFound)
         #expect(route(.get, "/v1/slots/") == .notFound)
         #expect(route(.get, "/v1/slotsx/news/events") == .notFound)
-        #expect(route(.get, "/") == .notFound)
+        #expect(route(.get, "/index.html") == .notFound)
+        #expect(route(.get, "/v1/status") == .notFound)
         // An unknown leaf is not found whatever the method; a bad slot only after the method.
         #expect(route(.post, "/v1/slots/a/b/events") == .methodNotAllowed(allow: WorkerRoute.readAllow))
         #expect(route(.get, "/v1/slots/\(String(repeating: "x", count: 129))/events")
             == .badSlot(String(repeating: "x", count: 129)))
+    }
+
+    @Test func statusPageStatsStreamAndOpenAPIRoutes() {
+        #expect(route(.get, "/") == .statusPage)
+        #expect(route(.head, "/") == .statusPage)
+        #expect(route(.get, "/v1/status/stream") == .statusStream)
+        #expect(route(.get, "/openapi.yaml") == .openAPI)
+        #expect(route(.post, "/") == .methodNotAllowed(allow: WorkerRoute.readAllow))
+        #expect(route(.options, "/v1/status/stream") == .options(allow: WorkerRoute.readAllow))
     }
 
     @Test func corsCountingSkipsWebSocketAndUnknownRoutes() {

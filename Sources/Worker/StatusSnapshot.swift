@@ -64,6 +64,7 @@ struct StatusSnapshot {
             ("body_timeout", sum(.disconnectBodyTimeout)), ("max_lifetime", sum(.disconnectMaxLifetime)),
             ("peer_closed", sum(.disconnectPeerClosed)), ("shutdown", sum(.disconnectShutdown)),
             ("over_capacity", sum(.disconnectOverCapacity)), ("protocol_error", sum(.disconnectProtocolError)),
+            ("token_expired", sum(.disconnectTokenExpired)),
         ])
         var resets: [(String, UInt64)] = [("lapped", sum(.resetsLapped)), ("epoch", sum(.resetsEpoch)),
                                           ("damaged", sum(.resetsDamaged))]
@@ -115,14 +116,12 @@ struct StatusSnapshot {
             }
             w.appendRaw(",\"pid\":")
             w.appendInt(pid)
+            // Another process may have stamped after `nowNanoseconds` was read: age 0, not negative.
+            let age = beat == 0 ? nil : (beat > nowNanoseconds ? 0 : nowNanoseconds - beat)
             w.appendRaw(",\"loop_age_ms\":")
-            if beat == 0 || beat > nowNanoseconds {
-                w.appendNull()
-            } else {
-                w.appendInt((nowNanoseconds - beat) / 1_000_000)
-            }
+            if let age { w.appendInt(age / 1_000_000) } else { w.appendNull() }
             w.appendRaw(",\"turning\":")
-            w.appendBool(role == "supervisor" || (beat != 0 && nowNanoseconds &- beat < Self.staleNanoseconds))
+            w.appendBool(role == "supervisor" || (age.map { $0 < Self.staleNanoseconds } ?? false))
             w.appendRaw("}")
         }
         w.appendRaw("]}")

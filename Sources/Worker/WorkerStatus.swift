@@ -69,7 +69,8 @@ extension Worker {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         let wall = UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
-        let json = status.json(nowNanoseconds: engine.nowNanoseconds, wallMilliseconds: wall)
+        // The clock now, not the turn's cached one: the other processes' stamps are compared to it.
+        let json = status.json(nowNanoseconds: engine.io.now(), wallMilliseconds: wall)
         return SSEEvent.frame(type: "stats", json: json)
     }
 

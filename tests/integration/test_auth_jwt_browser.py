@@ -6,17 +6,15 @@ page with `?token=` likewise ends with close code 4001 at expiry. A same-origin 
 status page) is authorized by the `--jwt-cookie` cookie alone."""
 from __future__ import annotations
 
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from rgtest import wait_until
 
-jwt = pytest.importorskip("jwt")
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
+import jwt
+
+from browsertest import browser, serve_page  # noqa: F401  (fixture)
 
 SECRET = "browser-test-secret-" + "x" * 24
 
@@ -51,45 +49,11 @@ window.openSocket = function (url) {
 </script></body></html>"""
 
 
-class PageHandler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def page_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), PageHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/page.html"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-@pytest.fixture
-def browser():
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-proxy-server",
-                "--disable-gpu", "--no-first-run", "--disable-extensions"]:
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=opts)
-    try:
-        driver.set_page_load_timeout(15)
-        driver.set_script_timeout(10)
-        yield driver
-    finally:
-        driver.quit()
+    """The test page on its own loopback port: another origin than the gateway's."""
+    with serve_page(PAGE) as url:
+        yield url
 
 
 def token(slots, seconds: float) -> str:

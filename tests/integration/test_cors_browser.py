@@ -4,18 +4,13 @@ history, with and without a preflight; with `--cors-origins` naming some other o
 browser refuses both. Headless Debian Chromium through selenium; bounded, always quit."""
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from rgtest import wait_until
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
+from browsertest import browser, serve_page  # noqa: F401  (fixture)
 
-CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROMIUM = "/usr/bin/chromium"
 
 PAGE = b"""<!doctype html><html><head><meta charset="utf-8"><title>cross-origin page</title></head>
 <body><script>
@@ -43,46 +38,11 @@ window.fetchJSON = function (url, headers, done) {
 </script></body></html>"""
 
 
-class PageHandler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def page_url():
-    """The test page on its own loopback port: an origin other than the gateway's."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), PageHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/page.html"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-@pytest.fixture
-def browser():
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-proxy-server",
-                "--disable-gpu", "--no-first-run", "--disable-extensions"]:
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    try:
-        driver.set_page_load_timeout(15)
-        driver.set_script_timeout(10)
-        yield driver
-    finally:
-        driver.quit()
+    """The test page on its own loopback port: another origin than the gateway's."""
+    with serve_page(PAGE) as url:
+        yield url
 
 
 def fetch_json(driver, url: str, headers: dict[str, str] | None = None) -> dict:

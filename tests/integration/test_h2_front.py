@@ -26,7 +26,6 @@ import signal
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -34,11 +33,10 @@ import pytest
 
 import rgtest
 from clustertest import Host, _stop_process, cluster, free_port, port_listening  # noqa: F401  (fixture)
+from browsertest import CHROMEDRIVER, CHROMIUM, serve_page, start_chromium
 from rgtest import SSEComment, SSEEvent, SSEParser, SSERetry, wait_until
 
 TLS_CFG = rgtest.REPO / "deploy" / "haproxy" / "haproxy-tls.cfg"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 # tool -> the Debian package that ships it
 PACKAGES = {"openssl": "openssl", "haproxy": "haproxy", "curl": "curl", "redis-server": "redis-server",
             "redis-cli": "redis-tools", CHROMIUM: "chromium", CHROMEDRIVER: "chromium-driver"}
@@ -388,51 +386,15 @@ window.protocols = () => performance.getEntriesByType("resource").map((e) => [e.
 </script></body></html>"""
 
 
-class PageHandler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def page_url():
-    """The test page on its own loopback port, plain HTTP: another origin than the front's."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), PageHandler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/page.html"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
+    """The test page on its own loopback port: another origin than the gateway's."""
+    with serve_page(PAGE) as url:
+        yield url
 
 def start_browser(spki_sha256: str):
-    require(CHROMIUM, CHROMEDRIVER)
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail("selenium is missing: .venv/bin/pip install -r tests/requirements.txt", pytrace=False)
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-proxy-server",
-                "--disable-gpu", "--no-first-run", "--disable-extensions",
-                # trust this test's certificate only (by its key), not every certificate
-                f"--ignore-certificate-errors-spki-list={spki_sha256}"]:
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(15)
-    driver.set_script_timeout(15)
-    return driver
-
+    # trust this test's certificate only (by its key), not every certificate
+    return start_chromium(f"--ignore-certificate-errors-spki-list={spki_sha256}")
 
 def established_to(port: int) -> int:
     """Established IPv4 TCP connections whose remote end is 127.0.0.1:port (the browser's side)."""

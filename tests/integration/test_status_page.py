@@ -113,25 +113,16 @@ def test_status_page_off_is_404_and_the_stream_count_is_limited(gateway):
 
 # ----------------------------------------------------------------------------- in Chromium
 
-webdriver = pytest.importorskip("selenium.webdriver")
-from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+
+from browsertest import chromium  # noqa: E402
 
 
 @pytest.fixture
 def browser():
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-proxy-server",
-                "--disable-gpu", "--no-first-run", "--disable-extensions", "--window-size=1280,1400"]:
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=opts)
-    try:
-        driver.set_page_load_timeout(15)
-        driver.set_script_timeout(10)
+    with chromium("--window-size=1280,1400") as driver:   # the whole page in the screenshot
         yield driver
-    finally:
-        driver.quit()
+
 
 
 def number(driver, element_id: str) -> float | None:
@@ -183,7 +174,7 @@ def test_page_renders_live_numbers_and_tails_a_slot_in_chromium(gateway, browser
 
 
 def test_with_jwt_auth_the_page_and_its_stream_need_a_token_for_every_slot(gateway, tmp_path):
-    jwt = pytest.importorskip("jwt")
+    import jwt
     secret = "s" * 40
     (tmp_path / "secret").write_text(secret)
     gw = gateway("--subscribe-auth", "jwt", "--jwt-hs256-secret-file", str(tmp_path / "secret"), workers=1)

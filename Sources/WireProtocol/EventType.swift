@@ -17,8 +17,11 @@ public enum EventType {
     public static let reserved = ["reset", "close"]
 
     /// Whether `bytes` is one of `reserved`.
+    private static let longestReservedBytes = reserved.map(\.utf8.count).max() ?? 0
+
+    /// On every publish: a length test first, so most types cost one compare.
     public static func isReserved(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        reserved.contains { $0.utf8.elementsEqual(bytes) }
+        bytes.count <= longestReservedBytes && reserved.contains { $0.utf8.elementsEqual(bytes) }
     }
 
     /// Whether `s` is a valid event type.

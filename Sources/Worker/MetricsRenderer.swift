@@ -23,6 +23,19 @@ struct MetricsRenderer {
         processes = 0..<(2 + workers)
     }
 
+    /// `disconnects_total{reason}`: each label and its counter (the status stream reads it too).
+    static let disconnectReasons: [(String, LogCounter)] = [
+        ("slow_consumer", .disconnectSlowConsumer), ("send_timeout", .disconnectSendTimeout),
+        ("half_open", .disconnectHalfOpen), ("header_timeout", .disconnectHeaderTimeout),
+        ("max_lifetime", .disconnectMaxLifetime), ("peer_closed", .disconnectPeerClosed),
+        ("shutdown", .disconnectShutdown), ("over_capacity", .disconnectOverCapacity),
+        ("protocol_error", .disconnectProtocolError),
+        // MARK: HTTP review (issue 10 follow-up)
+        ("body_timeout", .disconnectBodyTimeout),
+        // MARK: AUTH (issue 14)
+        ("token_expired", .disconnectTokenExpired),
+    ]
+
     func render() -> [UInt8] {
         var out = ""
         out.reserveCapacity(4096)
@@ -44,18 +57,7 @@ struct MetricsRenderer {
         out += "ringgate_events_delivered_total{transport=\"sse\"} \(sum(.eventsDeliveredSSE))\n"
         out += "ringgate_events_delivered_total{transport=\"ws\"} \(sum(.eventsDeliveredWS))\n"
         family("disconnects_total", "counter", "Connections the server ended, by reason.")
-        let reasons: [(String, LogCounter)] = [
-            ("slow_consumer", .disconnectSlowConsumer), ("send_timeout", .disconnectSendTimeout),
-            ("half_open", .disconnectHalfOpen), ("header_timeout", .disconnectHeaderTimeout),
-            ("max_lifetime", .disconnectMaxLifetime), ("peer_closed", .disconnectPeerClosed),
-            ("shutdown", .disconnectShutdown), ("over_capacity", .disconnectOverCapacity),
-            ("protocol_error", .disconnectProtocolError),
-            // MARK: HTTP review (issue 10 follow-up)
-            ("body_timeout", .disconnectBodyTimeout),
-            // MARK: AUTH (issue 14)
-            ("token_expired", .disconnectTokenExpired),
-        ]
-        for (reason, counter) in reasons {
+        for (reason, counter) in Self.disconnectReasons {
             out += "ringgate_disconnects_total{reason=\"\(reason)\"} \(sum(counter))\n"
         }
         family("resets_total", "counter", "Reset events sent to subscribers, by reason.")

@@ -58,14 +58,7 @@ struct StatusSnapshot {
         w.appendInt(sum(.eventsAppended))
         w.appendRaw(",\"history_requests\":")
         w.appendInt(sum(.historyRequests))
-        object("disconnects", [
-            ("slow_consumer", sum(.disconnectSlowConsumer)), ("send_timeout", sum(.disconnectSendTimeout)),
-            ("half_open", sum(.disconnectHalfOpen)), ("header_timeout", sum(.disconnectHeaderTimeout)),
-            ("body_timeout", sum(.disconnectBodyTimeout)), ("max_lifetime", sum(.disconnectMaxLifetime)),
-            ("peer_closed", sum(.disconnectPeerClosed)), ("shutdown", sum(.disconnectShutdown)),
-            ("over_capacity", sum(.disconnectOverCapacity)), ("protocol_error", sum(.disconnectProtocolError)),
-            ("token_expired", sum(.disconnectTokenExpired)),
-        ])
+        object("disconnects", MetricsRenderer.disconnectReasons.map { ($0.0, sum($0.1)) })
         var resets: [(String, UInt64)] = [("lapped", sum(.resetsLapped)), ("epoch", sum(.resetsEpoch)),
                                           ("damaged", sum(.resetsDamaged))]
         if isCluster { resets.append(("gap", sum(.resetsGap))) }

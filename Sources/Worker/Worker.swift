@@ -267,10 +267,8 @@ public final class Worker: HTTPEngineDelegate {
                 respondJSON(conn, request, status: 503, ErrorBody.json(error: "not_ready", detail: "the ingest process is not running"))
             }
         case .metrics:
-            let body = metrics.render()
-            engine.respond(conn, HTTPResponseWriter.head(
-                status: 200, contentType: "text/plain; version=0.0.4", contentLength: body.count,
-                keepAlive: request.keepAlive, extraHeaders: corsHeaders) + (request.method == .head ? [] : body))
+            serveStatic(conn, request, contentType: "text/plain; version=0.0.4", body: metrics.render(),
+                        extraHeaders: corsHeaders)
         case .statusPage:
             serveStatusPage(conn, request)
         case .statusStream:
@@ -304,8 +302,7 @@ public final class Worker: HTTPEngineDelegate {
                                 detail: "\(request.method) is not allowed here; use \(allow)",
                                 extraHeaders: [("Allow", allow)] + corsHeaders)
         case .notFound:
-            engine.respondError(conn, status: 404, error: "not_found", detail: "no route for \(request.path)",
-                                extraHeaders: corsHeaders)
+            notFound(conn, request)
         }
     }
 

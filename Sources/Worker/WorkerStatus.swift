@@ -1,5 +1,4 @@
 import GatewayCore
-import Glibc
 import HTTPServer
 import WireProtocol
 
@@ -24,6 +23,7 @@ extension Worker {
                     extraHeaders: [("Cache-Control", "no-cache")] + corsHeaders)
     }
 
+    /// A whole body with its length; a `HEAD` gets the same head without it.
     func serveStatic(_ conn: Int32, _ request: HTTPRequest, contentType: String, body: [UInt8],
                      extraHeaders: [(String, String)]) {
         engine.respond(conn, HTTPResponseWriter.head(status: 200, contentType: contentType, contentLength: body.count,
@@ -65,13 +65,12 @@ extension Worker {
         statusStreams.append(conn)
     }
 
+    /// `event: stats` + `data: <json>` (JSON has no raw line breaks: one data line).
     func statusFrame() -> [UInt8] {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        let wall = UInt64(ts.tv_sec) * 1000 + UInt64(ts.tv_nsec) / 1_000_000
         // The clock now, not the turn's cached one: the other processes' stamps are compared to it.
-        let json = status.json(nowNanoseconds: engine.io.now(), wallMilliseconds: wall)
-        return SSEEvent.frame(type: "stats", json: json)
+        let json = status.json(nowNanoseconds: engine.io.now(),
+                               wallMilliseconds: UInt64(Worker.wallClockSeconds() * 1000))
+        return SSEEncoder.event(id: nil, type: "stats", data: json)
     }
 
     /// Called on every tick: a frame to every stats stream once a second (rendered once for
@@ -100,16 +99,5 @@ extension Worker {
             .withUnsafeBytes { engine.streamAppendFinal(conn, $0) }
         engine.closeAfterFlush(conn, reason: .shutdown)
         return true
-    }
-}
-
-/// `event: NAME` + one `data:` line of JSON (JSON has no raw newlines).
-enum SSEEvent {
-    static func frame(type: String, json: [UInt8]) -> [UInt8] {
-        var out = Array("event: \(type)\ndata: ".utf8)
-        out.reserveCapacity(out.count + json.count + 2)
-        out += json
-        out += [0x0A, 0x0A]
-        return out
     }
 }

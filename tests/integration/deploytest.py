@@ -39,3 +39,20 @@ def ms(value: str) -> float:
     m = re.fullmatch(r"(\d+)ms", value)
     assert m, value
     return int(m.group(1)) / 1000
+
+
+def unread_variables(argv: list[str], env: dict[str, str], names, cwd: Path) -> list[str]:
+    """Which of `names` (variables of `env`) `serve` does not read: neither leaving it out nor a
+    bogus value changes check-config's answer (a value equal to the default shows only the latter)."""
+    full = check_config(argv, env, cwd)
+    assert full.returncode == 0, full.stdout + full.stderr
+    unread = []
+    for name in names:
+        without = check_config(argv, {k: v for k, v in env.items() if k != name}, cwd)
+        if (without.returncode, without.stdout) != (full.returncode, full.stdout):
+            continue
+        bogus = check_config(argv, {**env, name: "bogus:value/x"}, cwd)
+        if (bogus.returncode, bogus.stdout) != (full.returncode, full.stdout):
+            continue
+        unread.append(name)
+    return unread

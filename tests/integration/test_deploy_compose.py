@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 import rgtest
-from deploytest import check_config, ms, settings
+from deploytest import check_config, ms, settings, unread_variables
 from test_deploy_image import parse_dockerfile
 
 REPO = rgtest.REPO
@@ -219,18 +219,7 @@ def test_every_variable_a_gateway_sets_is_read(name, compose, runtime, tmp_path)
     exit code) must change; a value that equals this machine's default (RINGGATE_WORKERS 2 on 2
     cores) is shown to be read by a bogus value instead."""
     argv, env = gateway_run(compose["services"][name], runtime)
-    full = check_config(argv, env, tmp_path)
-    assert full.returncode == 0, full.stdout + full.stderr
-    unread = []
-    for var in environment(compose["services"][name]):
-        without = {k: v for k, v in env.items() if k != var}
-        r = check_config(argv, without, tmp_path)
-        if (r.returncode, r.stdout) != (full.returncode, full.stdout):
-            continue
-        bogus = check_config(argv, {**env, var: "bogus:value/x"}, tmp_path)
-        if (bogus.returncode, bogus.stdout) != (full.returncode, full.stdout):
-            continue
-        unread.append(var)
+    unread = unread_variables(argv, env, environment(compose["services"][name]), tmp_path)
     assert not unread, f"{name}: ringgate serve does not read {unread} (misspelt?)"
 
 

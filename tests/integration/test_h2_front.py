@@ -490,7 +490,7 @@ def test_browser_multiplexes_ten_eventsources_over_h2(tls_front, page_url, tmp_p
         h1_open = sum(1 for s in driver.execute_script("return window.state()") if s["opened"])
         h1_fetch = fetch_json(driver, f"{host.sub_url}/v1/slots/{slot}/events?limit=1", 2000)
         driver.execute_script("window.closeAll();")
-        print(f"\nh2 front: {N_STREAMS}/{N_STREAMS} EventSources open in {open_s:.2f} s, all on one TLS connection ({conns} browser sockets open to the front) "
+        print(f"\nh2 front: {N_STREAMS}/{N_STREAMS} EventSources open in {open_s:.2f} s, all on one TLS connection ({conns} browser sockets open to the front), "
               f"every one got {len(published)} events in order (3 of 60,000 bytes), history fetch "
               f"{fetch_ms:.0f} ms (nextHopProtocol {protos.get(hist['url'])!r}), streams spread over {sorted(hosts_used)}; "
               f"HTTP/1.1 straight to a host: {h1_open}/{N_STREAMS} open after 3 s, history fetch: {'ok' if h1_fetch['ok'] else h1_fetch['error']} "

@@ -45,6 +45,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var maxBatchBytes = 16 << 20
     /// 0 = no limit. Split across workers like `maxConnections`.
     public var maxSubscribersPerSlot = 0
+    /// Slots one stream (`/v1/stream?slot=…`, `/v1/ws?slot=…`) or history pull may name.
+    public var maxSlotsPerStream = 16
     /// TCP keepalive idle time on accepted sockets; 0 turns keepalive off.
     public var tcpKeepaliveNanoseconds: UInt64 = 60_000_000_000
     /// TCP_USER_TIMEOUT on accepted sockets; 0 leaves the kernel's default. Off by default:

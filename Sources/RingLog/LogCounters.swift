@@ -120,6 +120,7 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case authFailuresExpired           // W: exp (+ leeway) past at admission
     case authFailuresForbidden         // W: valid token, slot not in its `slots`
     case disconnectTokenExpired        // W: streams closed when their token expired
+    case streamSlotLimit               // W: streams and pulls refused for naming more than --max-slots-per-stream slots
 }
 
 extension LogCounter {

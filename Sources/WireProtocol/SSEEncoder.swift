@@ -146,11 +146,22 @@ public enum SSEEncoder {
         event(id: nil, type: type, data: json)
     }
 
-    /// The JSON of a reset: `{"reason":…,"oldest":ID|null,"head":ID|null,"dropped":N|null}`.
-    public static func resetJSON(reason: String, oldest: EventID?, head: EventID?, dropped: UInt64?) -> [UInt8] {
+    /// The JSON of a reset: `{"reason":…,"oldest":ID|null,"head":ID|null,"dropped":N|null}`. On a
+    /// stream of several slots a `"slot"` member follows the reason (`slot`).
+    public static func resetJSON(reason: String, slot: ResetSlot = .omitted, oldest: EventID?, head: EventID?,
+                                 dropped: UInt64?) -> [UInt8] {
         var w = JSONWriter(capacity: 112)
         w.appendRaw("{\"reason\":")
         w.appendString(reason)
+        switch slot {
+        case .omitted:
+            break
+        case .named(let name):
+            w.appendRaw(",\"slot\":")
+            name.withUnsafeBytes { w.appendString($0) }
+        case .wholeStream:
+            w.appendRaw(",\"slot\":null")
+        }
         w.appendRaw(",\"oldest\":")
         w.appendID(oldest)
         w.appendRaw(",\"head\":")
@@ -162,8 +173,36 @@ public enum SSEEncoder {
     }
 
     /// Builds `event: reset` with `resetJSON` as its data.
-    public static func resetEvent(reason: String, oldest: EventID?, head: EventID?, dropped: UInt64?) -> [UInt8] {
-        jsonEvent(type: "reset", json: resetJSON(reason: reason, oldest: oldest, head: head, dropped: dropped))
+    public static func resetEvent(reason: String, slot: ResetSlot = .omitted, oldest: EventID?, head: EventID?,
+                                  dropped: UInt64?) -> [UInt8] {
+        jsonEvent(type: "reset", json: resetJSON(reason: reason, slot: slot, oldest: oldest, head: head, dropped: dropped))
+    }
+
+    // MARK: Streams of several slots
+
+    /// The `event:` name of an event on a stream of several slots: the slot's name when the
+    /// event has the default type, `slot/type` otherwise (`/` is in neither name's charset), so
+    /// an EventSource listens per slot (`addEventListener("news", …)`) without parsing data.
+    public static func slotEventNameLength(slot: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer) -> Int {
+        isDefaultType(type) ? slot.count : slot.count + 1 + type.count
+    }
+
+    /// Writes `slotEventNameLength` bytes at `offset`; returns how many.
+    @discardableResult
+    public static func writeSlotEventName(slot: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer,
+                                          into out: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+        precondition(offset >= 0 && offset + slotEventNameLength(slot: slot, type: type) <= out.count,
+                     "slot event name does not fit")
+        var o = offset + copy(slot, into: out, at: offset)
+        if !isDefaultType(type) {
+            out[o] = ASCII.slash; o += 1
+            o += copy(type, into: out, at: o)
+        }
+        return o - offset
+    }
+
+    static func isDefaultType(_ type: UnsafeRawBufferPointer) -> Bool {
+        type.elementsEqual(EventType.defaultType.utf8)
     }
 
     /// The JSON of a close: `{"reason":…}`, with `"retry_ms":N` when the server asks for a

@@ -13,7 +13,11 @@ import WireProtocol
 struct HistoryBody {
     /// One pull's parameters, already validated.
     struct Query {
-        var slot: UnsafeRawBufferPointer
+        /// The slots read; more than one (or `namesSlots`) merges them by seq.
+        var slots: [[UInt8]]
+        /// A pull of several slots (`GET /v1/events?slot=…`): each event names its slot, and
+        /// `oldest` / `head` are objects keyed by slot.
+        var namesSlots: Bool
         /// Seq to read after; nil for the newest `limit` events.
         var after: UInt64?
         /// `after` named an id of another log (then `after` is 0).
@@ -21,6 +25,21 @@ struct HistoryBody {
         /// The `after` id as the client wrote it, echoed as `next` when nothing comes after it.
         var requestedAfter: String?
         var limit: Int
+
+        init(slots: [[UInt8]], namesSlots: Bool, after: UInt64?, foreignEpoch: Bool, requestedAfter: String?, limit: Int) {
+            self.slots = slots
+            self.namesSlots = namesSlots
+            self.after = after
+            self.foreignEpoch = foreignEpoch
+            self.requestedAfter = requestedAfter
+            self.limit = limit
+        }
+
+        /// A pull of one slot (`GET /v1/slots/{slot}/events`).
+        init(slot: UnsafeRawBufferPointer, after: UInt64?, foreignEpoch: Bool, requestedAfter: String?, limit: Int) {
+            self.init(slots: [Array(slot)], namesSlots: false, after: after, foreignEpoch: foreignEpoch,
+                      requestedAfter: requestedAfter, limit: limit)
+        }
     }
 
     /// Tries of a window before answering what the last try copied.
@@ -57,17 +76,45 @@ struct HistoryBody {
 
     private enum Attempt { case complete, lapped, overrun }
 
+    /// A record of one of the slots' windows: window `slot`, record `k`.
+    private struct Pick { var seq: UInt64; var slot: Int; var k: Int }
+
+    /// The windows' records in seq order, at most `limit`: with `after`, the first of them;
+    /// without, the newest. Each window holds the first (newest) `limit` of its slot, so no
+    /// record that belongs in the answer is missing from the windows.
+    private func merge(_ windows: [LogReader.Window], newest: Bool, limit: Int) -> [Pick] {
+        var picks: [Pick] = []
+        for (slot, window) in windows.enumerated() {
+            for k in window.seqs.indices { picks.append(Pick(seq: window.seqs[k], slot: slot, k: k)) }
+        }
+        if windows.count > 1 { picks.sort { $0.seq < $1.seq } }
+        guard picks.count > limit else { return picks }
+        return newest ? Array(picks.suffix(limit)) : Array(picks.prefix(limit))
+    }
+
     private func writeAttempt(_ json: inout JSONWriter, _ query: Query, last: Bool) -> Attempt {
-        let window = reader.window(slot: query.slot, after: query.after, limit: query.limit, scratch: scratch)
-        json.appendRaw(#"{"slot":"#)
-        json.appendString(query.slot)
+        let windows = query.slots.map { name in
+            name.withUnsafeBytes { reader.window(slot: $0, after: query.after, limit: query.limit, scratch: scratch) }
+        }
+        if query.namesSlots {
+            json.appendRaw(#"{"slots":["#)
+            for (i, name) in query.slots.enumerated() {
+                if i > 0 { json.appendRaw(",") }
+                name.withUnsafeBytes { json.appendString($0) }
+            }
+            json.appendRaw("]")
+        } else {
+            json.appendRaw(#"{"slot":"#)
+            query.slots[0].withUnsafeBytes { json.appendString($0) }
+        }
         json.appendRaw(#","events":["#)
         var nextSeq: UInt64 = 0   // `next`: the last event returned, or a damaged one after it
         var count = 0
         var lost = false
-        copying: for (k, position) in window.positions.enumerated() {
+        copying: for pick in merge(windows, newest: query.after == nil, limit: query.limit) {
+            let window = windows[pick.slot]
             let view: LogReader.RecordView
-            switch copy?(position, scratch) ?? reader.copyRecord(at: position, into: scratch) {
+            switch copy?(window.positions[pick.k], scratch) ?? reader.copyRecord(at: window.positions[pick.k], into: scratch) {
             case .record(let record):
                 view = record
             case .lapped, .notYetWritten:
@@ -79,7 +126,7 @@ struct HistoryBody {
                 // The walk validated this record's header, so its seq is known: stepping past
                 // it never searches the seq index (a damaged record first in a window would
                 // otherwise walk it from the oldest retained seq, O(retained) in one turn).
-                skip(window.damagedRecord(k), nextSeq: &nextSeq)
+                skip(window.damagedRecord(pick.k), nextSeq: &nextSeq)
                 lost = true
                 continue copying
             }
@@ -87,6 +134,10 @@ struct HistoryBody {
             count += 1
             json.appendRaw(#"{"id":"#)
             json.appendID(EventID(epoch: reader.epoch, seq: view.seq))
+            if query.namesSlots {
+                json.appendRaw(#","slot":"#)
+                json.appendString(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[view.name]))
+            }
             json.appendRaw(#","type":"#)
             json.appendString(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(scratch)[view.type]))
             json.appendRaw(#","data":"#)
@@ -104,19 +155,39 @@ struct HistoryBody {
         } else {
             json.appendRaw("null")
         }
-        json.appendRaw(#","oldest":"#)
-        appendID(&json, window.slotOldestSeq)
-        json.appendRaw(#","head":"#)
-        appendID(&json, window.slotHeadSeq)
+        if query.namesSlots {
+            appendPerSlot(&json, "oldest", query.slots, windows.map(\.slotOldestSeq))
+            appendPerSlot(&json, "head", query.slots, windows.map(\.slotHeadSeq))
+        } else {
+            json.appendRaw(#","oldest":"#)
+            appendID(&json, windows[0].slotOldestSeq)
+            json.appendRaw(#","head":"#)
+            appendID(&json, windows[0].slotHeadSeq)
+        }
         json.appendRaw(#","reset":"#)
         // MARK: CLUSTER: the events returned skip seqs this host will never hold (of any slot).
         let crossesGap = query.after.map { after in
             !query.foreignEpoch && nextSeq > after && reader.missingSeqs(after: after, through: nextSeq) != 0
         } ?? false
-        let reset = window.reset || (query.foreignEpoch && window.slotOldestSeq != 0) || lost || crossesGap
+        let retained = windows.contains { $0.slotOldestSeq != 0 }
+        let reset = windows.contains(where: \.reset) || (query.foreignEpoch && retained) || lost || crossesGap
         json.appendRaw(reset ? "true" : "false")
         json.appendRaw("}")
         return .complete
+    }
+
+    /// `,"name":{"slot":ID|null,…}`
+    private func appendPerSlot(_ json: inout JSONWriter, _ name: String, _ slots: [[UInt8]], _ seqs: [UInt64]) {
+        json.appendRaw(",")
+        json.appendString(name)
+        json.appendRaw(":{")
+        for (i, slot) in slots.enumerated() {
+            if i > 0 { json.appendRaw(",") }
+            slot.withUnsafeBytes { json.appendString($0) }
+            json.appendRaw(":")
+            appendID(&json, seqs[i])
+        }
+        json.appendRaw("}")
     }
 
     /// Leaves a damaged record out; `next` moves past it (to its seq, from the window).

@@ -122,6 +122,8 @@ struct MetricsRenderer {
         out += "ringgate_subscriber_lag_events_count \(sum(.lagCount))\n"
         family("slot_subscriber_limit_total", "counter", "Streams refused by --max-subscribers-per-slot.")
         out += "ringgate_slot_subscriber_limit_total \(sum(.overCapacitySlot))\n"
+        family("stream_slot_limit_total", "counter", "Streams and history pulls refused for naming more than --max-slots-per-stream slots.")
+        out += "ringgate_stream_slot_limit_total \(sum(.streamSlotLimit))\n"
         // MARK: READER
         family("log_corrupt_records_total", "counter", "Damaged log records skipped by readers (each once per worker).")
         out += "ringgate_log_corrupt_records_total \(sum(.logCorruptRecords))\n"

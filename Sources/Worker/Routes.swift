@@ -6,6 +6,10 @@ enum WorkerRoute: Equatable {
     case history(slot: String)
     case stream(slot: String)
     case webSocket(slot: String)
+    // MARK: SEVERAL SLOTS: the slots are named in the query (`?slot=a&slot=b`).
+    case multiHistory
+    case multiStream
+    case multiWebSocket
     case health
     case ready
     case metrics
@@ -25,7 +29,7 @@ enum WorkerRoute: Equatable {
     /// paths are not refusals). Every answer, a 404 included, carries the CORS headers.
     var answersWithCORS: Bool {
         switch self {
-        case .webSocket, .notFound: false
+        case .webSocket, .multiWebSocket, .notFound: false
         default: true
         }
     }
@@ -41,6 +45,9 @@ enum WorkerRoute: Equatable {
     static let statusPagePath = Array("/".utf8)
     static let statusStreamPath = Array("/v1/status/stream".utf8)
     static let openAPIPath = Array("/openapi.yaml".utf8)
+    static let multiHistoryPath = Array("/v1/events".utf8)
+    static let multiStreamPath = Array("/v1/stream".utf8)
+    static let multiWebSocketPath = Array("/v1/ws".utf8)
     static let eventsLeaf = Array("events".utf8)
     static let streamLeaf = Array("stream".utf8)
     static let webSocketLeaf = Array("ws".utf8)
@@ -59,6 +66,15 @@ enum WorkerRoute: Equatable {
         if path.elementsEqual(statusPagePath) { return read(.statusPage) }
         if path.elementsEqual(statusStreamPath) { return read(.statusStream) }
         if path.elementsEqual(openAPIPath) { return read(.openAPI) }
+        if path.elementsEqual(multiHistoryPath) { return read(.multiHistory) }
+        if path.elementsEqual(multiStreamPath) { return read(.multiStream) }
+        if path.elementsEqual(multiWebSocketPath) {
+            switch method {
+            case .get: return .multiWebSocket
+            case .options: return .options(allow: webSocketAllow)
+            default: return .methodNotAllowed(allow: webSocketAllow)
+            }
+        }
         guard let (slotBytes, leaf) = GatewayPath.slotResource(path) else { return .notFound }
         let history = leaf.elementsEqual(eventsLeaf), stream = leaf.elementsEqual(streamLeaf)
         if history || stream {

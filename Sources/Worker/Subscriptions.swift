@@ -25,9 +25,30 @@ struct Subscriber {
     // MARK: AUTH (issue 14)
     /// Monotonic time its token expires (exp + leeway); 0 = no token (auth off).
     var tokenExpiresAtNanoseconds: UInt64 = 0
+    // MARK: SEVERAL SLOTS
+    /// A stream of several slots (`/v1/stream?slot=a&slot=b`): one entry per slot, and its
+    /// frames name the slot. Then `localSlot` and `admissionEntry` are unused and `liveIndex`
+    /// only says live (0) or not (-1). Empty on a stream of one slot.
+    var memberships: [SlotMembership] = []
+
+    /// Its frames name their slot (a stream of several slots, even of one named that way).
+    var namesSlots: Bool { !memberships.isEmpty }
 
     /// Counted in `connections_catching_up`.
     var catchingUp: Bool { active && cursor.mode == .catchingUp }
+}
+
+/// One slot of a stream of several slots. The cursor's seq is global (seqs are over the whole
+/// log); what is per slot is the fan-out position and what exact `dropped` counts need.
+struct SlotMembership {
+    var localSlot: Int32
+    var admissionEntry: Int32 = -1
+    /// Index in the slot's `live`, -1 when catching up.
+    var liveIndex: Int32 = -1
+    /// The slot ordinal of the last event of this slot delivered, 0 when unknown.
+    var ordinal: UInt64 = 0
+    /// A reset was sent for this slot's current loss (until its next event is delivered).
+    var gapAccepted = false
 }
 
 struct LocalSlot {

@@ -44,6 +44,12 @@ public final class Worker: HTTPEngineDelegate {
     let recordScratch: UnsafeMutableRawBufferPointer
     let frameScratch: UnsafeMutableRawBufferPointer
     let wsFrameScratch: UnsafeMutableRawBufferPointer
+    // MARK: SEVERAL SLOTS: frames that name their slot, for streams of several slots.
+    let slotFrameScratch: UnsafeMutableRawBufferPointer
+    let wsSlotFrameScratch: UnsafeMutableRawBufferPointer
+    /// Catch-up of a stream of several slots: one window per slot, merged by seq.
+    var slotWindows: [LogReader.Window] = []
+    var mergedRecords: [MergedRecord] = []
     var demoted: [Int32] = []
     var historyBuffer: [UInt8] = []
     var readPosition: UInt64
@@ -128,9 +134,15 @@ public final class Worker: HTTPEngineDelegate {
         let maxSSE = SSEEncoder.maxEncodedLength(idBytes: EventID.maxLength, typeBytes: 64,
                                                  dataBytes: maxEventBytes) + 64
         let maxWS = WebSocketMessageEncoder.maxEventFrameLength(typeBytes: 64, dataBytes: maxEventBytes)
+        let maxSlotSSE = SSEEncoder.maxEncodedLength(idBytes: EventID.maxLength, typeBytes: Worker.maxSlotEventNameBytes,
+                                                     dataBytes: maxEventBytes) + 64
+        let maxSlotWS = WebSocketMessageEncoder.maxEventFrameLength(slotBytes: SlotName.maxBytes, typeBytes: 64,
+                                                                    dataBytes: maxEventBytes)
         frameScratch = .allocate(byteCount: maxSSE, alignment: 8)
         wsFrameScratch = .allocate(byteCount: maxWS, alignment: 8)
-        let maxFrame = max(maxSSE, maxWS)
+        slotFrameScratch = .allocate(byteCount: maxSlotSSE, alignment: 8)
+        wsSlotFrameScratch = .allocate(byteCount: maxSlotWS, alignment: 8)
+        let maxFrame = max(maxSlotSSE, maxSlotWS)
         var sendBufferBytes = 64 << 10
         while sendBufferBytes < maxFrame + 1024 { sendBufferBytes <<= 1 }
         let limits = HTTPLimits(maxBodyBytes: 0)
@@ -234,8 +246,15 @@ public final class Worker: HTTPEngineDelegate {
         guard s.pointee.active else { return }
         if s.pointee.liveIndex >= 0 { leaveLive(conn) }
         if s.pointee.catchingUp { counters.subtract(.connectionsCatchingUp) }
-        if s.pointee.admissionEntry >= 0 { admission?.add(worker: index, entry: Int(s.pointee.admissionEntry), -1) }
-        slots.release(s.pointee.localSlot)
+        if s.pointee.namesSlots {
+            for m in s.pointee.memberships {
+                if m.admissionEntry >= 0 { admission?.add(worker: index, entry: Int(m.admissionEntry), -1) }
+                slots.release(m.localSlot)
+            }
+        } else {
+            if s.pointee.admissionEntry >= 0 { admission?.add(worker: index, entry: Int(s.pointee.admissionEntry), -1) }
+            slots.release(s.pointee.localSlot)
+        }
         s.pointee = Subscriber()
         activeSubscribers -= 1
         if activeSubscribers == 0 { setWakeWanted(false) }
@@ -282,16 +301,22 @@ public final class Worker: HTTPEngineDelegate {
             guard let expires = authorize(conn, request, slot: slot) else { return }
             subscribe(conn, request, slot: slot, transport: .sse, tokenExpiresAtNanoseconds: expires)
         case .webSocket(let slot):
-            // Browsers always send Origin on a handshake; other clients may send anything, so
-            // a handshake without one is not a browser's and is let through.
-            if let origin, !config.webSocketOrigins.contains(origin) {
-                counters.add(.originRejectedWebSocket)
-                engine.respondError(conn, status: 403, error: "origin_not_allowed",
-                                    detail: "WebSocket handshakes from origin \(origin) are not allowed (--ws-origins)")
-                return
-            }
-            guard let expires = authorize(conn, request, slot: slot) else { return }
+            guard webSocketOriginAllowed(conn, origin),
+                  let expires = authorize(conn, request, slot: slot) else { return }
             subscribe(conn, request, slot: slot, transport: .webSocket, tokenExpiresAtNanoseconds: expires)
+        case .multiHistory:
+            guard let names = streamSlots(conn, request, sse: false),
+                  authorize(conn, request, slots: names) != nil else { return }
+            history(conn, request, slots: names, namesSlots: true)
+        case .multiStream:
+            guard let names = streamSlots(conn, request, sse: true),
+                  let expires = authorize(conn, request, slots: names) else { return }
+            subscribe(conn, request, slots: names, namesSlots: true, transport: .sse, tokenExpiresAtNanoseconds: expires)
+        case .multiWebSocket:
+            guard webSocketOriginAllowed(conn, origin),
+                  let names = streamSlots(conn, request, sse: false),
+                  let expires = authorize(conn, request, slots: names) else { return }
+            subscribe(conn, request, slots: names, namesSlots: true, transport: .webSocket, tokenExpiresAtNanoseconds: expires)
         case .options(let allow):
             preflight(conn, request, origin: origin, allow: allow)
         case .badSlot:
@@ -303,6 +328,29 @@ public final class Worker: HTTPEngineDelegate {
                                 extraHeaders: [("Allow", allow)] + corsHeaders)
         case .notFound:
             notFound(conn, request)
+        }
+    }
+
+    /// `--ws-origins`; answers 403 when the handshake's origin is not allowed. Browsers always
+    /// send Origin on a handshake; other clients may send anything, so a handshake without one
+    /// is not a browser's and is let through.
+    func webSocketOriginAllowed(_ conn: Int32, _ origin: String?) -> Bool {
+        guard let origin, !config.webSocketOrigins.contains(origin) else { return true }
+        counters.add(.originRejectedWebSocket)
+        engine.respondError(conn, status: 403, error: "origin_not_allowed",
+                            detail: "WebSocket handshakes from origin \(origin) are not allowed (--ws-origins)")
+        return false
+    }
+
+    /// The slots a stream or pull of several slots names, or nil after a 400 (`StreamSlots`).
+    func streamSlots(_ conn: Int32, _ request: HTTPRequest, sse: Bool) -> [String]? {
+        switch StreamSlots.parse(query: request.query, max: config.maxSlotsPerStream, sse: sse) {
+        case .success(let slots):
+            return slots.names
+        case .failure(let refusal):
+            if refusal.overLimit { counters.add(.streamSlotLimit) }
+            engine.respondError(conn, status: 400, error: refusal.code, detail: refusal.detail, extraHeaders: corsHeaders)
+            return nil
         }
     }
 

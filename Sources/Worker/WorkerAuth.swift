@@ -11,6 +11,11 @@ extension Worker {
     /// `slot` nil: the status page and its stream, which show every slot, so the token must
     /// allow every slot (`"slots":["*"]`).
     func authorize(_ conn: Int32, _ request: HTTPRequest, slot: String?) -> UInt64? {
+        authorize(conn, request, slots: slot.map { [$0] })
+    }
+
+    /// A stream or pull of several slots: the token must allow every one.
+    func authorize(_ conn: Int32, _ request: HTTPRequest, slots: [String]?) -> UInt64? {
         guard let verifier else { return 0 }
         let token = BearerToken.find(authorization: request.header("Authorization"),
                                      cookies: request.headerValues("Cookie"), cookieName: config.jwtCookie,
@@ -20,14 +25,14 @@ extension Worker {
         if let token {
             switch verifier.verify(token, nowSeconds: nowSeconds) {
             case .success(let claims):
-                let allowed = slot.map { claims.allows(slot: $0.utf8) }
-                    ?? claims.slots.contains { $0.isPrefix && $0.prefix.isEmpty }
+                let refused = slots?.first { !claims.allows(slot: $0.utf8) }
+                let allowed = slots == nil ? claims.slots.contains { $0.isPrefix && $0.prefix.isEmpty } : refused == nil
                 if allowed {
                     let remainingSeconds = max(0, claims.expiresAtSeconds + verifier.leewaySeconds - nowSeconds)
                     let remaining = UInt64(min(remainingSeconds, 1e9) * 1e9)
                     return max(1, engine.nowNanoseconds &+ remaining)
                 }
-                failure = .forbidden(slot.map { "the token does not allow slot \($0)" }
+                failure = .forbidden(refused.map { "the token does not allow slot \($0)" }
                                      ?? "the status page shows every slot: it needs a token whose slots include \"*\"")
             case .failure(let f):
                 failure = f

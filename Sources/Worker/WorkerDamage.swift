@@ -21,14 +21,19 @@ extension Worker {
     }
 
     /// The reset a subscriber gets for a skipped damaged record of its slot.
-    func damagedResetFrame(_ transport: Subscriber.Transport, dropped: UInt64?,
+    func damagedResetFrame(_ transport: Subscriber.Transport, slot: ResetSlot = .omitted, dropped: UInt64?,
                            oldestSeq: UInt64, headSeq: UInt64) -> [UInt8] {
+        resetFrame(transport, reason: Self.damagedResetReason, slot: slot, dropped: dropped, oldestSeq: oldestSeq, headSeq: headSeq)
+    }
+
+    /// A reset in the transport's shape; seqs of 0 are written `null`.
+    func resetFrame(_ transport: Subscriber.Transport, reason: String, slot: ResetSlot, dropped: UInt64?,
+                    oldestSeq: UInt64, headSeq: UInt64) -> [UInt8] {
         let oldest = oldestSeq == 0 ? nil : EventID(epoch: reader.epoch, seq: oldestSeq)
         let head = headSeq == 0 ? nil : EventID(epoch: reader.epoch, seq: headSeq)
         return transport == .sse
-            ? SSEEncoder.resetEvent(reason: Self.damagedResetReason, oldest: oldest, head: head, dropped: dropped)
-            : WebSocketMessageEncoder.resetFrame(reason: Self.damagedResetReason, oldest: oldest, head: head,
-                                                 dropped: dropped)
+            ? SSEEncoder.resetEvent(reason: reason, slot: slot, oldest: oldest, head: head, dropped: dropped)
+            : WebSocketMessageEncoder.resetFrame(reason: reason, slot: slot, oldest: oldest, head: head, dropped: dropped)
     }
 }
 

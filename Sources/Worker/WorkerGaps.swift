@@ -19,11 +19,16 @@ extension Worker {
         guard through > covered else { return true }
         let missing = reader.missingSeqs(after: covered, through: through)
         guard missing != 0 else { return true }
-        let oldest = window.slotOldestSeq == 0 ? nil : EventID(epoch: reader.epoch, seq: window.slotOldestSeq)
-        let head = window.slotHeadSeq == 0 ? nil : EventID(epoch: reader.epoch, seq: window.slotHeadSeq)
+        // A stream of several slots: the gap's events may be of any of them (or none), so the
+        // reset is the whole stream's, without one slot's oldest and head.
+        let namesSlots = s.pointee.namesSlots
+        let oldest = window.slotOldestSeq == 0 || namesSlots ? nil : EventID(epoch: reader.epoch, seq: window.slotOldestSeq)
+        let head = window.slotHeadSeq == 0 || namesSlots ? nil : EventID(epoch: reader.epoch, seq: window.slotHeadSeq)
+        let slot: ResetSlot = namesSlots ? .wholeStream : .omitted
         let frame = s.pointee.transport == .sse
-            ? SSEEncoder.resetEvent(reason: Self.gapResetReason, oldest: oldest, head: head, dropped: missing)
-            : WebSocketMessageEncoder.resetFrame(reason: Self.gapResetReason, oldest: oldest, head: head, dropped: missing)
+            ? SSEEncoder.resetEvent(reason: Self.gapResetReason, slot: slot, oldest: oldest, head: head, dropped: missing)
+            : WebSocketMessageEncoder.resetFrame(reason: Self.gapResetReason, slot: slot, oldest: oldest, head: head,
+                                                 dropped: missing)
         guard writeControl(connection, frame) else { return false }
         counters.add(.resetsGap)
         s.pointee.gapsReportedThrough = through

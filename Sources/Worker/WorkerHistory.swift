@@ -11,6 +11,11 @@ extension Worker {
     // MARK: - History
 
     func history(_ conn: Int32, _ request: HTTPRequest, slot: String) {
+        history(conn, request, slots: [slot], namesSlots: false)
+    }
+
+    /// `namesSlots`: a pull of several slots (`GET /v1/events?slot=…`), merged by seq.
+    func history(_ conn: Int32, _ request: HTTPRequest, slots: [String], namesSlots: Bool) {
         counters.add(.historyRequests)
         var limit = min(100, config.maxLimit)
         if let raw = request.queryValue("limit") {
@@ -38,7 +43,6 @@ extension Worker {
                 after = id.seq
             }
         }
-        let name = Array(slot.utf8)
         // The body is built in a buffer kept across requests, so a large window costs no fresh
         // allocation (and no page faults) per pull.
         var json = JSONWriter()
@@ -48,10 +52,9 @@ extension Worker {
             if historyBuffer.capacity > 4 << 20 { historyBuffer = [] }   // do not keep a rare huge window's memory
         }
         let body = HistoryBody(reader: reader, scratch: recordScratch, onDamaged: { [unowned self] in noteDamaged($0) })
-        let complete = name.withUnsafeBytes { nameBytes in
-            body.write(&json, HistoryBody.Query(slot: nameBytes, after: after, foreignEpoch: foreignEpoch,
-                                                requestedAfter: request.queryValue("after"), limit: limit))
-        }
+        let complete = body.write(&json, HistoryBody.Query(slots: slots.map { Array($0.utf8) }, namesSlots: namesSlots,
+                                                           after: after, foreignEpoch: foreignEpoch,
+                                                           requestedAfter: request.queryValue("after"), limit: limit))
         guard complete else {
             counters.add(.historyOverruns)
             engine.respondError(conn, status: 503, error: "log_overrun",

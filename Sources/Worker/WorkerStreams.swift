@@ -11,6 +11,13 @@ import WireProtocol
 extension Worker {
     func subscribe(_ connection: Int32, _ request: HTTPRequest, slot: String, transport: Subscriber.Transport,
                    tokenExpiresAtNanoseconds: UInt64 = 0) {
+        subscribe(connection, request, slots: [slot], namesSlots: false, transport: transport,
+                  tokenExpiresAtNanoseconds: tokenExpiresAtNanoseconds)
+    }
+
+    /// `namesSlots`: a stream of several slots (`/v1/stream?slot=…`), whose frames name their slot.
+    func subscribe(_ connection: Int32, _ request: HTTPRequest, slots slotNames: [String], namesSlots: Bool,
+                   transport: Subscriber.Transport, tokenExpiresAtNanoseconds: UInt64 = 0) {
         let resumeRaw = request.header("Last-Event-ID") ?? request.queryValue("after") ?? request.queryValue("lastEventId")
         var resume: EventID? = nil
         if let resumeRaw, !resumeRaw.isEmpty {
@@ -27,34 +34,35 @@ extension Worker {
                                                                contentLength: 0, keepAlive: request.keepAlive, extraHeaders: corsHeaders))
             return
         }
-        let slotName = Array(slot.utf8)
-        var admissionEntry: Int32 = -1
+        var admissionEntries: [Int32] = []
         if let admission {
-            let entry: Int
-            switch admission.entryIndex(for: slotName, worker: index) {
-            case .entry(let e):
-                entry = e
-            case .full:
-                counters.add(.overCapacitySlot)
-                engine.respondError(connection, status: 503, error: "over_capacity",
-                                    detail: "too many slots have streams (the admission table holds \(admission.entries))",
-                                    extraHeaders: [("Retry-After", "5")] + corsHeaders)
-                return
-            case .busy:
-                counters.add(.admissionClaimStuck)
-                engine.respondError(connection, status: 503, error: "over_capacity",
-                                    detail: "this slot's admission entry is being set up by a worker that stopped; try again",
-                                    extraHeaders: [("Retry-After", "1")] + corsHeaders)
-                return
+            for slot in slotNames {
+                let entry: Int
+                switch admission.entryIndex(for: Array(slot.utf8), worker: index) {
+                case .entry(let e):
+                    entry = e
+                case .full:
+                    counters.add(.overCapacitySlot)
+                    engine.respondError(connection, status: 503, error: "over_capacity",
+                                        detail: "too many slots have streams (the admission table holds \(admission.entries))",
+                                        extraHeaders: [("Retry-After", "5")] + corsHeaders)
+                    return
+                case .busy:
+                    counters.add(.admissionClaimStuck)
+                    engine.respondError(connection, status: 503, error: "over_capacity",
+                                        detail: "this slot's admission entry is being set up by a worker that stopped; try again",
+                                        extraHeaders: [("Retry-After", "1")] + corsHeaders)
+                    return
+                }
+                guard admission.total(entry: entry) < config.maxSubscribersPerSlot else {
+                    counters.add(.overCapacitySlot)
+                    engine.respondError(connection, status: 503, error: "over_capacity",
+                                        detail: "slot \(slot) has its maximum of \(config.maxSubscribersPerSlot) subscribers (--max-subscribers-per-slot)",
+                                        extraHeaders: [("Retry-After", "5")] + corsHeaders)
+                    return
+                }
+                admissionEntries.append(Int32(entry))
             }
-            guard admission.total(entry: entry) < config.maxSubscribersPerSlot else {
-                counters.add(.overCapacitySlot)
-                engine.respondError(connection, status: 503, error: "over_capacity",
-                                    detail: "slot \(slot) has its maximum of \(config.maxSubscribersPerSlot) subscribers (--max-subscribers-per-slot)",
-                                    extraHeaders: [("Retry-After", "5")] + corsHeaders)
-                return
-            }
-            admissionEntry = Int32(entry)
         }
         var prelude: [UInt8]
         switch transport {
@@ -91,11 +99,16 @@ extension Worker {
         s.pointee = Subscriber()
         s.pointee.active = true
         s.pointee.transport = transport
-        s.pointee.localSlot = slots.acquire(name: slotName)
         s.pointee.tokenExpiresAtNanoseconds = tokenExpiresAtNanoseconds
-        if admissionEntry >= 0 {
-            s.pointee.admissionEntry = admissionEntry
-            admission?.add(worker: index, entry: Int(admissionEntry), 1)
+        for entry in admissionEntries { admission?.add(worker: index, entry: Int(entry), 1) }
+        if namesSlots {
+            s.pointee.memberships = slotNames.indices.map { k in
+                SlotMembership(localSlot: slots.acquire(name: Array(slotNames[k].utf8)),
+                               admissionEntry: admissionEntries.isEmpty ? -1 : admissionEntries[k])
+            }
+        } else {
+            s.pointee.localSlot = slots.acquire(name: Array(slotNames[0].utf8))
+            s.pointee.admissionEntry = admissionEntries.first ?? -1
         }
         let deadline = Jitter.lifetimeDeadline(
             startNanoseconds: now, lifetimeNanoseconds: config.maxLifetimeNanoseconds, random: random.next())
@@ -116,10 +129,17 @@ extension Worker {
         }
     }
 
-    /// Puts a subscriber whose cursor is live into its slot's fan-out list.
+    /// Puts a subscriber whose cursor is live into its slots' fan-out lists.
     func joinLive(_ connection: Int32) {
         let s = subscribers + Int(connection)
-        s.pointee.liveIndex = slots.addLive(s.pointee.localSlot, connection: connection)
+        guard s.pointee.namesSlots else {
+            s.pointee.liveIndex = slots.addLive(s.pointee.localSlot, connection: connection)
+            return
+        }
+        for k in s.pointee.memberships.indices {
+            s.pointee.memberships[k].liveIndex = slots.addLive(s.pointee.memberships[k].localSlot, connection: connection)
+        }
+        s.pointee.liveIndex = 0
     }
 
     /// Moves a live cursor to catch-up (the caller takes it out of the fan-out list).
@@ -129,10 +149,31 @@ extension Worker {
 
     func leaveLive(_ connection: Int32) {
         let s = subscribers + Int(connection)
-        if let moved = slots.removeLive(s.pointee.localSlot, at: s.pointee.liveIndex) {
-            subscribers[Int(moved)].liveIndex = s.pointee.liveIndex
+        guard s.pointee.namesSlots else {
+            if let moved = slots.removeLive(s.pointee.localSlot, at: s.pointee.liveIndex) {
+                setLiveIndex(moved, slot: s.pointee.localSlot, s.pointee.liveIndex)
+            }
+            s.pointee.liveIndex = -1
+            return
+        }
+        for k in s.pointee.memberships.indices {
+            let m = s.pointee.memberships[k]
+            if let moved = slots.removeLive(m.localSlot, at: m.liveIndex) { setLiveIndex(moved, slot: m.localSlot, m.liveIndex) }
+            s.pointee.memberships[k].liveIndex = -1
         }
         s.pointee.liveIndex = -1
+    }
+
+    /// A subscriber moved to `index` of `slot`'s live list.
+    func setLiveIndex(_ connection: Int32, slot: Int32, _ index: Int32) {
+        let s = subscribers + Int(connection)
+        guard s.pointee.namesSlots else {
+            s.pointee.liveIndex = index
+            return
+        }
+        for k in s.pointee.memberships.indices where s.pointee.memberships[k].localSlot == slot {
+            s.pointee.memberships[k].liveIndex = index
+        }
     }
 
     /// Reads new records from the log, once each, and fans them out to live subscribers.
@@ -192,6 +233,9 @@ extension Worker {
         guard local >= 0, let slot = slots.slots[Int(local)], !slot.live.isEmpty else { return }
         var sseFrame: UnsafeRawBufferPointer? = nil
         var wsFrame: UnsafeRawBufferPointer? = nil
+        // Streams of several slots: the same event with its slot named.
+        var sseSlotFrame: UnsafeRawBufferPointer? = nil
+        var wsSlotFrame: UnsafeRawBufferPointer? = nil
         var deliveredSSE: UInt64 = 0
         var deliveredWS: UInt64 = 0
         for connection in slot.live {
@@ -200,22 +244,27 @@ extension Worker {
             // yet joins the fan-out with its cursor ahead of it; it already has these.
             if s.pointee.cursor.seq >= view.seq { continue }
             let frame: UnsafeRawBufferPointer
-            switch s.pointee.transport {
-            case .sse:
-                if sseFrame == nil {
-                    let n = encodeFrame(view, transport: .sse, into: frameScratch)
-                    sseFrame = UnsafeRawBufferPointer(start: frameScratch.baseAddress, count: n)
-                }
+            switch (s.pointee.transport, s.pointee.namesSlots) {
+            case (.sse, false):
+                if sseFrame == nil { sseFrame = encodeFrame(view, transport: .sse, namesSlot: false, into: frameScratch) }
                 frame = sseFrame!
-            case .webSocket:
-                if wsFrame == nil {
-                    let n = encodeFrame(view, transport: .webSocket, into: wsFrameScratch)
-                    wsFrame = UnsafeRawBufferPointer(start: wsFrameScratch.baseAddress, count: n)
-                }
+            case (.webSocket, false):
+                if wsFrame == nil { wsFrame = encodeFrame(view, transport: .webSocket, namesSlot: false, into: wsFrameScratch) }
                 frame = wsFrame!
+            case (.sse, true):
+                if sseSlotFrame == nil { sseSlotFrame = encodeFrame(view, transport: .sse, namesSlot: true, into: slotFrameScratch) }
+                frame = sseSlotFrame!
+            case (.webSocket, true):
+                if wsSlotFrame == nil { wsSlotFrame = encodeFrame(view, transport: .webSocket, namesSlot: true, into: wsSlotFrameScratch) }
+                frame = wsSlotFrame!
             }
             if engine.streamAppend(connection, frame) {
-                s.pointee.cursor.deliveredLive(seq: view.seq, ordinal: view.slotOrdinal, nowNanoseconds: engine.nowNanoseconds)
+                if s.pointee.namesSlots {
+                    s.pointee.cursor.deliveredLive(seq: view.seq, ordinal: 0, nowNanoseconds: engine.nowNanoseconds)
+                    noteSlotDelivered(s, slot: local, ordinal: view.slotOrdinal)
+                } else {
+                    s.pointee.cursor.deliveredLive(seq: view.seq, ordinal: view.slotOrdinal, nowNanoseconds: engine.nowNanoseconds)
+                }
                 if s.pointee.transport == .sse { deliveredSSE += 1 } else { deliveredWS += 1 }
             } else {
                 demoted.append(connection)
@@ -231,42 +280,62 @@ extension Worker {
         demoted.removeAll(keepingCapacity: true)
     }
 
-    func encodeFrame(_ view: LogReader.RecordView, transport: Subscriber.Transport,
-                     into out: UnsafeMutableRawBufferPointer) -> Int {
+    /// Encodes the record for a transport into `out`; returns the frame. `namesSlot`: for a
+    /// stream of several slots (SSE: `event: <slot>` or `<slot>/<type>`; WebSocket: a `slot` member).
+    func encodeFrame(_ view: LogReader.RecordView, transport: Subscriber.Transport, namesSlot: Bool,
+                     into out: UnsafeMutableRawBufferPointer) -> UnsafeRawBufferPointer {
         let scratch = UnsafeRawBufferPointer(recordScratch)
         let id = EventID(epoch: reader.epoch, seq: view.seq)
         let type = UnsafeRawBufferPointer(rebasing: scratch[view.type])
         let data = UnsafeRawBufferPointer(rebasing: scratch[view.data])
+        let slot = UnsafeRawBufferPointer(rebasing: scratch[view.name])
+        let n: Int
         switch transport {
         case .webSocket:
-            return WebSocketMessageEncoder.writeEvent(id: id, type: type, data: data,
-                                                      timeMilliseconds: Int64(view.timeMilliseconds), into: out, at: 0)
+            n = WebSocketMessageEncoder.writeEvent(id: id, slot: namesSlot ? slot : nil, type: type, data: data,
+                                                   timeMilliseconds: Int64(view.timeMilliseconds), into: out, at: 0)
         case .sse:
             var idBytes: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-            return withUnsafeMutableBytes(of: &idBytes) { idBuffer in
+            n = withUnsafeMutableBytes(of: &idBytes) { idBuffer in
                 let idLength = id.write(into: idBuffer, at: 0)
-                return SSEEncoder.encodeEvent(id: UnsafeRawBufferPointer(rebasing: idBuffer[0..<idLength]),
-                                              type: type, data: data, into: out, at: 0)
+                let idText = UnsafeRawBufferPointer(rebasing: idBuffer[0..<idLength])
+                guard namesSlot else { return SSEEncoder.encodeEvent(id: idText, type: type, data: data, into: out, at: 0) }
+                return withUnsafeTemporaryAllocation(byteCount: Self.maxSlotEventNameBytes, alignment: 1) { name in
+                    let nameLength = SSEEncoder.writeSlotEventName(slot: slot, type: type, into: name, at: 0)
+                    return SSEEncoder.encodeEvent(id: idText, type: UnsafeRawBufferPointer(rebasing: name[0..<nameLength]),
+                                                  data: data, into: out, at: 0)
+                }
             }
         }
+        return UnsafeRawBufferPointer(start: out.baseAddress, count: n)
     }
 
-    func encodedLength(_ view: LogReader.RecordView, transport: Subscriber.Transport) -> Int {
+    /// The longest `event:` name on a stream of several slots: `<slot>/<type>`.
+    static let maxSlotEventNameBytes = SlotName.maxBytes + 1 + EventType.maxBytes
+
+    func encodedLength(_ view: LogReader.RecordView, transport: Subscriber.Transport, namesSlot: Bool) -> Int {
         let scratch = UnsafeRawBufferPointer(recordScratch)
         let id = EventID(epoch: reader.epoch, seq: view.seq)
         let data = UnsafeRawBufferPointer(rebasing: scratch[view.data])
+        let type = UnsafeRawBufferPointer(rebasing: scratch[view.type])
+        let slot = UnsafeRawBufferPointer(rebasing: scratch[view.name])
         switch transport {
         case .webSocket:
-            return WebSocketMessageEncoder.eventFrameLength(id: id, type: UnsafeRawBufferPointer(rebasing: scratch[view.type]),
+            return WebSocketMessageEncoder.eventFrameLength(id: id, slot: namesSlot ? slot : nil, type: type,
                                                             data: data, timeMilliseconds: Int64(view.timeMilliseconds))
         case .sse:
-            return SSEEncoder.encodedLength(id: id.length, type: view.type.count, data: data)
+            let typeLength = namesSlot ? SSEEncoder.slotEventNameLength(slot: slot, type: type) : type.count
+            return SSEEncoder.encodedLength(id: id.length, type: typeLength, data: data)
         }
     }
 
     func demoteAllLive() {
         for connection in slots.takeAllLive() {
-            subscribers[Int(connection)].liveIndex = -1
+            let s = subscribers + Int(connection)
+            // A stream of several slots is in several lists: it is moved once.
+            guard s.pointee.liveIndex >= 0 else { continue }
+            s.pointee.liveIndex = -1
+            for k in s.pointee.memberships.indices { s.pointee.memberships[k].liveIndex = -1 }
             demote(connection)
             catchUpList.append(connection)
         }
@@ -276,6 +345,7 @@ extension Worker {
     /// of its slot, then puts it back in the live fan-out. Stops whenever its buffer is full.
     func catchUp(_ connection: Int32) {
         let s = subscribers + Int(connection)
+        if s.pointee.namesSlots { return catchUpSlots(connection) }
         guard s.pointee.active, !s.pointee.cursor.closing, s.pointee.liveIndex < 0, engine.isOpenStream(connection) else { return }
         guard let name = slots.slots[Int(s.pointee.localSlot)]?.name else { return }
         let transport = s.pointee.transport
@@ -330,10 +400,10 @@ extension Worker {
                     continue copying
                 }
                 guard reportGaps(connection, through: view.seq - 1, window: window) else { return }
-                if encodedLength(view, transport: transport) > engine.streamSpace(connection) {
+                if encodedLength(view, transport: transport, namesSlot: false) > engine.streamSpace(connection) {
                     return   // wait for the socket to drain
                 }
-                _ = engine.streamWrite(connection) { out in encodeFrame(view, transport: transport, into: out) }
+                _ = engine.streamWrite(connection) { out in encodeFrame(view, transport: transport, namesSlot: false, into: out).count }
                 s.pointee.cursor.delivered(seq: view.seq, ordinal: view.slotOrdinal, nowNanoseconds: engine.nowNanoseconds)
                 delivered += 1
                 handled += 1

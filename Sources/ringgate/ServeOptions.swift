@@ -30,6 +30,7 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("max-slots"), help: "Slot directory entries, a power of two (default 65536).") var maxSlots: String?
     @Option(name: .customLong("max-batch-bytes"), help: "Largest NDJSON batch body (default 16MiB).") var maxBatchBytes: String?
     @Option(name: .customLong("max-subscribers-per-slot"), help: "Streams per slot per host, 0 = no limit (default 0).") var maxSubscribersPerSlot: String?
+    @Option(name: .customLong("max-slots-per-stream"), help: "Slots one stream or history pull of several slots may name (default 16).") var maxSlotsPerStream: String?
     @Option(name: .customLong("tcp-keepalive"), help: "TCP keepalive idle time, 0 = off (default 60s).") var tcpKeepalive: String?
     @Option(name: .customLong("tcp-user-timeout"), help: "TCP_USER_TIMEOUT on accepted sockets, 0 = kernel default (default 0).") var tcpUserTimeout: String?
     // MARK: SUPERVISOR + BROWSERS
@@ -150,6 +151,9 @@ struct ServeOptions: ParsableArguments {
         if let n = try bytes(pick(maxBatchBytes, "MAX_BATCH_BYTES"), "max-batch-bytes", 1...(1 << 30)) { c.maxBatchBytes = n }
         if let n = try int(pick(maxSubscribersPerSlot, "MAX_SUBSCRIBERS_PER_SLOT"), "max-subscribers-per-slot", 0...10_000_000) {
             c.maxSubscribersPerSlot = n
+        }
+        if let n = try int(pick(maxSlotsPerStream, "MAX_SLOTS_PER_STREAM"), "max-slots-per-stream", 1...1024) {
+            c.maxSlotsPerStream = n
         }
         if let v = pick(tcpKeepalive, "TCP_KEEPALIVE") {
             if v == "0" { c.tcpKeepaliveNanoseconds = 0 } else { c.tcpKeepaliveNanoseconds = try duration(v, "tcp-keepalive") ?? 0 }
@@ -327,6 +331,7 @@ struct ServeOptions: ParsableArguments {
             "--max-slots", "\(c.maxSlots)",
             "--max-batch-bytes", "\(c.maxBatchBytes)",
             "--max-subscribers-per-slot", "\(c.maxSubscribersPerSlot)",
+            "--max-slots-per-stream", "\(c.maxSlotsPerStream)",
             "--tcp-keepalive", c.tcpKeepaliveNanoseconds == 0 ? "0" : "\(c.tcpKeepaliveNanoseconds / 1_000_000)ms",
             "--tcp-user-timeout", c.tcpUserTimeoutNanoseconds == 0 ? "0" : "\(c.tcpUserTimeoutNanoseconds / 1_000_000)ms",
             // MARK: SUPERVISOR + BROWSERS

@@ -130,6 +130,33 @@ func clientData(_ frame: [UInt8]) -> [UInt8]? {
         #expect(SSEEncoder.event(id: EventID(epoch: 0x5f3a9c01, seq: 8), type: "message", data: Array("x".utf8)).text
             == "id: 5f3a9c01-8\nevent: message\ndata: x\n\n")
     }
+
+    @Test func resetsOfStreamsOfSeveralSlotsSayTheirSlot() {
+        let named = SSEEncoder.resetEvent(reason: "lapped", slot: .named(Array("news".utf8)), oldest: nil,
+                                          head: EventID(epoch: 1, seq: 9), dropped: 4)
+        #expect(named.text == "event: reset\ndata: {\"reason\":\"lapped\",\"slot\":\"news\",\"oldest\":null,\"head\":\"00000001-9\",\"dropped\":4}\n\n")
+        #expect(SSEEncoder.resetJSON(reason: "epoch", slot: .wholeStream, oldest: nil, head: nil, dropped: nil).text
+            == "{\"reason\":\"epoch\",\"slot\":null,\"oldest\":null,\"head\":null,\"dropped\":null}")
+    }
+
+    @Test func slotEventNames() {
+        func name(_ slot: String, _ type: String) -> String {
+            let s = Array(slot.utf8), t = Array(type.utf8)
+            return s.withUnsafeBytes { sp in
+                t.withUnsafeBytes { tp in
+                    var out = [UInt8](repeating: 0, count: 300)
+                    let n = out.withUnsafeMutableBytes { SSEEncoder.writeSlotEventName(slot: sp, type: tp, into: $0, at: 3) }
+                    #expect(n == SSEEncoder.slotEventNameLength(slot: sp, type: tp))
+                    return String(decoding: out[3..<(3 + n)], as: UTF8.self)
+                }
+            }
+        }
+        #expect(name("news", "message") == "news", "the default type: the slot's name alone")
+        #expect(name("news", "alert") == "news/alert")
+        #expect(name("a.b:c", "message.x") == "a.b:c/message.x")
+        let longest = String(repeating: "s", count: SlotName.maxBytes), longType = String(repeating: "t", count: EventType.maxBytes)
+        #expect(name(longest, longType).utf8.count == SlotName.maxBytes + 1 + EventType.maxBytes)
+    }
 }
 
 extension Collection where Element == UInt8 {

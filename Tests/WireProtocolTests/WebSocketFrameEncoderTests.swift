@@ -91,6 +91,31 @@ import Testing
         }
     }
 
+    @Test func eventsOfStreamsOfSeveralSlotsHaveASlotMember() {
+        let id = EventID(epoch: 0x5f3a9c01, seq: 12)
+        let slot = Array("news.eu".utf8), type = Array("alert".utf8), data = Array("a \"quoted\"\nline".utf8)
+        let (exact, bound, frame) = slot.withUnsafeBytes { s in
+            type.withUnsafeBytes { t in
+                data.withUnsafeBytes { d in
+                    let exact = WebSocketMessageEncoder.eventFrameLength(id: id, slot: s, type: t, data: d, timeMilliseconds: 77)
+                    var out = [UInt8](repeating: 0, count: exact)
+                    let n = out.withUnsafeMutableBytes {
+                        WebSocketMessageEncoder.writeEvent(id: id, slot: s, type: t, data: d, timeMilliseconds: 77, into: $0, at: 0)
+                    }
+                    #expect(n == exact)
+                    return (exact, WebSocketMessageEncoder.maxEventFrameLength(slotBytes: s.count, typeBytes: t.count,
+                                                                               dataBytes: d.count), out)
+                }
+            }
+        }
+        #expect(exact <= bound)
+        #expect(parse(frame).payload.text
+            == #"{"id":"5f3a9c01-12","slot":"news.eu","type":"alert","data":"a \"quoted\"\nline","time":77}"#)
+        let reset = WebSocketMessageEncoder.resetFrame(reason: "damaged", slot: .named(slot), oldest: nil, head: nil, dropped: 1)
+        #expect(parse(reset).payload.text
+            == #"{"event":"reset","reason":"damaged","slot":"news.eu","oldest":null,"head":null,"dropped":1}"#)
+    }
+
     @Test func resetAndCloseMessages() {
         let reset = WebSocketMessageEncoder.resetFrame(reason: "lapped", oldest: EventID(epoch: 0x5f3a9c01, seq: 10),
                                                        head: EventID(epoch: 0x5f3a9c01, seq: 99), dropped: 7)

@@ -22,13 +22,9 @@ extension Worker {
         // A stream of several slots: the gap's events may be of any of them (or none), so the
         // reset is the whole stream's, without one slot's oldest and head.
         let namesSlots = s.pointee.namesSlots
-        let oldest = window.slotOldestSeq == 0 || namesSlots ? nil : EventID(epoch: reader.epoch, seq: window.slotOldestSeq)
-        let head = window.slotHeadSeq == 0 || namesSlots ? nil : EventID(epoch: reader.epoch, seq: window.slotHeadSeq)
-        let slot: ResetSlot = namesSlots ? .wholeStream : .omitted
-        let frame = s.pointee.transport == .sse
-            ? SSEEncoder.resetEvent(reason: Self.gapResetReason, slot: slot, oldest: oldest, head: head, dropped: missing)
-            : WebSocketMessageEncoder.resetFrame(reason: Self.gapResetReason, slot: slot, oldest: oldest, head: head,
-                                                 dropped: missing)
+        let frame = resetFrame(s.pointee.transport, reason: Self.gapResetReason, slot: namesSlots ? .wholeStream : .omitted,
+                               dropped: missing, oldestSeq: namesSlots ? 0 : window.slotOldestSeq,
+                               headSeq: namesSlots ? 0 : window.slotHeadSeq)
         guard writeControl(connection, frame) else { return false }
         counters.add(.resetsGap)
         s.pointee.gapsReportedThrough = through

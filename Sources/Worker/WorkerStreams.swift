@@ -364,12 +364,8 @@ extension Worker {
                 closeStream(connection, reason: .slowConsumer)
                 return
             case .reset(let reason):
-                let oldest = window.slotOldestSeq == 0 ? nil : EventID(epoch: reader.epoch, seq: window.slotOldestSeq)
-                let head = window.slotHeadSeq == 0 ? nil : EventID(epoch: reader.epoch, seq: window.slotHeadSeq)
-                let frame = transport == .sse
-                    ? SSEEncoder.resetEvent(reason: reason.rawValue, oldest: oldest, head: head, dropped: window.dropped)
-                    : WebSocketMessageEncoder.resetFrame(reason: reason.rawValue, oldest: oldest, head: head,
-                                                         dropped: window.dropped)
+                let frame = resetFrame(transport, reason: reason.rawValue, slot: .omitted, dropped: window.dropped,
+                                       oldestSeq: window.slotOldestSeq, headSeq: window.slotHeadSeq)
                 guard writeControl(connection, frame) else { return }
                 counters.add(reason == .epoch ? .resetsEpoch : .resetsLapped)
                 s.pointee.cursor.resetSent()

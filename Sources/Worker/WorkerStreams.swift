@@ -37,31 +37,8 @@ extension Worker {
         var admissionEntries: [Int32] = []
         if let admission {
             for slot in slotNames {
-                let entry: Int
-                switch admission.entryIndex(for: Array(slot.utf8), worker: index) {
-                case .entry(let e):
-                    entry = e
-                case .full:
-                    counters.add(.overCapacitySlot)
-                    engine.respondError(connection, status: 503, error: "over_capacity",
-                                        detail: "too many slots have streams (the admission table holds \(admission.entries))",
-                                        extraHeaders: [("Retry-After", "5")] + corsHeaders)
-                    return
-                case .busy:
-                    counters.add(.admissionClaimStuck)
-                    engine.respondError(connection, status: 503, error: "over_capacity",
-                                        detail: "this slot's admission entry is being set up by a worker that stopped; try again",
-                                        extraHeaders: [("Retry-After", "1")] + corsHeaders)
-                    return
-                }
-                guard admission.total(entry: entry) < config.maxSubscribersPerSlot else {
-                    counters.add(.overCapacitySlot)
-                    engine.respondError(connection, status: 503, error: "over_capacity",
-                                        detail: "slot \(slot) has its maximum of \(config.maxSubscribersPerSlot) subscribers (--max-subscribers-per-slot)",
-                                        extraHeaders: [("Retry-After", "5")] + corsHeaders)
-                    return
-                }
-                admissionEntries.append(Int32(entry))
+                guard let entry = admit(connection, slot: slot, admission) else { return }
+                admissionEntries.append(entry)
             }
         }
         var prelude: [UInt8]
@@ -127,6 +104,36 @@ extension Worker {
             counters.add(.connectionsCatchingUp)
             catchUp(connection)
         }
+    }
+
+    /// `--max-subscribers-per-slot`: the slot's entry in the shared admission table, or nil
+    /// after a 503 (the table is full, the entry is stuck, or the slot has its maximum).
+    func admit(_ connection: Int32, slot: String, _ admission: SlotAdmissionTable) -> Int32? {
+        let entry: Int
+        switch admission.entryIndex(for: Array(slot.utf8), worker: index) {
+        case .entry(let e):
+            entry = e
+        case .full:
+            counters.add(.overCapacitySlot)
+            engine.respondError(connection, status: 503, error: "over_capacity",
+                                detail: "too many slots have streams (the admission table holds \(admission.entries))",
+                                extraHeaders: [("Retry-After", "5")] + corsHeaders)
+            return nil
+        case .busy:
+            counters.add(.admissionClaimStuck)
+            engine.respondError(connection, status: 503, error: "over_capacity",
+                                detail: "this slot's admission entry is being set up by a worker that stopped; try again",
+                                extraHeaders: [("Retry-After", "1")] + corsHeaders)
+            return nil
+        }
+        guard admission.total(entry: entry) < config.maxSubscribersPerSlot else {
+            counters.add(.overCapacitySlot)
+            engine.respondError(connection, status: 503, error: "over_capacity",
+                                detail: "slot \(slot) has its maximum of \(config.maxSubscribersPerSlot) subscribers (--max-subscribers-per-slot)",
+                                extraHeaders: [("Retry-After", "5")] + corsHeaders)
+            return nil
+        }
+        return Int32(entry)
     }
 
     /// Puts a subscriber whose cursor is live into its slots' fan-out lists.

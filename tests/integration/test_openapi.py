@@ -46,7 +46,8 @@ EXAMPLES = int(os.environ.get("RINGGATE_OPENAPI_EXAMPLES", "60"))
 SUB_URL_DOC = "http://localhost:8080"
 PUB_URL_DOC = "http://127.0.0.1:8081"
 # Not fuzzed: they never end (SSE) or switch protocols (WebSocket); tested by hand below.
-STREAMING = {("GET", "/v1/slots/{slot}/stream"), ("GET", "/v1/slots/{slot}/ws"), ("GET", "/v1/status/stream")}
+STREAMING = {("GET", "/v1/slots/{slot}/stream"), ("GET", "/v1/slots/{slot}/ws"), ("GET", "/v1/status/stream"),
+             ("GET", "/v1/stream"), ("GET", "/v1/ws")}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
 STATS: dict[str, int] = {}
@@ -133,6 +134,8 @@ def test_spec_is_valid(spec):
     # examples validate against their schemas
     examples = [("HistoryPage", spec["paths"]["/v1/slots/{slot}/events"]["get"]["responses"]["200"]
                  ["content"]["application/json"]["examples"]["window"]["value"]),
+                ("SlotsHistoryPage", spec["paths"]["/v1/events"]["get"]["responses"]["200"]
+                 ["content"]["application/json"]["example"]),
                 ("SSEResetData", spec["components"]["schemas"]["SSEResetData"]["example"]),
                 ("SSECloseData", spec["components"]["schemas"]["SSECloseData"]["example"]),
                 ("Error", spec["components"]["schemas"]["Error"]["example"])]
@@ -170,7 +173,8 @@ def test_readme_routes_are_in_spec(spec):
     missing = routes - in_spec
     assert not missing, f"README routes missing from openapi.yaml: {sorted(missing)}"
     # OPTIONS (preflight) is in README without a path: every subscriber read route has one
-    for path in ("/v1/slots/{slot}/events", "/v1/slots/{slot}/stream", "/healthz", "/readyz", "/metrics"):
+    for path in ("/v1/slots/{slot}/events", "/v1/slots/{slot}/stream", "/v1/events", "/v1/stream", "/v1/ws",
+                 "/healthz", "/readyz", "/metrics"):
         assert ("OPTIONS", path) in in_spec, path
 
 
@@ -186,11 +190,13 @@ def test_every_spec_path_answers(spec, gw):
         for base in listener_urls(spec, path, method, gw):
             headers = {"Origin": "https://app.example"} if method == "OPTIONS" else {}
             if method == "GET" and path.endswith("/stream"):
+                if path == "/v1/stream":
+                    concrete += "?slot=news"
                 s = SSEStream(int(base.rsplit(":", 1)[1]), concrete, timeout=3)
                 status = s.status
                 s.close()
             else:
-                data = b'{"slot":"news","data":"x"}\n' if path == "/v1/events" else (b"x" if method == "POST" else None)
+                data = (b'{"slot":"news","data":"x"}\n' if path == "/v1/events" else b"x") if method == "POST" else None
                 status = requests.request(method, base + concrete, data=data, headers=headers, timeout=5).status_code
             if status == 404:
                 not_routed.append(f"{method} {base}{concrete}")
@@ -421,6 +427,75 @@ def test_ws_messages_match_spec(spec, gw):
     assert msgs[0]["event"] == "reset" and msgs[0]["reason"] == "epoch", msgs[0]
     assert any("id" in m for m in msgs)
     assert any(m.get("type") == "update" and "event" not in m for m in msgs), "a typed event is an event"
+    assert msgs[-1] == {"event": "close", "reason": "max_lifetime"}, msgs[-1]
+
+
+def other_epoch_id(gw) -> str:
+    epoch = gw.history("news", limit=1)["head"].split("-")[0]
+    return ("0" if epoch[0] != "0" else "1") + epoch[1:] + "-1"
+
+
+def test_sse_frames_of_several_slots_match_spec(spec, gw):
+    """`GET /v1/stream?slot=news&slot=sport`: the reset of the whole stream (another log's id),
+    events of both slots named by `event:` (`sport/update` for a typed one), then the close."""
+    frame = component_validator(spec, "SSESlotsFrame")
+    kinds = {n: component_validator(spec, n) for n in
+             ("SSERetryFrame", "SSECommentFrame", "SSESlotEventFrame", "SSEResetFrame", "SSECloseFrame")}
+    s = SSEStream(gw.sub_port, f"/v1/stream?slot=news&slot=sport&after={other_epoch_id(gw)}", timeout=5)
+    assert s.status == 200, s.status
+    frames = []
+    try:
+        gw.publish("sport", "goal", type="update")
+        gw.publish("news", "two\nlines")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            item = s.next_item(timeout=max(0.1, deadline - time.monotonic()))
+            if item is None:
+                break
+            f = sse_frame(item)
+            frame.validate(f)
+            matched = [n for n, v in kinds.items() if v.is_valid(f)]
+            assert len(matched) == 1, (f, matched)
+            frames.append((matched[0], f))
+    finally:
+        s.close()
+    seen = {k for k, _ in frames}
+    assert seen == set(kinds), f"frame kinds seen: {sorted(seen)}"
+    resets = [f for k, f in frames if k == "SSEResetFrame"]
+    assert resets[0]["data"]["reason"] == "epoch" and resets[0]["data"]["slot"] is None, resets
+    names = [f["event"] for k, f in frames if k == "SSESlotEventFrame"]
+    assert "sport/update" in names and "news" in names, names
+    assert {n.split("/")[0] for n in names} <= {"news", "sport"}, names
+    # the single-slot schema would not take `sport/update` as an event type
+    assert not component_validator(spec, "SSEEventFrame").is_valid(
+        next(f for k, f in frames if k == "SSESlotEventFrame" and "/" in f["event"]))
+
+
+def test_ws_messages_of_several_slots_match_spec(spec, gw):
+    message = component_validator(spec, "WSSlotsMessage")
+
+    async def run():
+        got = []
+        url = gw.sub_url.replace("http://", "ws://") + f"/v1/ws?slot=news,sport&after={other_epoch_id(gw)}"
+        async with websockets.connect(url, open_timeout=5, ping_interval=None) as ws:
+            assert ws.response.status_code == 101
+            gw.publish("sport", "ws goal", type="update")
+            gw.publish("news", "ws news")
+            try:
+                while len(got) < 500:
+                    got.append(json.loads(await asyncio.wait_for(ws.recv(), 8)))
+            except websockets.ConnectionClosed:
+                pass
+        return got
+
+    msgs = asyncio.run(run())
+    for m in msgs:
+        message.validate(m)
+    assert msgs[0]["event"] == "reset" and msgs[0]["reason"] == "epoch" and msgs[0]["slot"] is None, msgs[0]
+    events = [m for m in msgs if "id" in m]
+    assert {m["slot"] for m in events} == {"news", "sport"}, events
+    assert any(m["slot"] == "sport" and m["type"] == "update" and m["data"] == "ws goal" for m in events)
+    assert not component_validator(spec, "WSMessage").is_valid(events[0]), "one slot's messages have no slot member"
     assert msgs[-1] == {"event": "close", "reason": "max_lifetime"}, msgs[-1]
 
 

@@ -146,3 +146,59 @@ def test_burst_larger_than_the_ring(gateway, policy):
             assert (m.get("ringgate_resets_total", reason="lapped") or 0) == base_lapped
     finally:
         s.close()
+
+
+def test_burst_lapping_a_reader_of_two_slots(gateway):
+    """The same burst over two slots read on one stream (`/v1/stream?slot=…`): after the buffered
+    prefix, one reset per slot, each naming its slot with the exact number of its events lost
+    (the reader fell behind on this connection), then every retained event of both slots in id
+    order, framed `event: <slot>`."""
+    gw = gateway("--log-capacity", "256KiB", "--max-event-bytes", "16KiB", "--lag-policy", "resync",
+                 "--send-timeout", "30s", "--heartbeat", "30s", workers=2)
+    a, b = "burst.a", "burst.b"
+    marker = gw.publish(a, "marker")
+    s = RcvbufSSEStream(gw.sub_port, f"/v1/stream?slot={a}&slot={b}", rcvbuf=4096,
+                        headers={"Last-Event-ID": marker})
+    try:
+        assert s.status == 200, (s.status, getattr(s, "body", b""))
+        slot_of: dict[str, str] = {}
+        ids: list[str] = []
+        for start in range(0, BURST, 10):
+            lines = [{"slot": (a, b)[(start + k) % 3 == 0], "data": f"{start + k:06d}" + "x" * (EVENT - 6)}
+                     for k in range(10)]
+            r = gw.publish_batch(lines)
+            assert r.status_code == 201, r.text[:300]
+            for line, eid in zip(lines, r.json()["ids"]):
+                slot_of[eid] = line["slot"]
+                ids.append(eid)
+        retained = {x: [e["id"] for e in gw.history(x, limit=1000)["events"]] for x in (a, b)}
+        merged = sorted(retained[a] + retained[b], key=seq_of)
+        assert seq_of(merged[0]) > seq_of(ids[0]) + 100, "the burst did not lap the ring: test setup too small"
+
+        s.first_retry()
+        got = read_all(s, seq_of(ids[-1]))
+        first_other = next(k for k, e in enumerate(got) if e is None or e.event == "reset")
+        prefix = got[:first_other]
+        assert [e.id for e in prefix] == ids[:len(prefix)], "the buffered prefix is not the burst's start in order"
+        assert all(e.event == slot_of[e.id] for e in prefix), [(e.id, e.event) for e in prefix if e.event != slot_of[e.id]][:3]
+        resets = [e.json() for e in got[first_other:first_other + 2]]
+        assert [r.get("slot") for r in resets] == [a, b] and all(r["reason"] == "lapped" for r in resets), resets
+        after = got[first_other + 2:]
+        assert None not in after and [e.id for e in after] == merged, \
+            f"after the resets: {[(e.id, e.event) for e in after[:3] if e]}…, expected {merged[:3]}… ({len(merged)})"
+        assert all(e.event == slot_of[e.id] for e in after)
+        for r in resets:
+            x = r["slot"]
+            last = max((seq_of(e.id) for e in prefix if e.event == x), default=seq_of(marker) if x == a else 0)
+            first_kept = seq_of(retained[x][0])
+            lost = sum(1 for eid in ids if slot_of[eid] == x and last < seq_of(eid) < first_kept)
+            assert r["oldest"] == retained[x][0] and r["head"] == retained[x][-1], (r, retained[x][0], retained[x][-1])
+            if any(e.event == x for e in prefix):
+                assert r["dropped"] == lost, f"reset {r}: {lost} events of {x} lie between the last received and the oldest kept"
+            print(f"[two slots] reset {r}; {lost} of {x} lost")
+        print(f"[two slots] {len(prefix)} buffered events, 2 resets, {len(after)} retained events of both slots")
+        live = gw.publish(b, "after the storm")
+        ev = s.next_event(5)
+        assert ev is not None and (ev.id, ev.event, ev.data) == (live, b, "after the storm"), ev
+    finally:
+        s.close()

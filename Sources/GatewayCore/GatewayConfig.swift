@@ -103,8 +103,8 @@ public struct GatewayConfig: Sendable, Equatable {
     // MARK: STATUS PAGE (issue 14)
     /// `GET /` serves the live status page and `GET /v1/status/stream` its stats stream.
     public var statusPage = true
-    /// Stats streams one worker serves at once (the page's viewers); over it: 503.
-    public static let maxStatusStreamsPerWorker = 64
+    /// Stats streams one worker serves at once (the page's viewers); over it: 503, counted.
+    public var maxStatusStreamsPerWorker = 64
     // MARK: AUTH (issue 14)
     /// `--subscribe-auth`: whether stream, WebSocket and history requests need a JWT.
     public var subscribeAuth = SubscribeAuthMode.none

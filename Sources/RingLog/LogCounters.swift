@@ -121,6 +121,7 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case authFailuresForbidden         // W: valid token, slot not in its `slots`
     case disconnectTokenExpired        // W: streams closed when their token expired
     case streamSlotLimit               // W: streams and pulls refused for naming more than --max-slots-per-stream slots
+    case statusStreamLimit             // W: stats streams refused by --max-status-streams
 }
 
 extension LogCounter {

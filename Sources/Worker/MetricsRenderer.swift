@@ -124,6 +124,8 @@ struct MetricsRenderer {
         out += "ringgate_slot_subscriber_limit_total \(sum(.overCapacitySlot))\n"
         family("stream_slot_limit_total", "counter", "Streams and history pulls refused for naming more than --max-slots-per-stream slots.")
         out += "ringgate_stream_slot_limit_total \(sum(.streamSlotLimit))\n"
+        family("status_stream_limit_total", "counter", "Status page stats streams refused by --max-status-streams (per worker).")
+        out += "ringgate_status_stream_limit_total \(sum(.statusStreamLimit))\n"
         // MARK: READER
         family("log_corrupt_records_total", "counter", "Damaged log records skipped by readers (each once per worker).")
         out += "ringgate_log_corrupt_records_total \(sum(.logCorruptRecords))\n"

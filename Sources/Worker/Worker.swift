@@ -73,7 +73,7 @@ public final class Worker: HTTPEngineDelegate {
     /// The CORS headers for the request being answered, computed once when it arrives.
     var corsHeaders: [(String, String)] = []
     // MARK: STATUS PAGE
-    /// Open stats streams (`GET /v1/status/stream`), at most `maxStatusStreamsPerWorker`.
+    /// Open stats streams (`GET /v1/status/stream`), at most `--max-status-streams`.
     var statusStreams: [Int32] = []
     var lastStatusFrame: UInt64 = 0
     let status: StatusSnapshot

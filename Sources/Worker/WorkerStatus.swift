@@ -41,9 +41,10 @@ extension Worker {
         guard config.statusPage else { return notFound(conn, request) }
         // Authorized once, like the page; the stream does not end at the token's exp.
         guard authorize(conn, request, slot: nil) != nil else { return }
-        guard statusStreams.count < GatewayConfig.maxStatusStreamsPerWorker else {
+        guard statusStreams.count < config.maxStatusStreamsPerWorker else {
+            counters.add(.statusStreamLimit)
             engine.respondError(conn, status: 503, error: "over_capacity",
-                                detail: "this worker serves \(GatewayConfig.maxStatusStreamsPerWorker) status streams already",
+                                detail: "this worker serves \(config.maxStatusStreamsPerWorker) status streams already (--max-status-streams)",
                                 extraHeaders: [("Retry-After", "5")] + corsHeaders)
             return
         }

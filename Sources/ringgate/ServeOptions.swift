@@ -63,6 +63,7 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("drain-delay"), help: "After SIGTERM, /readyz answers 503 and the host serves this long before closing streams, 0 = none (default 5s).") var drainDelay: String?
     @Option(name: .customLong("drain-spread"), help: "Closing streams get a retry: drawn from 0 to this, spreading their reconnects, 0 = none (default 5s).") var drainSpread: String?
     // MARK: STATUS PAGE (issue 14)
+    @Option(name: .customLong("max-status-streams"), help: "Status page stats streams per worker (default 64).") var maxStatusStreams: String?
     @Option(name: .customLong("status-page"), help: "Serve the live status page at / and its stats stream: true or false (default true).") var statusPage: String?
     // MARK: AUTH (issue 14)
     @Option(name: .customLong("subscribe-auth"), help: "Subscriber authorization: none or jwt (default none).") var subscribeAuth: String?
@@ -259,6 +260,9 @@ struct ServeOptions: ParsableArguments {
             default: throw fail("status-page", v, "expected true or false")
             }
         }
+        if let n = try int(pick(maxStatusStreams, "MAX_STATUS_STREAMS"), "max-status-streams", 1...100_000) {
+            c.maxStatusStreamsPerWorker = n
+        }
         // MARK: AUTH (issue 14)
         if let v = pick(subscribeAuth, "SUBSCRIBE_AUTH") {
             guard let mode = SubscribeAuthMode(rawValue: v) else { throw fail("subscribe-auth", v, "expected none or jwt") }
@@ -357,7 +361,7 @@ struct ServeOptions: ParsableArguments {
         // MARK: DRAIN (issue 13)
         a += ["--drain-delay", "\(c.drainDelayNanoseconds / 1_000_000)ms", "--drain-spread", "\(c.drainSpreadNanoseconds / 1_000_000)ms"]
         // MARK: STATUS PAGE (issue 14)
-        a += ["--status-page", c.statusPage ? "true" : "false"]
+        a += ["--status-page", c.statusPage ? "true" : "false", "--max-status-streams", "\(c.maxStatusStreamsPerWorker)"]
         // MARK: AUTH (issue 14): file paths only; each child reads the keys itself.
         if c.subscribeAuth == .jwt {
             a += ["--subscribe-auth", "jwt", "--jwt-leeway", "\(c.jwtLeewayNanoseconds / 1_000_000)ms"]

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from rgtest import REPO, SSEEvent, SSEStream, wait_until
+from rgtest import REPO, SSEEvent, SSEStream, fetch_metrics, wait_until
 
 ARTIFACTS = Path(os.environ.get("RINGGATE_TEST_ARTIFACTS", REPO / "tests" / "artifacts"))
 SPEC = yaml.safe_load((REPO / "openapi.yaml").read_text())
@@ -95,13 +95,19 @@ def test_status_page_off_is_404_and_the_stream_count_is_limited(gateway):
                            capture_output=True, text=True, timeout=10)
     assert "--status-page false" in shown.stdout, shown.stdout
 
-    gw = gateway(workers=1)
-    streams = [SSEStream(gw.sub_port, "/v1/status/stream", timeout=5) for _ in range(64)]
+    # the default limit is 64 per worker; --max-status-streams 5 here
+    default = subprocess.run([str(off.binary), "serve", "--check-config"], capture_output=True, text=True, timeout=10)
+    assert "--max-status-streams 64" in default.stdout, default.stdout
+    gw = gateway("--max-status-streams", "5", workers=1)
+    streams = [SSEStream(gw.sub_port, "/v1/status/stream", timeout=5) for _ in range(5)]
     try:
         assert all(s.status == 200 for s in streams)
+        assert fetch_metrics(gw.sub_port).value("ringgate_status_stream_limit_total") == 0
         extra = SSEStream(gw.sub_port, "/v1/status/stream", timeout=5)
-        assert extra.status == 503 and b"over_capacity" in extra.body, (extra.status, extra.body)
+        assert extra.status == 503 and b"over_capacity" in extra.body and b"--max-status-streams" in extra.body, \
+            (extra.status, extra.body)
         extra.close()
+        assert fetch_metrics(gw.sub_port).value("ringgate_status_stream_limit_total") == 1, "the refusal is counted"
         streams.pop().close()
         again = wait_until(lambda: (s := SSEStream(gw.sub_port, "/v1/status/stream", timeout=5)).status == 200 and s,
                            5, what="a status stream once one closed")

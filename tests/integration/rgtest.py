@@ -996,13 +996,20 @@ def open_streams(gw: Gateway, slot: str, enough, max_conns: int = 200, **stream_
 
 
 class Publisher(threading.Thread):
-    """Publishes `prefix<N>` to one slot every `interval` seconds until stopped; keeps the ids."""
+    """Publishes `prefix<N>` to one slot every `interval` seconds until stopped; keeps the ids.
 
-    def __init__(self, gw: Gateway, slot: str, interval: float = 0.005, prefix: str = "n"):
+    `round`: (slot, type) pairs published round-robin instead (type None: the default), with
+    `data(i, slot)` as the data; `published` keeps (id, slot, type, data) of every 201."""
+
+    def __init__(self, gw: Gateway, slot: str | None = None, interval: float = 0.005, prefix: str = "n",
+                 round: list[tuple[str, str | None]] | None = None, data=None):
         super().__init__(daemon=True)
-        self.url, self.slot, self.interval, self.prefix = gw.pub_url, slot, interval, prefix
+        self.url, self.interval = gw.pub_url, interval
+        self.round = round or [(slot, None)]
+        self.data = data or (lambda i, slot: f"{prefix}{i}")
         self.ids: list[str] = []
         self.datas: list[str] = []
+        self.published: list[tuple[str, str, str | None, str]] = []
         self.errors: list[str] = []
         self.halt = threading.Event()
 
@@ -1010,11 +1017,15 @@ class Publisher(threading.Thread):
         with httpx.Client(base_url=self.url, timeout=5.0, trust_env=False) as c:
             i = 0
             while not self.halt.is_set():
-                data = f"{self.prefix}{i}"
+                slot, typ = self.round[i % len(self.round)]
+                data = self.data(i, slot)
                 try:
-                    r = c.post(f"/v1/slots/{self.slot}/events", content=data.encode())
+                    r = c.post(f"/v1/slots/{slot}/events", params={"type": typ} if typ else None,
+                               content=data.encode())
                     if r.status_code == 201:
-                        self.ids.append(r.json()["id"])
+                        eid = r.json()["id"]
+                        self.published.append((eid, slot, typ, data))
+                        self.ids.append(eid)
                         self.datas.append(data)
                     else:
                         self.errors.append(f"{r.status_code} {r.text[:200]}")

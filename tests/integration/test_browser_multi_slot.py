@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
-from rgtest import describe_mismatch, pid_alive, seq_of, wait_until
+from rgtest import Publisher, describe_mismatch, pid_alive, seq_of, wait_until
 
 from browsertest import browser, serve_page  # noqa: F401  (fixture)
 
@@ -45,46 +43,12 @@ window.subscribe = function (url, names, notNamed) {
 </script></body></html>"""
 
 
-class Interleaver(threading.Thread):
-    """Publishes round-robin to news, sport.eu, sport.eu typed `goal`, and weather (never listened to)
-    every `interval` s until stopped; keeps (id, slot, type, data) of every 201."""
+# Round-robin: news, sport.eu, sport.eu typed `goal`, and weather (never listened to).
+ROUND = [(NEWS, None), (SPORT, None), (SPORT, TYPED), (OTHER, None)]
 
-    ROUND = [(NEWS, None), (SPORT, None), (SPORT, TYPED), (OTHER, None)]
 
-    def __init__(self, gw, interval: float = 0.01):
-        super().__init__(daemon=True)
-        self.url, self.interval = gw.pub_url, interval
-        self.published: list[tuple[str, str, str | None, str]] = []
-        self.errors: list[str] = []
-        self.halt = threading.Event()
-        self.lock = threading.Lock()
-
-    def run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=5.0, trust_env=False) as c:
-            i = 0
-            while not self.halt.is_set():
-                slot, typ = self.ROUND[i % len(self.ROUND)]
-                data = f"{i} ✓ {slot}" if i % 9 else f"{i}\nsecond line of {slot}"
-                try:
-                    r = c.post(f"/v1/slots/{slot}/events", params={"type": typ} if typ else None,
-                               content=data.encode())
-                    if r.status_code == 201:
-                        with self.lock:
-                            self.published.append((r.json()["id"], slot, typ, data))
-                    else:
-                        self.errors.append(f"{r.status_code} {r.text[:200]}")
-                except httpx.HTTPError as e:
-                    self.errors.append(repr(e))
-                i += 1
-                self.halt.wait(self.interval)
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.published)
-
-    def stop(self) -> None:
-        self.halt.set()
-        self.join(10)
+def interleaved_data(i: int, slot: str) -> str:
+    return f"{i} ✓ {slot}" if i % 9 else f"{i}\nsecond line of {slot}"
 
 
 def listened(published) -> list[tuple[str, str, str, str]]:
@@ -144,7 +108,7 @@ def test_eventsource_two_slots_every_event_once_in_id_order(gateway, page_url, b
     marker = gw.publish(OTHER, "before everything")
     published = []
     for i in range(48):
-        slot, typ = Interleaver.ROUND[i % 4]
+        slot, typ = ROUND[i % 4]
         if i % 8 == 1:
             data = f"line one of {i}\nline two\n\nline four after an empty one"
         elif i % 8 == 5:
@@ -156,7 +120,7 @@ def test_eventsource_two_slots_every_event_once_in_id_order(gateway, page_url, b
     # the catch-up, then live events; the last one published is listened to, so once it is in, any
     # duplicate, reordering or event of `weather` (listened to as well, into window.leaked) is in too
     for i in range(48, 60):
-        slot, typ = Interleaver.ROUND[i % 4]
+        slot, typ = ROUND[i % 4]
         published.append((gw.publish(slot, f"live {i}", type=typ), slot, typ, f"live {i}"))
     published.append((gw.publish(NEWS, "the last"), NEWS, None, "the last"))
     expected = listened(published)
@@ -175,7 +139,7 @@ def test_eventsource_two_slots_every_event_once_in_id_order(gateway, page_url, b
 def test_eventsource_two_slots_across_kill9_of_the_workers(gateway, page_url, browser):
     gw = start(gateway, page_url, browser)
     subscribe(browser, f"{gw.sub_url}/v1/stream?slot={NEWS},{SPORT}")
-    pub = Interleaver(gw, interval=0.01)
+    pub = Publisher(gw, round=ROUND, data=interleaved_data, interval=0.01)
     pub.start()
     try:
         wait_until(lambda: js(browser, "window.got.length") >= 20, 10, what="20 events before the kill")
@@ -188,8 +152,8 @@ def test_eventsource_two_slots_across_kill9_of_the_workers(gateway, page_url, br
                    what="the EventSource to reopen by itself after kill -9")
         after = dict(gw.workers())
         assert set(after.values()).isdisjoint(before.values()), (before, after)
-        n_mid = pub.count()
-        wait_until(lambda: pub.count() >= n_mid + 40, 10, what="40 more publishes after the reconnect")
+        n_mid = len(pub.ids)
+        wait_until(lambda: len(pub.ids) >= n_mid + 40, 10, what="40 more publishes after the reconnect")
     finally:
         pub.stop()
     assert pub.errors == [], pub.errors[:5]

@@ -351,16 +351,35 @@ def sse_frame(item) -> dict:
     return {"id": item.id, "event": item.event, "data": item.data}
 
 
+def other_epoch_id(gw) -> str:
+    epoch = gw.history("news", limit=1)["head"].split("-")[0]
+    return ("0" if epoch[0] != "0" else "1") + epoch[1:] + "-1"
+
+
+def classified_frames(s, frame, kinds: dict, seconds: float = 10) -> list[tuple[str, dict]]:
+    """Every frame of stream `s` until it ends (or `seconds`), each valid against `frame` and
+    matching exactly one of `kinds` (a oneOf): [(kind, frame object)]."""
+    out = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        item = s.next_item(timeout=max(0.1, deadline - time.monotonic()))
+        if item is None:
+            break
+        f = sse_frame(item)
+        frame.validate(f)
+        matched = [n for n, v in kinds.items() if v.is_valid(f)]
+        assert len(matched) == 1, (f, matched)          # oneOf: exactly one kind
+        out.append((matched[0], f))
+    return out
+
+
 def test_sse_frames_match_spec(spec, gw):
     frame = component_validator(spec, "SSEFrame")
     kinds = {n: component_validator(spec, n) for n in
              ("SSERetryFrame", "SSECommentFrame", "SSEEventFrame", "SSEResetFrame", "SSECloseFrame")}
     stream_op = spec["paths"]["/v1/slots/{slot}/stream"]["get"]
-    head = gw.history("news", limit=1)["head"]
-    epoch = head.split("-")[0]
-    other = ("0" if epoch[0] != "0" else "1") + epoch[1:]
     # resume from another log's id: reset (epoch), then the retained events, then live ones
-    s = gw.stream("news", query=f"after={other}-1")
+    s = gw.stream("news", query=f"after={other_epoch_id(gw)}")
     seen: dict[str, dict] = {}
     try:
         for k, h in stream_op["responses"]["200"]["headers"].items():
@@ -370,16 +389,8 @@ def test_sse_frames_match_spec(spec, gw):
                                             else h["schema"]).validate(value)
         gw.publish("news", "line one\nline two", type="update")
         gw.publish("news", "")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            item = s.next_item(timeout=max(0.1, deadline - time.monotonic()))
-            if item is None:
-                break
-            f = sse_frame(item)
-            frame.validate(f)
-            matched = [n for n, v in kinds.items() if v.is_valid(f)]
-            assert len(matched) == 1, (f, matched)          # oneOf: exactly one kind
-            seen.setdefault(matched[0], f)
+        for kind, f in classified_frames(s, frame, kinds):
+            seen.setdefault(kind, f)
     finally:
         s.close()
     # retry first, a reset for the other epoch, events, a heartbeat (1s), a close (max lifetime 4s)
@@ -400,13 +411,10 @@ def test_sse_frame_schema_catches_bad_frames(spec):
 
 def test_ws_messages_match_spec(spec, gw):
     message = component_validator(spec, "WSMessage")
-    head = gw.history("news", limit=1)["head"]
-    epoch = head.split("-")[0]
-    other = ("0" if epoch[0] != "0" else "1") + epoch[1:]
 
     async def run():
         got = []
-        url = gw.sub_url.replace("http://", "ws://") + f"/v1/slots/news/ws?after={other}-1"
+        url = gw.sub_url.replace("http://", "ws://") + f"/v1/slots/news/ws?after={other_epoch_id(gw)}"
         async with websockets.connect(url, open_timeout=5, ping_interval=None) as ws:
             assert ws.response.status_code == 101
             hs = spec["paths"]["/v1/slots/{slot}/ws"]["get"]["responses"]["101"]["headers"]
@@ -430,11 +438,6 @@ def test_ws_messages_match_spec(spec, gw):
     assert msgs[-1] == {"event": "close", "reason": "max_lifetime"}, msgs[-1]
 
 
-def other_epoch_id(gw) -> str:
-    epoch = gw.history("news", limit=1)["head"].split("-")[0]
-    return ("0" if epoch[0] != "0" else "1") + epoch[1:] + "-1"
-
-
 def test_sse_frames_of_several_slots_match_spec(spec, gw):
     """`GET /v1/stream?slot=news&slot=sport`: the reset of the whole stream (another log's id),
     events of both slots named by `event:` (`sport/update` for a typed one), then the close."""
@@ -443,20 +446,10 @@ def test_sse_frames_of_several_slots_match_spec(spec, gw):
              ("SSERetryFrame", "SSECommentFrame", "SSESlotEventFrame", "SSEResetFrame", "SSECloseFrame")}
     s = SSEStream(gw.sub_port, f"/v1/stream?slot=news&slot=sport&after={other_epoch_id(gw)}", timeout=5)
     assert s.status == 200, s.status
-    frames = []
     try:
         gw.publish("sport", "goal", type="update")
         gw.publish("news", "two\nlines")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            item = s.next_item(timeout=max(0.1, deadline - time.monotonic()))
-            if item is None:
-                break
-            f = sse_frame(item)
-            frame.validate(f)
-            matched = [n for n, v in kinds.items() if v.is_valid(f)]
-            assert len(matched) == 1, (f, matched)
-            frames.append((matched[0], f))
+        frames = classified_frames(s, frame, kinds)
     finally:
         s.close()
     seen = {k for k, _ in frames}

@@ -43,7 +43,7 @@ let package = Package(
         // What the two serving roles share on top of the server: log attach, counter block,
         // SIGTERM stop, /healthz, URL paths. Not in GatewayCore: the supervisor, which has no
         // HTTP server, depends on that.
-        .target(name: "RoleSupport", dependencies: ["HTTPServer", "GatewayCore", "RingLog", "WireProtocol", "CRinggateSys"]),
+        .target(name: "RoleSupport", dependencies: ["Auth", "HTTPServer", "GatewayCore", "RingLog", "WireProtocol", "CRinggateSys"]),
         // Cluster mode: the ingest's link to Redis Streams (publisher and tail threads).
         .target(
             name: "Upstream",
@@ -59,7 +59,7 @@ let package = Package(
         ),
         .target(
             name: "Ingest",
-            dependencies: ["HTTPServer", "RoleSupport", "GatewayCore", "IO", "RingLog", "WireProtocol", "CRinggateSys", "Upstream",
+            dependencies: ["Auth", "HTTPServer", "RoleSupport", "GatewayCore", "IO", "RingLog", "WireProtocol", "CRinggateSys", "Upstream",
                            .product(name: "Logging", package: "swift-log")]
         ),
         .target(
@@ -68,7 +68,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ringgate",
-            dependencies: ["Auth", "Supervisor", "Worker", "Ingest", "GatewayCore", "Upstream", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
+            dependencies: ["Auth", "Supervisor", "Worker", "Ingest", "GatewayCore", "RoleSupport", "Upstream", "IO", "RingLog", "WireProtocol", "StreamPolicy", "CRinggateSys",
                            .product(name: "ArgumentParser", package: "swift-argument-parser"),
                            .product(name: "Logging", package: "swift-log")]
         ),

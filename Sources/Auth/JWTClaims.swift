@@ -5,16 +5,25 @@ public struct JWTClaims: Sendable, Equatable {
     public var subject: String?
     /// The `slots` claim; empty (or absent) allows no slot.
     public var slots: [SlotPattern]
+    /// The `publish` claim (`--publish-auth jwt`): the slots the bearer may publish to; empty
+    /// (or absent) allows none. Reading and publishing are separate grants.
+    public var publish: [SlotPattern]
 
-    public init(expiresAtSeconds: Double, subject: String? = nil, slots: [SlotPattern]) {
+    public init(expiresAtSeconds: Double, subject: String? = nil, slots: [SlotPattern], publish: [SlotPattern] = []) {
         self.expiresAtSeconds = expiresAtSeconds
         self.subject = subject
         self.slots = slots
+        self.publish = publish
     }
 
     /// Whether the token may read `slot`.
     public func allows(slot: some Collection<UInt8>) -> Bool {
         slots.contains { $0.matches(slot) }
+    }
+
+    /// Whether the token may publish to `slot`.
+    public func allows(publishingTo slot: some Collection<UInt8>) -> Bool {
+        publish.contains { $0.matches(slot) }
     }
 }
 
@@ -26,7 +35,7 @@ public enum AuthFailure: Error, Equatable, Sendable {
     case invalid(String)
     /// `exp` (plus the leeway) is past.
     case expired
-    /// A valid token whose `slots` do not include the slot asked for.
+    /// A valid token whose `slots` (or, publishing, `publish`) do not include the slot asked for.
     case forbidden(String)
 
     public var reason: String {

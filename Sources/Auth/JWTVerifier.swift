@@ -2,7 +2,8 @@ import Foundation
 
 /// Verifies compact JWS tokens (RFC 7519) against configured keys: the signature with
 /// swift-crypto, then `exp` (required), `nbf`, `iat`, `iss` and `aud` with a leeway for clock
-/// skew. Called once per admitted stream or history pull, so it may use Foundation's JSON.
+/// skew. Called once per admitted stream or history pull (and by the ingest once per new
+/// publisher token, see `PublishAuthorizer`), so it may use Foundation's JSON.
 public struct JWTVerifier: Sendable {
     public let keys: [JWTKey]
     /// The algorithms a token may name; each has a key (checked by `init`).
@@ -17,7 +18,7 @@ public struct JWTVerifier: Sendable {
     public init(keys: [JWTKey], algorithms: [JWTAlgorithm]? = nil, audience: String? = nil,
                 issuer: String? = nil, leewaySeconds: Double = 30) throws(JWTConfigError) {
         guard !keys.isEmpty else {
-            throw JWTConfigError("--subscribe-auth jwt needs a key: --jwt-hs256-secret-file, --jwt-public-key-file or --jwks-file")
+            throw JWTConfigError("--subscribe-auth jwt or --publish-auth jwt needs a key: --jwt-hs256-secret-file, --jwt-public-key-file or --jwks-file")
         }
         let available = Set(keys.map(\.algorithm))
         let allowed = Set(algorithms ?? Array(available))
@@ -98,14 +99,26 @@ public struct JWTVerifier: Sendable {
             guard let s = value as? String else { return .failure(.invalid("sub is not a string")) }
             sub = s
         }
-        var slots: [SlotPattern] = []
-        if let value = claims["slots"] {
-            guard let list = value as? [Any] else { return .failure(.invalid("slots is not an array")) }
+        func patterns(_ name: String) -> Result<[SlotPattern], AuthFailure> {
+            guard let value = claims[name] else { return .success([]) }
+            guard let list = value as? [Any] else { return .failure(.invalid("\(name) is not an array")) }
+            var out: [SlotPattern] = []
             for item in list {
-                guard let s = item as? String else { return .failure(.invalid("slots holds a non-string")) }
-                slots.append(SlotPattern(s))
+                guard let s = item as? String else { return .failure(.invalid("\(name) holds a non-string")) }
+                out.append(SlotPattern(s))
             }
+            return .success(out)
         }
-        return .success(JWTClaims(expiresAtSeconds: exp, subject: sub, slots: slots))
+        let slots: [SlotPattern]
+        switch patterns("slots") {
+        case .success(let list): slots = list
+        case .failure(let f): return .failure(f)
+        }
+        let publish: [SlotPattern]
+        switch patterns("publish") {
+        case .success(let list): publish = list
+        case .failure(let f): return .failure(f)
+        }
+        return .success(JWTClaims(expiresAtSeconds: exp, subject: sub, slots: slots, publish: publish))
     }
 }

@@ -108,6 +108,9 @@ public struct GatewayConfig: Sendable, Equatable {
     // MARK: AUTH (issue 14)
     /// `--subscribe-auth`: whether stream, WebSocket and history requests need a JWT.
     public var subscribeAuth = SubscribeAuthMode.none
+    /// `--publish-auth`: token (only `--publish-token`, when set) or jwt (also a JWT whose
+    /// `publish` claim names the slots), verified with the same key files.
+    public var publishAuth = PublishAuthMode.token
     /// Key files (paths only: each process reads them; the bytes never travel in argv).
     public var jwtHS256SecretFile: String? = nil
     public var jwtPublicKeyFile: String? = nil
@@ -136,6 +139,12 @@ public struct GatewayConfig: Sendable, Equatable {
 /// `--subscribe-auth`: none (anyone may subscribe) or jwt (a signed token naming the slot).
 public enum SubscribeAuthMode: String, Sendable, Equatable, CaseIterable {
     case none, jwt
+}
+
+/// `--publish-auth`: token (the static `--publish-token`, or open when it is not set) or jwt
+/// (a signed token whose `publish` claim names the slots; `--publish-token` still works beside it).
+public enum PublishAuthMode: String, Sendable, Equatable, CaseIterable {
+    case token, jwt
 }
 
 // MARK: LOG

@@ -1,3 +1,4 @@
+import Auth
 import CRinggateSys
 import HTTPServer
 import GatewayCore
@@ -20,7 +21,8 @@ public final class Ingest: HTTPEngineDelegate {
     let engine: HTTPEngine
     let wakeFDs: [Int32]
     let logFD: Int32
-    let expectedAuthorization: [UInt8]?
+    /// `--publish-token` and `--publish-auth jwt` (it remembers the last verified JWT).
+    var publishAuth: PublishAuthorizer
     var appendedThisTurn = false
     /// Cluster mode (`--upstream`): the link to Redis and the publishes waiting on it.
     var cluster: IngestCluster? = nil
@@ -81,7 +83,11 @@ public final class Ingest: HTTPEngineDelegate {
                                    counters.base + LogCounter.logFsyncLastErrno.rawValue * 8) == 0
             else { throw RoleStartError("cannot start the --fsync interval flusher thread (errno \(errno))") }
         }
-        expectedAuthorization = config.publishToken.map { Array("Bearer \($0)".utf8) }
+        do {
+            publishAuth = PublishAuthorizer(publishToken: config.publishToken, verifier: try config.publisherVerifier())
+        } catch {
+            throw RoleStartError("--publish-auth jwt: \(error.description)")
+        }
         let limits = HTTPLimits(maxBodyBytes: max(config.maxEventBytes, config.maxBatchBytes))
         var engineConfig = HTTPEngine.Configuration(
             maxConnections: config.ingestMaxConnections, headerTimeoutNanoseconds: config.headerTimeoutNanoseconds,
@@ -221,14 +227,23 @@ public final class Ingest: HTTPEngineDelegate {
             case .batch, .event:
                 break
             }
+            let slot = IngestRoute.slotOfEventsPath(path)
+            var verdict = PublishAuthorizer.Verdict.open
             if !judged {
                 guard request.method == .post else { return methodNotAllowed(conn, request) }
-                guard authorized(request) else { return unauthorized(conn) }
             }
-            if case .event = route {
-                publishOne(conn, request, slot: IngestRoute.slotOfEventsPath(path)!)
+            // A single publish whose head was judged had its slot checked too; a batch's
+            // slots are known once its body is parsed (the remembered token makes this cheap).
+            if !judged || (route == .batch && publishAuth.acceptsJWT) {
+                switch authorize(request, slot: slot) {
+                case .success(let v): verdict = v
+                case .failure(let refusal): return reject(conn, refusal)
+                }
+            }
+            if let slot {
+                publishOne(conn, request, slot: slot)
             } else {
-                publishBatch(conn, request)
+                publishBatch(conn, request, verdict: verdict)
             }
         }
     }
@@ -262,9 +277,14 @@ public final class Ingest: HTTPEngineDelegate {
                 return refuseHead(conn, status: 405, error: "method_not_allowed",
                                   detail: "\(request.method) is not allowed here; use POST", headers: [("Allow", "POST")])
             }
-            guard authorized(request) else {
-                return refuseHead(conn, status: 401, error: "unauthorized",
-                                  detail: "publishing needs Authorization: Bearer <token>", headers: [("WWW-Authenticate", "Bearer")])
+            let refused: AuthRefusal? = pathBytes.withUTF8 { p in
+                let slot = route == .event ? IngestRoute.slotOfEventsPath(UnsafeRawBufferPointer(p)) : nil
+                if case .failure(let refusal) = authorize(request, slot: slot) { return refusal }
+                return nil
+            }
+            if let refusal = refused {
+                return refuseHead(conn, status: refusal.status, error: refusal.error, detail: refusal.detail,
+                                  headers: [("WWW-Authenticate", refusal.challenge)])
             }
         }
         if let n = contentLength, n > limit {
@@ -290,27 +310,14 @@ public final class Ingest: HTTPEngineDelegate {
                detail: "\(request.method) is not allowed here; use POST", headers: [("Allow", "POST")])
     }
 
-    func unauthorized(_ conn: Int32) {
-        reject(conn, status: 401, error: "unauthorized",
-               detail: "publishing needs Authorization: Bearer <token>", headers: [("WWW-Authenticate", "Bearer")])
+    func reject(_ conn: Int32, _ refusal: AuthRefusal) {
+        reject(conn, status: refusal.status, error: refusal.error, detail: refusal.detail,
+               headers: [("WWW-Authenticate", refusal.challenge)])
     }
 
     func reject(_ conn: Int32, status: Int, error: String, detail: String, headers: [(String, String)] = []) {
         counters.add(.publishRejected)
         engine.respondError(conn, status: status, error: error, detail: detail, extraHeaders: headers)
-    }
-
-    func authorized(_ request: HTTPRequest) -> Bool {
-        guard let expected = expectedAuthorization else { return true }
-        guard var given = request.header("Authorization") else { return false }
-        // Constant time in the token's length, so a timing probe learns nothing but the length.
-        // Compared on the header's own storage: nothing is allocated per publish.
-        return given.withUTF8 { g in
-            guard g.count == expected.count else { return false }
-            var diff: UInt8 = 0
-            for i in 0..<g.count { diff |= g[i] ^ expected[i] }
-            return diff == 0
-        }
     }
 
     /// Checks one event's fields; returns an error (status, code, detail) or nil.
@@ -421,7 +428,7 @@ public final class Ingest: HTTPEngineDelegate {
         }
     }
 
-    func publishBatch(_ conn: Int32, _ request: HTTPRequest) {
+    func publishBatch(_ conn: Int32, _ request: HTTPRequest, verdict: PublishAuthorizer.Verdict) {
         guard request.body.count <= config.maxBatchBytes else {
             return reject(conn, status: 413, error: "payload_too_large",
                           detail: "the batch is \(request.body.count) bytes; the limit is \(config.maxBatchBytes) (--max-batch-bytes)")
@@ -434,6 +441,8 @@ public final class Ingest: HTTPEngineDelegate {
         case .success(let list):
             items = list
         }
+        // A JWT must allow every line's slot: one it does not refuses the whole batch.
+        if let refusal = refusal(claims: verdict, items: items) { return reject(conn, refusal) }
         // Validate everything first: one bad line rejects the whole batch and appends nothing.
         for (i, item) in items.enumerated() {
             let failure: (Int, String, String)? = item.slot.withUnsafeBytes { s in

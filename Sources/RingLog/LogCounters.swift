@@ -122,6 +122,11 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case disconnectTokenExpired        // W: streams closed when their token expired
     case streamSlotLimit               // W: streams and pulls refused for naming more than --max-slots-per-stream slots
     case statusStreamLimit             // W: stats streams refused by --max-status-streams
+    // Publishers refused by --publish-token / --publish-auth jwt, by reason.
+    case publishAuthMissing            // I: no Authorization header (or not Bearer)
+    case publishAuthInvalid            // I: not the token, or a malformed, badly signed or otherwise invalid JWT
+    case publishAuthExpired            // I: a JWT whose exp (+ leeway) is past
+    case publishAuthForbidden          // I: a valid JWT whose `publish` claim does not name a slot of the request
 }
 
 extension LogCounter {

@@ -45,8 +45,9 @@ public struct CORSPolicy: Sendable, Equatable {
     }
 
     /// Headers for a `204` answer to a preflight from `origin`; nil when `origin` is not
-    /// admitted (then the caller refuses it, with `Vary: Origin`).
-    public func preflightHeaders(origin: String?) -> [(String, String)]? {
+    /// admitted (then the caller refuses it, with `Vary: Origin`). `methods`: the route's own
+    /// (`GET, OPTIONS` for a WebSocket route, which has no HEAD).
+    public func preflightHeaders(origin: String?, methods: String = allowMethods) -> [(String, String)]? {
         guard allows(origin: origin) else { return nil }
         var headers: [(String, String)]
         switch origins {
@@ -55,7 +56,7 @@ public struct CORSPolicy: Sendable, Equatable {
         case .only:
             headers = origin.map { [("Access-Control-Allow-Origin", $0), ("Vary", "Origin")] } ?? Self.varyOnly
         }
-        headers += [("Access-Control-Allow-Methods", Self.allowMethods),
+        headers += [("Access-Control-Allow-Methods", methods),
                     ("Access-Control-Allow-Headers", Self.allowHeaders),
                     ("Access-Control-Max-Age", String(maxAgeSeconds))]
         return headers

@@ -102,6 +102,11 @@ struct MetricsRenderer {
                                   ("expired", .authFailuresExpired), ("forbidden", .authFailuresForbidden)] {
             out += "ringgate_auth_failures_total{reason=\"\(reason)\"} \(sum(counter))\n"
         }
+        family("publish_auth_failures_total", "counter", "Publish requests refused by --publish-token or --publish-auth jwt: no token (missing), a wrong or bad one (invalid), an expired JWT, a slot its publish claim does not name (forbidden). Also counted in publish_rejected_total.")
+        for (reason, counter) in [("missing", LogCounter.publishAuthMissing), ("invalid", .publishAuthInvalid),
+                                  ("expired", .publishAuthExpired), ("forbidden", .publishAuthForbidden)] {
+            out += "ringgate_publish_auth_failures_total{reason=\"\(reason)\"} \(sum(counter))\n"
+        }
         family("connections_catching_up", "gauge", "Subscribers reading from their cursor instead of the live fan-out.")
         out += "ringgate_connections_catching_up \(gauge(.connectionsCatchingUp))\n"
         family("pending_send_bytes", "gauge", "Bytes written to send buffers and not yet sent.")

@@ -362,7 +362,7 @@ public final class Worker: HTTPEngineDelegate {
     /// `OPTIONS`: a browser's preflight before a cross-origin request with headers of its own
     /// (`Authorization`, `Last-Event-ID`), answered from `--cors-origins`.
     func preflight(_ conn: Int32, _ request: HTTPRequest, origin: String?, allow: String) {
-        guard let headers = cors.preflightHeaders(origin: origin) else {
+        guard let headers = cors.preflightHeaders(origin: origin, methods: allow) else {
             engine.respondError(conn, status: 403, error: "origin_not_allowed",
                                 detail: "cross-origin requests from \(origin ?? "") are not allowed (--cors-origins)",
                                 extraHeaders: [("Vary", "Origin")])

@@ -2,6 +2,7 @@ import ArgumentParser
 import Auth
 import GatewayCore
 import IO
+import RoleSupport
 import StreamPolicy
 import Glibc
 import Upstream
@@ -67,6 +68,7 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("status-page"), help: "Serve the live status page at / and its stats stream: true or false (default true).") var statusPage: String?
     // MARK: AUTH (issue 14)
     @Option(name: .customLong("subscribe-auth"), help: "Subscriber authorization: none or jwt (default none).") var subscribeAuth: String?
+    @Option(name: .customLong("publish-auth"), help: "Publisher authorization: token (--publish-token, if set) or jwt (also a JWT with a publish claim; default token).") var publishAuth: String?
     @Option(name: .customLong("jwt-hs256-secret-file"), help: "File holding the HS256 secret (at least 32 bytes).") var jwtHS256SecretFile: String?
     @Option(name: .customLong("jwt-public-key-file"), help: "PEM public key: RSA (RS256) or P-256 (ES256).") var jwtPublicKeyFile: String?
     @Option(name: .customLong("jwks-file"), help: "JWKS JSON file (RSA, EC P-256, oct keys; kid selects one).") var jwksFile: String?
@@ -288,11 +290,15 @@ struct ServeOptions: ParsableArguments {
         if let name = c.jwtCookie, name.isEmpty || name.contains(where: { ";=, \t\"".contains($0) }) {
             throw fail("jwt-cookie", name, "not a cookie name")
         }
-        if c.subscribeAuth == .jwt {
+        if let v = pick(publishAuth, "PUBLISH_AUTH") {
+            guard let mode = PublishAuthMode(rawValue: v) else { throw fail("publish-auth", v, "expected token or jwt") }
+            c.publishAuth = mode
+        }
+        if c.usesJWT {
             // Read the keys now, so a bad file is a usage error (exit 64) before anything starts.
-            do { _ = try c.subscriberVerifier() } catch { throw ValidationError(error.description) }
+            do { _ = try c.jwtVerifier() } catch { throw ValidationError(error.description) }
         } else if c.jwtHS256SecretFile != nil || c.jwtPublicKeyFile != nil || c.jwksFile != nil {
-            throw ValidationError("JWT keys are configured but --subscribe-auth is none: add --subscribe-auth jwt, or drop the --jwt-*/--jwks-file flags")
+            throw ValidationError("JWT keys are configured but neither --subscribe-auth nor --publish-auth is jwt: add --subscribe-auth jwt or --publish-auth jwt, or drop the --jwt-*/--jwks-file flags")
         }
         // A budget below one body would answer every such upload 503 Retry-After forever,
         // which looks like a temporary overload; say so at start-up instead.
@@ -363,8 +369,9 @@ struct ServeOptions: ParsableArguments {
         // MARK: STATUS PAGE (issue 14)
         a += ["--status-page", c.statusPage ? "true" : "false", "--max-status-streams", "\(c.maxStatusStreamsPerWorker)"]
         // MARK: AUTH (issue 14): file paths only; each child reads the keys itself.
-        if c.subscribeAuth == .jwt {
-            a += ["--subscribe-auth", "jwt", "--jwt-leeway", "\(c.jwtLeewayNanoseconds / 1_000_000)ms"]
+        if c.usesJWT {
+            a += ["--subscribe-auth", c.subscribeAuth.rawValue, "--publish-auth", c.publishAuth.rawValue,
+                  "--jwt-leeway", "\(c.jwtLeewayNanoseconds / 1_000_000)ms"]
             let optional: [(String, String?)] = [
                 ("--jwt-hs256-secret-file", c.jwtHS256SecretFile), ("--jwt-public-key-file", c.jwtPublicKeyFile),
                 ("--jwks-file", c.jwksFile), ("--jwt-algorithms", c.jwtAlgorithms), ("--jwt-audience", c.jwtAudience),

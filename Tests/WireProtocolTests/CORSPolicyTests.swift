@@ -49,6 +49,8 @@ import Testing
         #expect(header(h, "Access-Control-Allow-Headers") == "Last-Event-ID, Authorization, Cache-Control")
         #expect(header(h, "Access-Control-Max-Age") == "600")
         #expect(header(h, "Vary") == "Origin")
+        let ws = try #require(CORSPolicy(origins: .any).preflightHeaders(origin: "http://a.example", methods: "GET, OPTIONS"))
+        #expect(header(ws, "Access-Control-Allow-Methods") == "GET, OPTIONS", "a WebSocket route has no HEAD")
         #expect(CORSPolicy(origins: .only(["http://a.example"])).preflightHeaders(origin: "http://b.example") == nil)
         let star = try #require(CORSPolicy(origins: .any).preflightHeaders(origin: "http://b.example"))
         #expect(header(star, "Access-Control-Allow-Origin") == "*")

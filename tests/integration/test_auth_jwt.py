@@ -319,7 +319,10 @@ def test_bad_auth_configuration_exits_64(ringgate_bin, tmp_path, rsa_key):
         (["--subscribe-auth", "jwt", "--jwks-file", str(garbage)], "not a JWKS"),
         (["--subscribe-auth", "jwt", "--jwt-public-key-file", str(short)], "not a PEM public key"),
         (["--subscribe-auth", "bogus"], "expected none or jwt"),
-        (["--jwt-hs256-secret-file", str(short)], "--subscribe-auth is none"),
+        (["--jwt-hs256-secret-file", str(short)], "neither --subscribe-auth nor --publish-auth is jwt"),
+        (["--publish-auth", "jwt"], "needs a key"),
+        (["--publish-auth", "jwt", "--jwt-hs256-secret-file", str(short)], "at least 32"),
+        (["--publish-auth", "none"], "expected token or jwt"),
     ]
     for flags, message in cases:
         p = run_serve(ringgate_bin, *flags)

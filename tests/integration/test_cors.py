@@ -63,6 +63,19 @@ def test_preflight_is_answered(gateway, path):
         assert c.read_response().status == 200
 
 
+@pytest.mark.parametrize("path", ["/v1/slots/c/ws", "/v1/ws?slot=a,b"], ids=["slot-ws", "multi-ws"])
+def test_websocket_preflight_lists_only_its_methods(gateway, path):
+    """A WebSocket route has no HEAD (405): its preflight and Allow say GET, OPTIONS."""
+    gw = gateway(workers=1)
+    r = preflight(gw, path, PAGE)
+    assert r.status == 204, (r.status, r.body[:300])
+    methods = [m.strip() for m in r.headers.get("access-control-allow-methods", "").split(",")]
+    assert methods == ["GET", "OPTIONS"], r.headers
+    assert [m.strip() for m in r.headers.get("allow", "").split(",")] == ["GET", "OPTIONS"], r.headers
+    head = get(gw, path, {"Origin": PAGE}, method="HEAD")
+    assert head.status == 405 and "HEAD" not in head.headers.get("allow", ""), (head.status, head.headers)
+
+
 def test_origin_list_echoes_listed_origins_only(gateway):
     gw = gateway("--cors-origins", "http://a.example,https://b.example:8443", workers=1)
     gw.publish("c", "one")

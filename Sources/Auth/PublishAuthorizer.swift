@@ -2,10 +2,8 @@
 /// (compared in constant time) and, with `--publish-auth jwt`, a JWT whose `publish` claim the
 /// caller then checks for every slot of the request (`JWTClaims.allows(publishingTo:)`).
 ///
-/// The last verified token is remembered with its claims, so a publisher that sends the same
-/// token on every request of a keep-alive connection costs one signature check, not one per
-/// publish; a remembered token is still refused once its `exp` (plus the leeway) is past.
-/// One entry, not a table: a second publisher's token replaces the first's.
+/// The last verified token is remembered (`RememberingVerifier`), so a publisher that sends
+/// the same token on every request costs one signature check, not one per publish.
 public struct PublishAuthorizer {
     /// What a request's header allows.
     public enum Verdict: Equatable {
@@ -20,13 +18,11 @@ public struct PublishAuthorizer {
 
     /// `Bearer <--publish-token>`, byte for byte.
     let expected: [UInt8]?
-    let verifier: JWTVerifier?
-    var rememberedToken: [UInt8] = []
-    var rememberedClaims: JWTClaims? = nil
+    var verifier: RememberingVerifier?
 
     public init(publishToken: String?, verifier: JWTVerifier?) {
         expected = publishToken.map { Array("Bearer \($0)".utf8) }
-        self.verifier = verifier
+        self.verifier = verifier.map(RememberingVerifier.init)
     }
 
     public var isOpen: Bool { expected == nil && verifier == nil }
@@ -37,23 +33,11 @@ public struct PublishAuthorizer {
         if isOpen { return .open }
         guard let header = authorization else { return .refused(.missing) }
         if let expected, PublishAuthorizer.equalInConstantTime(header, expected) { return .token }
-        guard let verifier else { return .refused(.invalid("not the publish token")) }
+        guard verifier != nil else { return .refused(.invalid("not the publish token")) }
         guard let token = PublishAuthorizer.bearerToken(header) else { return .refused(.missing) }
-        if let claims = rememberedClaims, token.elementsEqual(rememberedToken) {
-            if nowSeconds >= claims.expiresAtSeconds + verifier.leewaySeconds {
-                rememberedClaims = nil
-                rememberedToken = []
-                return .refused(.expired)
-            }
-            return .jwt(claims)
-        }
-        switch verifier.verify(String(decoding: token, as: UTF8.self), nowSeconds: nowSeconds) {
-        case .success(let claims):
-            rememberedToken = Array(token)
-            rememberedClaims = claims
-            return .jwt(claims)
-        case .failure(let failure):
-            return .refused(failure)
+        switch verifier!.verify(token, nowSeconds: nowSeconds) {
+        case .success(let claims): return .jwt(claims)
+        case .failure(let failure): return .refused(failure)
         }
     }
 
@@ -78,5 +62,39 @@ public struct PublishAuthorizer {
         while lower < upper, header[lower] == UInt8(ascii: " ") { lower += 1 }
         while upper > lower, header[upper - 1] == UInt8(ascii: " ") { upper -= 1 }
         return lower < upper ? header[lower..<upper] : nil
+    }
+}
+
+/// A verifier that remembers the last token it accepted with its claims: a client that sends
+/// the same token again (a publisher on every request, a page pulling history) costs a byte
+/// comparison instead of a signature check. A remembered token is still refused once its `exp`
+/// (plus the leeway) is past; `nbf` and `iat` only ever become valid. One entry, not a table: a
+/// second token replaces the first.
+public struct RememberingVerifier {
+    public let verifier: JWTVerifier
+    var rememberedToken: [UInt8] = []
+    var rememberedClaims: JWTClaims? = nil
+
+    public init(_ verifier: JWTVerifier) {
+        self.verifier = verifier
+    }
+
+    public var leewaySeconds: Double { verifier.leewaySeconds }
+
+    public mutating func verify(_ token: some Collection<UInt8>, nowSeconds: Double) -> Result<JWTClaims, AuthFailure> {
+        if let claims = rememberedClaims, token.elementsEqual(rememberedToken) {
+            if nowSeconds >= claims.expiresAtSeconds + verifier.leewaySeconds {
+                rememberedClaims = nil
+                rememberedToken = []
+                return .failure(.expired)
+            }
+            return .success(claims)
+        }
+        let result = verifier.verify(String(decoding: token, as: UTF8.self), nowSeconds: nowSeconds)
+        if case .success(let claims) = result {
+            rememberedToken = Array(token)
+            rememberedClaims = claims
+        }
+        return result
     }
 }

@@ -78,8 +78,9 @@ public final class Worker: HTTPEngineDelegate {
     var lastStatusFrame: UInt64 = 0
     let status: StatusSnapshot
     // MARK: AUTH (issue 14)
-    /// `--subscribe-auth jwt`: the token verifier; nil = anyone may subscribe.
-    let verifier: JWTVerifier?
+    /// `--subscribe-auth jwt`: the token verifier (it remembers the last token it accepted,
+    /// so a page pulling history with one token pays one signature check); nil = anyone may subscribe.
+    var verifier: RememberingVerifier?
 
     /// A worker on the log, listener and wake descriptor the supervisor handed down.
     public convenience init(config: GatewayConfig, index: Int, descriptors: Descriptors, logger: Logger) throws {
@@ -113,7 +114,7 @@ public final class Worker: HTTPEngineDelegate {
         self.admission = admission
         cors = CORSPolicy(origins: config.corsOrigins)
         do {
-            verifier = try config.subscriberVerifier()
+            verifier = try config.subscriberVerifier().map(RememberingVerifier.init)
         } catch {
             throw RoleStartError(error.description)
         }

@@ -16,19 +16,19 @@ extension Worker {
 
     /// A stream or pull of several slots: the token must allow every one.
     func authorize(_ conn: Int32, _ request: HTTPRequest, slots: [String]?) -> UInt64? {
-        guard let verifier else { return 0 }
+        guard verifier != nil else { return 0 }
         let token = BearerToken.find(authorization: request.header("Authorization"),
                                      cookies: request.headerValues("Cookie"), cookieName: config.jwtCookie,
                                      query: request.queryValue("token"))
         let nowSeconds = Worker.wallClockSeconds()
         let failure: AuthFailure
         if let token {
-            switch verifier.verify(token, nowSeconds: nowSeconds) {
+            switch verifier!.verify(token.utf8, nowSeconds: nowSeconds) {
             case .success(let claims):
                 let refused = slots?.first { !claims.allows(slot: $0.utf8) }
                 let allowed = slots == nil ? claims.slots.contains { $0.isPrefix && $0.prefix.isEmpty } : refused == nil
                 if allowed {
-                    let remainingSeconds = max(0, claims.expiresAtSeconds + verifier.leewaySeconds - nowSeconds)
+                    let remainingSeconds = max(0, claims.expiresAtSeconds + verifier!.leewaySeconds - nowSeconds)
                     let remaining = UInt64(min(remainingSeconds, 1e9) * 1e9)
                     return max(1, engine.nowNanoseconds &+ remaining)
                 }

@@ -9,7 +9,7 @@ import pytest
 
 from clustertest import (ResumingSSE, cluster, entry_id, events_bytes, history_pairs,  # noqa: F401
                          record_contents, try_publish)
-from rgtest import check_error, epoch_of, seq_of, wait_until
+from rgtest import SSEStream, check_error, epoch_of, seq_of, wait_until
 
 
 @pytest.mark.timeout(120)
@@ -42,11 +42,23 @@ def test_host_back_after_trim_past_its_cursor_resets_with_exact_gap(cluster):
         "after the gap reset B must send every retained event in order"
     assert [e.event for e in got[1:]] == ["message"] * 1000
 
+    # A stream of several slots across the same gap: one reset for the whole stream (the
+    # seqs B never held belong to no slot it can name), then the retained events by slot.
+    with SSEStream(b.sub_port, f"/v1/stream?slot={slot}&slot=quiet", {"Last-Event-ID": ids[9]}, timeout=5) as st:
+        assert st.status == 200, st.status
+        got = st.read_events(1001, timeout=30)
+    assert got[0].event == "reset", f"resume of {slot},quiet after {ids[9]} on B: first frame {got[0]}"
+    body = got[0].json()
+    assert (body.get("reason"), body.get("slot", "absent"), body.get("dropped")) == ("gap", None, 500), \
+        f"the gap reset of a stream of several slots: {body}"
+    assert [(e.id, e.event, e.data) for e in got[1:]] == \
+        [(x, slot, f"t{i}") for i, x in enumerate(ids) if i >= 510], "a stream of several slots after the gap"
+
     m = b.metrics()
     assert m.value("ringgate_upstream_gaps_total") >= 1, "B recorded no gap"
     assert m.value("ringgate_upstream_gap_dropped_events_total") == 500, \
         f"gap_dropped_events_total on B is {m.value('ringgate_upstream_gap_dropped_events_total')}, 500 were trimmed"
-    assert m.value("ringgate_resets_total", reason="gap") >= 1, "the gap reset was not counted"
+    assert m.value("ringgate_resets_total", reason="gap") >= 2, "the two gap resets were not counted"
     after = ids[600]
     assert events_bytes(b.history_raw(slot, after=after, limit=200)) == \
         events_bytes(a.history_raw(slot, after=after, limit=200)), "A and B serve the retained range differently"

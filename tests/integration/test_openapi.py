@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import jsonschema
+import jwt  # PyJWT
 import pytest
 import requests
 import websockets
@@ -40,6 +41,7 @@ from rgtest import (REPO, SSEComment, SSEEvent, SSERetry, SSEStream, start_share
 SPEC_PATH = REPO / "openapi.yaml"
 README = REPO / "README.md"
 TOKEN = "oa-s3cret"
+JWT_SECRET = "oa-jwt-secret-" + "k" * 32
 SEED = 20261202
 # per operation and generation mode; RINGGATE_OPENAPI_EXAMPLES=500 for a longer hunt
 EXAMPLES = int(os.environ.get("RINGGATE_OPENAPI_EXAMPLES", "60"))
@@ -84,6 +86,18 @@ def gw(ringgate_bin, tmp_path_factory):
 def gw_token(ringgate_bin, tmp_path_factory):
     g = start_shared_gateway(ringgate_bin, tmp_path_factory, "openapi-token", "--publish-token", TOKEN,
                              "--cors-origins", "https://app.example", workers=1)
+    try:
+        yield g
+    finally:
+        g.close()
+
+
+@pytest.fixture(scope="module")
+def gw_jwt(ringgate_bin, tmp_path_factory):
+    secret = tmp_path_factory.mktemp("openapi-jwt") / "hs256.secret"
+    secret.write_text(JWT_SECRET)
+    g = start_shared_gateway(ringgate_bin, tmp_path_factory, "openapi-jwt", "--publish-auth", "jwt",
+                             "--jwt-hs256-secret-file", str(secret), workers=1)
     try:
         yield g
     finally:
@@ -321,6 +335,27 @@ def test_schemathesis_publish_token(gw_token):
     r = gw_token.pub.post("/v1/slots/news/events", content=b"x", headers={"Authorization": "Bearer wrong"})
     assert r.status_code == 401 and r.headers.get("www-authenticate") == "Bearer", r
     print(f"token + cors list: {sum(c1.values()) + sum(c2.values()) + sum(c3.values())} cases in {time.monotonic() - t0:.1f}s", file=sys.stderr)
+
+
+@pytest.mark.timeout(150)
+def test_schemathesis_publish_jwt(gw_jwt):
+    """--publish-auth jwt with a token that may publish to slots starting with 0 only: the
+    generated publishes get 201, 400, 403 (another slot) and so on, each as the spec says."""
+    t0 = time.monotonic()
+    token = jwt.encode({"exp": int(time.time()) + 3600, "publish": ["0*"]}, JWT_SECRET, algorithm="HS256")
+    statuses: dict[int, int] = {}
+
+    def tally(ctx, response, case):
+        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        return None
+
+    c = fuzz(gw_jwt, "pub", headers={"Authorization": f"Bearer {token}"}, modes=(GenerationMode.POSITIVE,),
+             extra_checks=[tally], label="jwt ")
+    assert any("POST" in k for k in c), c
+    assert statuses.get(403, 0) > 0, f"no publish outside the claim was generated: {statuses}"
+    assert statuses.get(201, 0) > 0, f"no publish inside the claim was generated: {statuses}"
+    print(f"publish jwt: {sum(c.values())} cases, statuses {sorted(statuses.items())} in {time.monotonic() - t0:.1f}s",
+          file=sys.stderr)
 
 
 @pytest.mark.parametrize("path", [

@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/ringgate
 STRESS_RECORDS ?= 10000000
 
-.PHONY: all build release dist check-dist run test unit stress integration conformance fuzz bench bench-fsync cluster clean
+.PHONY: all build release dist check-dist run test unit stress integration conformance fuzz bench bench-fsync bench-ingest cluster clean
 
 all: release
 
@@ -74,6 +74,11 @@ bench:
 # Publish rate per --fsync setting (none, interval, always) on a file-backed log in /tmp.
 bench-fsync: release
 	bench/fsync.sh
+
+# Instructions per single publish in the ingest (callgrind: stable on a shared machine), with
+# the functions that cost most; installs valgrind when missing (as root).
+bench-ingest: release
+	bench/ingest/callgrind.sh
 
 # A cluster on loopback: Redis, two `ringgate serve --upstream` hosts, haproxy in front
 # (deploy/haproxy/haproxy.cfg); prints the URLs; Ctrl-C stops everything. ARGS go to both hosts.

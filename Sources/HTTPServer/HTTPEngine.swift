@@ -588,6 +588,7 @@ public final class HTTPEngine {
         guard c.pointee.out == nil && c.pointee.queued.isEmpty else {
             // A pipelined response behind one in flight: append both parts to the queue (its
             // size is bounded by pausing the input, see `overPipelineLimit`).
+            reserveQueue(c)
             c.pointee.queued.append(contentsOf: head)
             c.pointee.queued.append(contentsOf: body)
             c.pointee.answersQueued += 1
@@ -627,10 +628,21 @@ public final class HTTPEngine {
             c.pointee.outOffset = 0
             c.pointee.answersInOut += 1
         } else {
+            reserveQueue(c)
             c.pointee.queued.append(contentsOf: bytes)
             c.pointee.answersQueued += 1
         }
     }
+
+    /// Pipelined answers queue behind the one in flight: the queue starts at
+    /// `queueKeptBytes`, so a burst of them does not regrow it answer by answer.
+    @inline(__always) func reserveQueue(_ c: UnsafeMutablePointer<Connection>) {
+        if c.pointee.queued.capacity == 0 { c.pointee.queued.reserveCapacity(HTTPEngine.queueKeptBytes) }
+    }
+
+    /// The queue keeps its buffer across sends up to this size (a pipelining client's next
+    /// burst reuses it); a larger one is freed once sent.
+    static let queueKeptBytes = 4096
 
     /// Sends an error response as JSON. With `close` (framing errors, timeouts) the connection
     /// ends afterwards, lingering so that the peer reads the response instead of a reset.
@@ -803,16 +815,17 @@ public final class HTTPEngine {
             // Pipelined responses answered in the same turn go out in one send: what is left
             // of `out` (nothing is in flight) and everything queued behind it, in order.
             let rest = c.pointee.out.map { $0.count - c.pointee.outOffset } ?? 0
-            let q = c.pointee.queued
-            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: rest + q.count, alignment: 1)
+            let queuedBytes = c.pointee.queued.count
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: rest + queuedBytes, alignment: 1)
             if let old = c.pointee.out {
                 if rest > 0 { buffer.baseAddress!.copyMemory(from: old.baseAddress! + c.pointee.outOffset, byteCount: rest) }
                 old.deallocate()
             }
-            q.withUnsafeBytes { (buffer.baseAddress! + rest).copyMemory(from: $0.baseAddress!, byteCount: q.count) }
+            // Copied in place (no second reference), so the queue keeps its own buffer below.
+            c.pointee.queued.withUnsafeBytes { (buffer.baseAddress! + rest).copyMemory(from: $0.baseAddress!, byteCount: queuedBytes) }
             c.pointee.out = buffer
             c.pointee.outOffset = 0
-            c.pointee.queued.removeAll()
+            c.pointee.queued.removeAll(keepingCapacity: c.pointee.queued.capacity <= HTTPEngine.queueKeptBytes)
             c.pointee.answersInOut += c.pointee.answersQueued
             c.pointee.answersQueued = 0
         }

@@ -213,9 +213,7 @@ public final class Ingest: HTTPEngineDelegate {
         // A request whose head was judged (route, method, token) is not judged again.
         let judged = engine.requestHeadWasAccepted(conn)
         // Byte-wise, on the path's own storage: no String or Array is made per publish.
-        var pathBytes = request.path
-        pathBytes.withUTF8 { p in
-            let path = UnsafeRawBufferPointer(p)
+        request.withPath { path in
             let route = IngestRoute(path: path)
             switch route {
             case .health:
@@ -252,8 +250,7 @@ public final class Ingest: HTTPEngineDelegate {
     /// size limit are checked here, so a refused body is never buffered.
     public func engine(_ engine: HTTPEngine, acceptsHead request: HTTPRequest, contentLength: Int?,
                        connection conn: Int32) -> Bool {
-        var pathBytes = request.path
-        let route = pathBytes.withUTF8 { IngestRoute(path: UnsafeRawBufferPointer($0)) }
+        let route = request.withPath { IngestRoute(path: $0) }
         let limit: Int
         let limitName: String
         switch route {
@@ -277,8 +274,8 @@ public final class Ingest: HTTPEngineDelegate {
                 return refuseHead(conn, status: 405, error: "method_not_allowed",
                                   detail: "\(request.method) is not allowed here; use POST", headers: [("Allow", "POST")])
             }
-            let refused: AuthRefusal? = pathBytes.withUTF8 { p in
-                let slot = route == .event ? IngestRoute.slotOfEventsPath(UnsafeRawBufferPointer(p)) : nil
+            let refused: AuthRefusal? = request.withPath { p in
+                let slot = route == .event ? IngestRoute.slotOfEventsPath(p) : nil
                 if case .failure(let refusal) = authorize(request, slot: slot) { return refusal }
                 return nil
             }
@@ -342,9 +339,35 @@ public final class Ingest: HTTPEngineDelegate {
         return nil
     }
 
-    /// The 201 answer to a single publish is built in these, reused for every request.
+    /// The 201 answer to a single publish is built in this, reused for every request.
     var responseHead: [UInt8] = []
-    var responseBody = JSONWriter(capacity: 256)
+    /// `{"id":"` + the longest id + `","slot":"` + the longest slot + `"}`.
+    static let createdBodyBytesMax = 7 + EventID.maxLength + 10 + SlotName.maxBytes + 2
+
+    /// The whole 201 answer to a single publish, head and `{"id":"…","slot":"…"}`, in
+    /// `responseHead`; written in place (a valid slot name needs no escaping).
+    func buildCreated(id: EventID, slot: UnsafeRawBufferPointer, keepAlive: Bool) {
+        withUnsafeTemporaryAllocation(byteCount: Ingest.createdBodyBytesMax, alignment: 1) { body in
+            let n = Ingest.writeCreated(id: id, slot: slot, into: body)
+            responseHead.removeAll(keepingCapacity: true)
+            (keepAlive ? Ingest.created : Ingest.createdClose).append(contentLength: n, to: &responseHead)
+            responseHead.append(contentsOf: UnsafeRawBufferPointer(rebasing: body[..<n]))
+        }
+    }
+
+    /// Writes the 201 body of a single publish into `out`; returns its length.
+    static func writeCreated(id: EventID, slot: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) -> Int {
+        func put(_ s: StaticString, _ at: Int) -> Int {
+            (out.baseAddress! + at).copyMemory(from: s.utf8Start, byteCount: s.utf8CodeUnitCount)
+            return at + s.utf8CodeUnitCount
+        }
+        var k = put(#"{"id":""#, 0)
+        k += id.write(into: out, at: k)
+        k = put(#"","slot":""#, k)
+        (out.baseAddress! + k).copyMemory(from: slot.baseAddress!, byteCount: slot.count)
+        k += slot.count
+        return put(#""}"#, k)
+    }
     static let created = HTTPResponseWriter.HeadTemplate(status: 201, contentType: "application/json", keepAlive: true)
     static let createdClose = HTTPResponseWriter.HeadTemplate(status: 201, contentType: "application/json", keepAlive: false)
 
@@ -369,16 +392,8 @@ public final class Ingest: HTTPEngineDelegate {
         }
         switch outcome {
         case .success(let seq):
-            responseBody.reset()
-            responseBody.appendRaw(#"{"id":"#)
-            responseBody.appendID(EventID(epoch: region.epoch, seq: seq))
-            responseBody.appendRaw(#","slot":"#)
-            responseBody.appendString(slot)
-            responseBody.appendRaw("}")
-            responseHead.removeAll(keepingCapacity: true)
-            (request.keepAlive ? Ingest.created : Ingest.createdClose)
-                .append(contentLength: responseBody.bytes.count, to: &responseHead)
-            engine.respond(conn, head: responseHead, body: responseBody.bytes)
+            buildCreated(id: EventID(epoch: region.epoch, seq: seq), slot: slot, keepAlive: request.keepAlive)
+            engine.respond(conn, responseHead)
         case .failure(let f):
             reject(conn, status: f.status, error: f.code, detail: f.detail)
         }

@@ -18,8 +18,7 @@ extension Ingest {
     /// checked by `refusal(claims:items:)` once its body is parsed.
     func authorize(_ request: HTTPRequest, slot: UnsafeRawBufferPointer?) -> Result<PublishAuthorizer.Verdict, AuthRefusal> {
         if publishAuth.isOpen { return .success(.open) }
-        var header = request.header("Authorization")
-        let verdict = header.withUnsafeMutableUTF8 { publishAuth.check($0, nowSeconds: Ingest.wallClockSeconds()) }
+        let verdict = request.withHeader("Authorization") { publishAuth.check($0, nowSeconds: Ingest.wallClockSeconds()) }
         switch verdict {
         case .open, .token:
             return .success(verdict)
@@ -77,13 +76,5 @@ extension Ingest {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
-}
-
-extension Optional where Wrapped == String {
-    /// The string's bytes in place (nil: none), without an Array copy.
-    mutating func withUnsafeMutableUTF8<R>(_ body: (UnsafeRawBufferPointer?) -> R) -> R {
-        guard case .some(var s) = self else { return body(nil) }
-        return s.withUTF8 { body(UnsafeRawBufferPointer($0)) }
     }
 }

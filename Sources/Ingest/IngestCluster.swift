@@ -285,16 +285,8 @@ extension Ingest {
     func answerCreated(_ pending: IngestCluster.Pending, firstSeq: UInt64) {
         let epoch = region.epoch
         if let slot = pending.slot {
-            responseBody.reset()
-            responseBody.appendRaw(#"{"id":"#)
-            responseBody.appendID(EventID(epoch: epoch, seq: firstSeq))
-            responseBody.appendRaw(#","slot":"#)
-            slot.withUnsafeBytes { responseBody.appendString($0) }
-            responseBody.appendRaw("}")
-            responseHead.removeAll(keepingCapacity: true)
-            (pending.keepAlive ? Ingest.created : Ingest.createdClose)
-                .append(contentLength: responseBody.bytes.count, to: &responseHead)
-            engine.answer(pending.ticket, head: responseHead, body: responseBody.bytes)
+            slot.withUnsafeBytes { buildCreated(id: EventID(epoch: epoch, seq: firstSeq), slot: $0, keepAlive: pending.keepAlive) }
+            engine.answer(pending.ticket, responseHead)
         } else {
             var body: [UInt8] = []
             body.reserveCapacity(16 + pending.count * 24)

@@ -11,9 +11,9 @@ enum IngestRoute: Equatable {
     case notFound
 
     init(path: UnsafeRawBufferPointer) {
-        if path.elementsEqual(GatewayPath.health) {
+        if GatewayPath.matches(path, "/healthz") {
             self = .health
-        } else if path.elementsEqual(GatewayPath.batch) {
+        } else if GatewayPath.matches(path, "/v1/events") {
             self = .batch
         } else if IngestRoute.slotOfEventsPath(path) != nil {
             self = .event
@@ -22,12 +22,10 @@ enum IngestRoute: Equatable {
         }
     }
 
-    static let eventsLeaf = Array("events".utf8)
-
     /// The slot of `/v1/slots/{slot}/events`, as a slice of `path`; nil for any other path
     /// (an empty slot included: no route, where the worker's listener says bad_slot).
     static func slotOfEventsPath(_ path: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
-        guard let (slot, leaf) = GatewayPath.slotResource(path), !slot.isEmpty, leaf.elementsEqual(eventsLeaf) else {
+        guard let (slot, leaf) = GatewayPath.slotResource(path), !slot.isEmpty, GatewayPath.matches(leaf, "events") else {
             return nil
         }
         return slot

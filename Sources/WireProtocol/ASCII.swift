@@ -50,6 +50,45 @@ enum ASCII {
         }
     }
 
+    /// Whether every byte of `bytes` is a token character (a bitmap test per byte, no bounds
+    /// checks: the request parser's hot loop).
+    @inline(__always)
+    static func allTokenChars(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        // Bit b of word b >> 6: the token characters of isTokenChar.
+        let low: UInt64 = 0x03FF_6CFA_0000_0000    // ! # $ % & ' * + - . 0-9
+        let high: UInt64 = 0x57FF_FFFF_C7FF_FFFE   // A-Z ^ _ ` a-z | ~
+        guard let p = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return true }
+        var acc: UInt64 = 1
+        for i in 0..<bytes.count {
+            let b = p[i]
+            let word = b < 64 ? low : (b < 128 ? high : 0)
+            acc &= word >> UInt64(b & 63)
+        }
+        return acc & 1 == 1
+    }
+
+    /// Whether every byte is allowed in a header value: HTAB, or visible / obs-text / SP (no
+    /// other control character, no DEL).
+    @inline(__always)
+    static func allFieldValueChars(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let p = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return true }
+        var bad = false
+        for i in 0..<bytes.count {
+            let b = p[i]
+            bad = bad || (b < 0x20 && b != tab) || b == 0x7F
+        }
+        return !bad
+    }
+
+    /// Whether every byte is visible ASCII (0x21-0x7E): a request target.
+    @inline(__always)
+    static func allVisible(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let p = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return true }
+        var bad = false
+        for i in 0..<bytes.count { bad = bad || (p[i] &- 0x21) > 0x5D }
+        return !bad
+    }
+
     /// Lowercases an ASCII letter; other bytes pass through.
     @inlinable
     static func lower(_ b: UInt8) -> UInt8 { (b &- 0x41) < 26 ? b | 0x20 : b }

@@ -188,6 +188,13 @@ public struct HTTPRequestParser: Sendable {
 
     private enum Framing { case none, length(Int), chunked }
 
+    /// What parseHead made of a complete head (not a generic `Result` of a tuple: its copies
+    /// and destruction would go through the runtime's generic tuple witnesses, per request).
+    private enum HeadParse {
+        case parsed(HTTPRequest, Framing)
+        case failure(HTTPParseError)
+    }
+
     private enum HeadScan {
         case needMore
         case failed(HTTPParseError)
@@ -249,7 +256,7 @@ public struct HTTPRequestParser: Sendable {
             } else if lineLength == 0 || (lineLength == 1 && lineFirstIsCR) {
                 // The blank line: the head is complete.
                 let end = i + 1
-                let parsed: Result<(HTTPRequest, Framing), HTTPParseError>
+                let parsed: HeadParse
                 if headBuffer.isEmpty {
                     parsed = parseHead(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
                 } else {
@@ -258,7 +265,7 @@ public struct HTTPRequestParser: Sendable {
                     headBuffer = []  // not keepingCapacity: an idle connection holds no buffer
                 }
                 switch parsed {
-                case .success(let (request, framing)): return .complete(request, framing, end: end)
+                case .parsed(let request, let framing): return .complete(request, framing, end: end)
                 case .failure(let e): return .failed(e)
                 }
             }
@@ -274,7 +281,7 @@ public struct HTTPRequestParser: Sendable {
     }
 
     /// Parses a complete head (request line through the blank line) into a request without body.
-    private func parseHead(_ head: UnsafeRawBufferPointer) -> Result<(HTTPRequest, Framing), HTTPParseError> {
+    private func parseHead(_ head: UnsafeRawBufferPointer) -> HeadParse {
         var lines = LineIterator(head)
         guard let requestLine = lines.next() else { return .failure(.badRequest("empty request")) }
         if case .failure(let e) = requestLine { return .failure(e) }
@@ -282,20 +289,22 @@ public struct HTTPRequestParser: Sendable {
         let line = UnsafeRawBufferPointer(rebasing: head[rl])
 
         // method SP request-target SP HTTP-version
-        guard let sp1 = line.firstIndex(of: ASCII.space) else {
+        guard !line.isEmpty, let sp1At = memchr(line.baseAddress!, Int32(ASCII.space), line.count) else {
             return .failure(.badRequest("malformed request line"))
         }
+        let sp1 = line.baseAddress!.distance(to: UnsafeRawPointer(sp1At))
         let methodBytes = UnsafeRawBufferPointer(rebasing: line[0..<sp1])
-        guard !methodBytes.isEmpty, methodBytes.allSatisfy(ASCII.isTokenChar) else {
+        guard !methodBytes.isEmpty, ASCII.allTokenChars(methodBytes) else {
             return .failure(.badRequest("bad method token"))
         }
-        let rest = line[(sp1 + 1)...]
-        guard let sp2 = rest.firstIndex(of: ASCII.space) else {
+        guard sp1 + 1 < line.count,
+              let sp2At = memchr(line.baseAddress! + sp1 + 1, Int32(ASCII.space), line.count - sp1 - 1) else {
             return .failure(.badRequest("missing HTTP version"))
         }
+        let sp2 = line.baseAddress!.distance(to: UnsafeRawPointer(sp2At))
         let targetBytes = UnsafeRawBufferPointer(rebasing: line[(sp1 + 1)..<sp2])
         let versionBytes = UnsafeRawBufferPointer(rebasing: line[(sp2 + 1)...])
-        guard !targetBytes.isEmpty, targetBytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+        guard !targetBytes.isEmpty, ASCII.allVisible(targetBytes) else {
             return .failure(.badRequest("bad request target"))
         }
         let version: (major: Int, minor: Int)
@@ -305,9 +314,16 @@ public struct HTTPRequestParser: Sendable {
         }
         let method = HTTPMethod(token: methodBytes)
 
-        // Headers.
-        var headers: [(name: String, value: String)] = []
-        headers.reserveCapacity(8)
+        // Headers: located, not copied; the request keeps the head's bytes and a table of
+        // where each field is (four UInt32 per field), both in one array.
+        let base = head.baseAddress!
+        func offset(_ p: UnsafeRawBufferPointer) -> Int { p.baseAddress.map { base.distance(to: $0) } ?? 0 }
+        // The request's storage: the head's bytes, the field table (four UInt32 per field:
+        // name start, name end, value start, value end), a decoded path if there is one.
+        var storage: [UInt8] = []
+        storage.reserveCapacity(head.count + 16 * 12)
+        storage.append(contentsOf: head)
+        var fieldCount = 0
         var contentLength: Int?
         var transferCodings: [Substring]?
         var connectionClose = false
@@ -324,11 +340,12 @@ public struct HTTPRequestParser: Sendable {
             if field[0] == ASCII.space || field[0] == ASCII.tab {
                 return .failure(.badRequest("obsolete line folding in headers"))
             }
-            guard let colon = field.firstIndex(of: ASCII.colon) else {
+            guard let colonAt = memchr(field.baseAddress!, Int32(ASCII.colon), field.count) else {
                 return .failure(.badRequest("header line without colon"))
             }
+            let colon = field.baseAddress!.distance(to: UnsafeRawPointer(colonAt))
             let nameBytes = UnsafeRawBufferPointer(rebasing: field[0..<colon])
-            guard !nameBytes.isEmpty, nameBytes.allSatisfy(ASCII.isTokenChar) else {
+            guard !nameBytes.isEmpty, ASCII.allTokenChars(nameBytes) else {
                 return .failure(.badRequest("bad header name"))
             }
             var vs = colon + 1
@@ -336,15 +353,17 @@ public struct HTTPRequestParser: Sendable {
             while vs < ve, field[vs] == ASCII.space || field[vs] == ASCII.tab { vs += 1 }
             while ve > vs, field[ve - 1] == ASCII.space || field[ve - 1] == ASCII.tab { ve -= 1 }
             let valueBytes = UnsafeRawBufferPointer(rebasing: field[vs..<ve])
-            for b in valueBytes where !(b == ASCII.tab || (b >= 0x20 && b != 0x7F)) {
+            guard ASCII.allFieldValueChars(valueBytes) else {
                 return .failure(.badRequest("bad character in header value"))
             }
-            if headers.count == limits.maxHeaderCount {
+            if fieldCount == limits.maxHeaderCount {
                 return .failure(.headersTooLarge("more than \(limits.maxHeaderCount) header fields"))
             }
-            let name = String(decoding: nameBytes, as: UTF8.self)
-            let value = String(decoding: valueBytes, as: UTF8.self)
-            headers.append((name, value))
+            let fieldStart = UInt32(range.lowerBound)
+            let entry = (fieldStart.littleEndian, (fieldStart + UInt32(colon)).littleEndian,
+                         (fieldStart + UInt32(vs)).littleEndian, (fieldStart + UInt32(ve)).littleEndian)
+            withUnsafeBytes(of: entry) { storage.append(contentsOf: $0) }
+            fieldCount += 1
 
             // Only names of the right length are compared: most headers match none of these.
             let nameLength = nameBytes.count
@@ -354,12 +373,13 @@ public struct HTTPRequestParser: Sendable {
                 }
                 contentLength = n
             } else if nameLength == 17 && ASCII.equalsIgnoringCase(nameBytes, "transfer-encoding".utf8) {
+                let value = String(decoding: valueBytes, as: UTF8.self)
                 let codings = value.split(separator: ",").map(trimOWS).filter { !$0.isEmpty }
                 transferCodings = (transferCodings ?? []) + codings
             } else if nameLength == 10 && ASCII.equalsIgnoringCase(nameBytes, "connection".utf8) {
-                for token in value.split(separator: ",").map(trimOWS) {
-                    if ASCII.equalsIgnoringCase(token.utf8, "close".utf8) { connectionClose = true }
-                    if ASCII.equalsIgnoringCase(token.utf8, "keep-alive".utf8) { connectionKeepAlive = true }
+                forEachToken(valueBytes) { token in
+                    if ASCII.equalsIgnoringCase(token, "close".utf8) { connectionClose = true }
+                    if ASCII.equalsIgnoringCase(token, "keep-alive".utf8) { connectionKeepAlive = true }
                 }
             } else if nameLength == 6 && ASCII.equalsIgnoringCase(nameBytes, "expect".utf8) {
                 if ASCII.equalsIgnoringCase(valueBytes, "100-continue".utf8) { expectsContinue = true }
@@ -400,8 +420,8 @@ public struct HTTPRequestParser: Sendable {
         }
 
         // Target: origin-form, absolute-form, or `*`.
-        let target = String(decoding: targetBytes, as: UTF8.self)
         let tb = targetBytes   // no copy: the request line is parsed in place
+        let targetStart = offset(tb)
         var pathStart = 0
         if tb[0] == ASCII.slash {
             pathStart = 0
@@ -414,9 +434,9 @@ public struct HTTPRequestParser: Sendable {
         } else {
             return .failure(.badRequest("unsupported request target form"))
         }
-        var path = "*"
-        var rawQuery: Substring = ""
-        var query: [(String, String)] = []
+        var decodedPath: [UInt8]? = [0x2A]   // "*"
+        var pathRange = 0..<0
+        var queryRange = 0..<0
         if pathStart >= 0 {
             var pathEnd = pathStart
             var escaped = false
@@ -425,34 +445,40 @@ public struct HTTPRequestParser: Sendable {
                 pathEnd += 1
             }
             if pathEnd == pathStart {
-                path = "/"
+                decodedPath = [ASCII.slash]
             } else if !escaped {
                 // The common case: nothing to decode, and the bytes are printable ASCII
-                // (checked above), so they are valid UTF-8 as they stand.
-                path = String(decoding: UnsafeRawBufferPointer(rebasing: tb[pathStart..<pathEnd]), as: UTF8.self)
+                // (checked above), so they are valid UTF-8 as they stand: the request's
+                // path is its own bytes of the head.
+                decodedPath = nil
+                pathRange = (targetStart + pathStart)..<(targetStart + pathEnd)
             } else {
                 guard let decoded = PercentDecoding.decode(tb[pathStart..<pathEnd]) else {
                     return .failure(.badRequest("invalid percent-encoding in path"))
                 }
-                guard let s = String(validating: decoded, as: UTF8.self) else {
+                guard decoded.withUnsafeBytes({ UTF8Validator.isValid($0) }) else {
                     return .failure(.badRequest("path is not UTF-8"))
                 }
-                path = s
+                decodedPath = decoded
             }
             if pathEnd < tb.count, tb[pathEnd] == ASCII.question {
                 var qe = pathEnd + 1
                 while qe < tb.count, tb[qe] != ASCII.hash { qe += 1 }
-                let u = target.utf8
-                rawQuery = Substring(u[u.index(u.startIndex, offsetBy: pathEnd + 1)..<u.index(u.startIndex, offsetBy: qe)])
-                query = QueryString.parse(rawQuery)
+                queryRange = (targetStart + pathEnd + 1)..<(targetStart + qe)
             }
         }
 
         let keepAlive = version.minor >= 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
-        let request = HTTPRequest(method: method, target: target, path: path, rawQuery: rawQuery, query: query,
-                                  version: version, keepAlive: keepAlive, headers: headers, body: [],
-                                  expectsContinue: expectsContinue)
-        return .success((request, framing))
+        let tableStart = head.count
+        if let decodedPath {
+            pathRange = storage.count..<(storage.count + decodedPath.count)
+            storage.append(contentsOf: decodedPath)
+        }
+        let request = HTTPRequest(method: method, version: version, keepAlive: keepAlive, expectsContinue: expectsContinue,
+                                  storage: storage, tableStart: tableStart, fieldCount: fieldCount,
+                                  targetRange: targetStart..<(targetStart + tb.count), pathRange: pathRange,
+                                  queryRange: queryRange)
+        return .parsed(request, framing)
     }
 
     /// `HTTP/1.0` or `HTTP/1.1`; other well-formed versions are 505, anything else 400.
@@ -621,6 +647,21 @@ public struct HTTPRequestParser: Sendable {
 }
 
 /// Trims spaces and tabs from both ends.
+/// Calls `body` with each comma-separated token of a header value, spaces and tabs trimmed,
+/// empty ones skipped.
+private func forEachToken(_ value: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+    var start = 0
+    while start <= value.count {
+        var end = start
+        while end < value.count, value[end] != UInt8(ascii: ",") { end += 1 }
+        var a = start, b = end
+        while a < b, value[a] == ASCII.space || value[a] == ASCII.tab { a += 1 }
+        while b > a, value[b - 1] == ASCII.space || value[b - 1] == ASCII.tab { b -= 1 }
+        if a < b { body(UnsafeRawBufferPointer(rebasing: value[a..<b])) }
+        start = end + 1
+    }
+}
+
 private func trimOWS(_ s: Substring) -> Substring {
     var s = s
     while let f = s.first, f == " " || f == "\t" { s.removeFirst() }

@@ -61,3 +61,23 @@ import Testing
         #expect(DurationParser.parseNanoseconds(s) == nil)
     }
 }
+
+/// The parser's bulk byte-class checks agree with the per-byte definitions for every byte.
+@Suite struct ByteClassTests {
+    @Test func tokenBitmapMatchesIsTokenChar() {
+        for b in 0...255 {
+            let one = [UInt8(b)]
+            let bulk = one.withUnsafeBytes { ASCII.allTokenChars($0) }
+            #expect(bulk == ASCII.isTokenChar(UInt8(b)), "byte \(b)")
+            let inRun = ([UInt8]("abc".utf8) + one + [UInt8]("xyz".utf8)).withUnsafeBytes { ASCII.allTokenChars($0) }
+            #expect(inRun == ASCII.isTokenChar(UInt8(b)), "byte \(b) between token characters")
+        }
+    }
+
+    @Test func fieldValueCharacters() {
+        for b in 0...255 {
+            let ok = b == 0x09 || (b >= 0x20 && b != 0x7F)
+            #expect(([UInt8]("v ".utf8) + [UInt8(b)]).withUnsafeBytes { ASCII.allFieldValueChars($0) } == ok, "byte \(b)")
+        }
+    }
+}

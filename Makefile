@@ -3,7 +3,7 @@ SWIFT ?= swift
 RELEASE_BIN := .build/release/ringgate
 STRESS_RECORDS ?= 10000000
 
-.PHONY: all build release dist check-dist run test unit stress integration conformance fuzz bench bench-fsync bench-ingest cluster clean
+.PHONY: all build release dist check-dist run test unit stress integration conformance fuzz bench bench-fsync bench-ingest bench-scale cluster clean
 
 all: release
 
@@ -74,6 +74,13 @@ bench:
 # Publish rate per --fsync setting (none, interval, always) on a file-backed log in /tmp.
 bench-fsync: release
 	bench/fsync.sh
+
+# C100k on loopback: 100,000 SSE subscribers from 8 load processes (source addresses 127.0.0.2…9)
+# on Ringgate and on nginx + nchan, 8 workers each; connect time, memory, idle CPU, one broadcast,
+# a burst, and the same with 10 % stopped readers. ARGS go to bench/scale.py (--subs 20000, …).
+bench-scale: release
+	@command -v nginx >/dev/null && [ -f /usr/lib/nginx/modules/ngx_nchan_module.so ] || bench/run.sh --deps-only
+	python3 bench/scale.py $(ARGS)
 
 # Instructions per single publish in the ingest (callgrind: stable on a shared machine), with
 # the functions that cost most; installs valgrind when missing (as root).

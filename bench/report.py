@@ -221,12 +221,32 @@ def main():
     row("publish, single POSTs (4 keep-alive conns × 32 pipelined)", m("publish-single", "ringgate", f),
         m("publish-single", "nchan", f), "≥ 4× nchan", lambda r, c, x: x is not None and x >= 4, "/s")
     rows.append({"figure": "publish, NDJSON batches of 1000", "ringgate": m("publish-batch", "ringgate", f), "nchan": None,
-                 "ratio": None, "unit": "/s", "goal": "≥ 1M events/s (nchan: n/a)",
-                 "met": (m("publish-batch", "ringgate", f) or 0) >= 1e6})
+                 "ratio": None, "unit": "/s", "goal": "≥ 2.5M events/s (nchan: n/a)",
+                 "met": (m("publish-batch", "ringgate", f) or 0) >= 2.5e6})
+    # The single writer (issue 15): ingest CPU per event, user + system, from /proc/PID/stat.
+    for scen, what, goal in (("publish-single", "single POSTs", 1.0), ("publish-batch", "NDJSON batches of 1000", None)):
+        cpu = m(scen, "ringgate", lambda d: d["ingest_cpu_us_per_event"])
+        if cpu is None:
+            continue
+        user = m(scen, "ringgate", lambda d: d["ingest_user_us_per_event"])
+        rows.append({"figure": f"ingest CPU per event, {what} (user {user:.2f} µs of it)" if user is not None else f"ingest CPU per event, {what}",
+                     "ringgate": cpu, "nchan": None, "ratio": None, "unit": "µs",
+                     "goal": f"≤ {goal} µs" if goal else "(report)", "met": (cpu <= goal) if goal else None})
     for n in sizes:
         f = lambda d: d["server_cpu_us_per_delivery"]
         row(f"server CPU per delivery (fan-out, {n} subscribers)", m(f"fanout-{n}", "ringgate", f),
             m(f"fanout-{n}", "nchan", f), "≤ 1/4 of nchan", lambda r, c, x: x is not None and x <= 0.25, "µs")
+
+    # WebSocket subscribers (issue 15): fan-out against nchan's WebSocket endpoint.
+    for n in sizes:
+        f = lambda d: d["deliveries_per_s"]
+        if m(f"ws-fanout-{n}", "ringgate", f) is None and m(f"ws-fanout-{n}", "nchan", f) is None:
+            continue
+        row(f"WebSocket fan-out deliveries/s, {n} subscribers", m(f"ws-fanout-{n}", "ringgate", f),
+            m(f"ws-fanout-{n}", "nchan", f), "≥ 4× nchan", lambda r, c, x: x is not None and x >= 4, "/s")
+        f = lambda d: d["server_cpu_us_per_delivery"]
+        row(f"WebSocket server CPU per delivery ({n} subscribers)", m(f"ws-fanout-{n}", "ringgate", f),
+            m(f"ws-fanout-{n}", "nchan", f), "≤ 1/4 of nchan", lambda r, c, x: x is not None and x <= 0.25, "µs")
 
     # The epoll backend (issue 11): the same build on --io epoll, against nchan and io_uring.
     for n in sizes:
@@ -277,7 +297,7 @@ def main():
         if unit == "B":
             return f"{v / 2**20:.1f} MiB" if abs(v) >= 2**20 else f"{v:.0f} B"
         if unit == "µs":
-            return f"{v:.3f} µs" if v < 1 else (f"{v:.1f} µs" if v < 10 else f"{v:.0f} µs")
+            return f"{v:.3f} µs" if v < 1 else (f"{v:.2f} µs" if v < 10 else f"{v:.0f} µs")
         if unit == "/s":
             return f"{v / 1e6:.2f} M/s" if v >= 1e6 else f"{v / 1e3:.1f} k/s"
         return f"{v:.3g}"

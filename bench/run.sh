@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Ringgate vs nginx + nchan, side by side, on loopback. Usage: bench/run.sh [--quick]
+# Ringgate vs nginx + nchan, side by side, on loopback. Usage: bench/run.sh [--quick] [--deps-only]
 #   --quick   each scenario once, smaller N, shorter runs (a fast check, ~2 min)
+#   --deps-only  install what is missing (as root) and stop (make bench-scale uses it)
 # Environment: SWIFT (swift), BENCH_SCRATCH (swift --scratch-path; default .build),
 #   NCHAN_SUB_PORT / NCHAN_PUB_PORT (18180 / 18181), BENCH_REPS (3), BENCH_CLUSTER (1; 0 skips
 #   the cluster rows of bench/cluster.sh).
@@ -8,10 +9,12 @@
 set -euo pipefail
 
 QUICK=0
+DEPS_ONLY=0
 for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
-    -h|--help) sed -n 2,8p "$0"; exit 0 ;;
+    --deps-only) DEPS_ONLY=1 ;;
+    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
@@ -46,6 +49,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 command -v python3 >/dev/null || { echo "python3 is needed for the report" >&2; exit 1; }
+[ $DEPS_ONLY = 1 ] && exit 0
 
 # ---- build -------------------------------------------------------------------------------
 log "building release (ringgate, ringgate-bench), static Swift runtime as make release ships it"
@@ -136,29 +140,32 @@ fi
 read -r N1 N2 <<<"$NS"
 rm -rf "$RESULTS/raw"; mkdir -p "$RESULTS/raw"
 
-args_for() {  # server → URLs and pids; ringgate-epoll is the same build on --io epoll
-  local sub pub pid
+args_for() {  # server [ws] → URLs and pids; ringgate-epoll is the same build on --io epoll
+  local sub pub pid ws=${2:-}
   case "$1" in
     ringgate) sub=$RG_SUB pub=$RG_PUB pid=$RG_PID ;;
     ringgate-epoll) sub=$RGE_SUB pub=$RGE_PUB pid=$RGE_PID ;;
   esac
   if [ "$1" = nchan ]; then
-    echo "--sub-url http://127.0.0.1:$NCHAN_SUB_PORT/sub/{slot} --pub-url http://127.0.0.1:$NCHAN_PUB_PORT/pub/{slot}" \
+    local route=sub; [ -n "$ws" ] && route=ws
+    echo "--sub-url http://127.0.0.1:$NCHAN_SUB_PORT/$route/{slot} --pub-url http://127.0.0.1:$NCHAN_PUB_PORT/pub/{slot}" \
          "--pub-method POST --pid-tree $NGINX_PID"
   else
-    echo "--sub-url http://$sub/v1/slots/{slot}/stream --pub-url http://$pub/v1/slots/{slot}/events" \
+    local leaf=stream; [ -n "$ws" ] && leaf=ws
+    echo "--sub-url http://$sub/v1/slots/{slot}/$leaf --pub-url http://$pub/v1/slots/{slot}/events" \
          "--batch-url http://$pub/v1/events --history-url http://$sub/v1/slots/{slot}/events --pid-tree $pid"
   fi
 }
 
-run_one() {  # server scenario rep mode args...
+run_one() {  # server scenario rep mode args...   (WS=1: WebSocket subscribers)
   local server=$1 scenario=$2 rep=$3 mode=$4; shift 4
+  local transport=(); [ -n "${WS:-}" ] && transport=(--transport ws)
   local outf="$RESULTS/raw/$scenario.$server.$rep.json"
   if [ $(( $(date +%s) - START )) -gt $deadline_s ]; then
     log "time budget spent: skipping $scenario/$server/$rep"; return 0
   fi
   # shellcheck disable=SC2046
-  if timeout 150 "$BIN/ringgate-bench" "$mode" $(args_for "$server") --label "$scenario/$server/$rep" "$@" \
+  if timeout 150 "$BIN/ringgate-bench" "$mode" $(args_for "$server" "${WS:-}") "${transport[@]}" --label "$scenario/$server/$rep" "$@" \
        > "$outf.tmp" 2> "$TMP/bench.err"; then
     mv "$outf.tmp" "$outf"
   else
@@ -185,12 +192,23 @@ for rep in $(seq "$REPS"); do
   for n in $N1 $N2; do
     for s in $ORDER3; do run_one "$s" "latency-$n" "$rep" latency --subs "$n" --rate 50000 --duration "$LAT_S"; done
   done
+  # WebSocket subscribers (issue 15): the same fan-out against nchan's WebSocket endpoint.
+  for n in $N1 $N2; do
+    for s in $ORDER; do WS=1 run_one "$s" "ws-fanout-$n" "$rep" fanout --subs "$n" --duration "$FAN_S"; done
+  done
   for s in $ORDER; do
     run_one "$s" stopped-baseline "$rep" stopped-readers --subs "$STOP_N" --stopped-fraction 0 --rate 20000 --payload 8192 --duration "$STOP_S"
     run_one "$s" stopped-10pct "$rep" stopped-readers --subs "$STOP_N" --stopped-fraction 0.1 --rate 20000 --payload 8192 --duration "$STOP_S"
   done
-  for s in $ORDER; do run_one "$s" publish-single "$rep" publish --pub-conns 4 --depth 32 --duration "$PUB_S"; done
-  run_one ringgate publish-batch "$rep" publish --pub-conns 4 --depth 8 --batch 1000 --duration "$PUB_S"
+  RG_INGEST=$(pgrep -P "$RG_PID" -f "ringgate ingest" | head -1)
+  for s in $ORDER; do
+    if [ "$s" = ringgate ]; then
+      run_one "$s" publish-single "$rep" publish --pub-conns 4 --depth 32 --duration "$PUB_S" --ingest-pid "$RG_INGEST"
+    else
+      run_one "$s" publish-single "$rep" publish --pub-conns 4 --depth 32 --duration "$PUB_S"
+    fi
+  done
+  run_one ringgate publish-batch "$rep" publish --pub-conns 4 --depth 8 --batch 1000 --duration "$PUB_S" --ingest-pid "$RG_INGEST"
   run_one nchan publish-batch "$rep" publish --batch 1000 --duration "$PUB_S"
   run_one ringgate history "$rep" history --sizes "$SIZES" --queries "$QUERIES"
   run_one nchan history "$rep" history

@@ -330,6 +330,9 @@ final class DirectoryUndo {
     private var bytes: [UInt8] = []
 
     func reset() {
+        // A single append records nothing: nothing to clear (a dictionary's removeAll costs
+        // a few hundred instructions even when empty).
+        guard !offsets.isEmpty || !bytes.isEmpty else { return }
         offsets.removeAll(keepingCapacity: true)
         bytes.removeAll(keepingCapacity: true)
     }

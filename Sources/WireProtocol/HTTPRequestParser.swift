@@ -14,7 +14,11 @@ import Glibc
 /// lines not ended by CRLF are all 400. A bare LF is accepted as the end of a head line
 /// (RFC 9112 §2.2), so hand-typed requests work. After an error the parser is dead and
 /// returns the same error with nothing consumed.
-public struct HTTPRequestParser: Sendable {
+///
+/// A class, not a struct: a connection's parser lives in the engine's connection table, and
+/// reading a struct's state there (`isIdle`, `awaitingContinue`) copied the whole parser, its
+/// buffers retained and released, on every request.
+public final class HTTPRequestParser {
     /// The limits this parser enforces.
     public let limits: HTTPLimits
     /// Whether a head whose body is still to come is reported (`.head`) before the body is read.
@@ -107,17 +111,17 @@ public struct HTTPRequestParser: Sendable {
     /// Holds the body of the request just reported as `.head` to `maxBytes` (a route's own
     /// limit, below `limits.maxBodyBytes`): a chunked body that grows past it fails with 413 as
     /// soon as the chunk size that crosses it is read. `name` says in the error which limit it is.
-    public mutating func limitBody(maxBytes: Int, name: String) {
+    public func limitBody(maxBytes: Int, name: String) {
         bodyLimit = (min(maxBytes, limits.maxBodyBytes), name)
     }
 
     /// Records that the interim `100 Continue` was sent for the pending request.
-    public mutating func markContinueSent() {
+    public func markContinueSent() {
         continueSent = true
     }
 
     /// Parses at most one request from `bytes`.
-    public mutating func parse(_ bytes: UnsafeRawBufferPointer) -> (consumed: Int, result: HTTPParseResult) {
+    public func parse(_ bytes: UnsafeRawBufferPointer) -> (consumed: Int, result: HTTPParseResult) {
         var offset = 0
         if case .dead(let e) = state { return (0, .error(e)) }
         if case .head = state {
@@ -180,7 +184,7 @@ public struct HTTPRequestParser: Sendable {
     }
 
     /// Parses at most one request from `bytes`.
-    public mutating func parse(_ bytes: [UInt8]) -> (consumed: Int, result: HTTPParseResult) {
+    public func parse(_ bytes: [UInt8]) -> (consumed: Int, result: HTTPParseResult) {
         bytes.withUnsafeBytes { parse($0) }
     }
 
@@ -201,14 +205,14 @@ public struct HTTPRequestParser: Sendable {
         case complete(HTTPRequest, Framing, end: Int)
     }
 
-    private mutating func fail(_ e: HTTPParseError) -> HTTPParseResult {
+    private func fail(_ e: HTTPParseError) -> HTTPParseResult {
         state = .dead(e)
         headBuffer = []
         pending = nil
         return .error(e)
     }
 
-    private mutating func finish(_ request: HTTPRequest) -> HTTPRequest {
+    private func finish(_ request: HTTPRequest) -> HTTPRequest {
         state = .head
         pending = nil
         continueSent = false
@@ -218,7 +222,7 @@ public struct HTTPRequestParser: Sendable {
     }
 
     /// Looks for the blank line that ends the head, enforcing the head limits as it goes.
-    private mutating func scanHead(_ bytes: UnsafeRawBufferPointer) -> HeadScan {
+    private func scanHead(_ bytes: UnsafeRawBufferPointer) -> HeadScan {
         let n = bytes.count
         var i = 0
         if headBuffer.isEmpty {
@@ -539,7 +543,7 @@ public struct HTTPRequestParser: Sendable {
 
     // MARK: Chunked body
 
-    private mutating func parseChunked(_ bytes: UnsafeRawBufferPointer, from start: Int,
+    private func parseChunked(_ bytes: UnsafeRawBufferPointer, from start: Int,
                                        _ initial: Chunk) -> (consumed: Int, result: HTTPParseResult) {
         var chunk = initial
         var i = start

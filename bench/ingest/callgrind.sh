@@ -20,7 +20,7 @@ fi
 TMP=$(mktemp -d /tmp/ringgate-callgrind.XXXXXX)
 # valgrind 3.19 cannot read the static binary's DWARF 5: profile a copy without debug info
 # (the symbol table stays, so functions keep their names).
-cp "$BIN" "$TMP/ringgate"; strip --strip-debug "$TMP/ringgate"
+cp "$BIN" "$TMP/ringgate"; [ -n "${KEEP_DEBUG:-}" ] || strip --strip-debug "$TMP/ringgate"
 valgrind --tool=callgrind --trace-children=yes --trace-children-skip-by-arg=worker \
   --callgrind-out-file="$TMP/cg.%p" "$TMP/ringgate" serve --workers 1 --ephemeral --watchdog-timeout 0 \
   --listen 127.0.0.1:0 --publish-listen 127.0.0.1:0 --io "${IO:-io_uring}" ${ARGS:-} > "$TMP/out" 2> "$TMP/err" &

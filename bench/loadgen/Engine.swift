@@ -1,4 +1,5 @@
-// The io_uring loop of the load generator: N SSE subscribers and K keep-alive publishers.
+// The io_uring loop of the load generator: N SSE (or WebSocket) subscribers and K keep-alive
+// publishers.
 import CRinggateSys
 import IO
 import Foundation
@@ -24,7 +25,15 @@ struct Sub {
     var outOfOrder: Int64 = 0
     var resets: Int64 = 0
     var otherData: Int64 = 0
+    // WebSocket framing (--transport ws): 0 first byte, 1 length byte, 2 extended length, 3 payload
+    var wsState: UInt8 = 0
+    var wsOpcode: UInt8 = 0
+    var wsLenBytes = 0
+    var wsRemaining = 0
 }
+
+/// `--transport ws`: subscribers open WebSockets (101 expected) and read text messages.
+nonisolated(unsafe) var webSocketTransport = false
 
 let carryCap = 2048
 
@@ -76,6 +85,11 @@ final class Engine {
     var eventsPerRequest: [Int] = []  // per pub conn FIFO not needed: one value per run
     var perRequest = 1
     var clock: UInt64 = 0
+    /// `scale` mode: each subscriber's latency for event 1 (the broadcast; UInt64.max until
+    /// it arrives), and the first and last arrival of any later event (the burst).
+    var broadcastLatency: UnsafeMutablePointer<UInt64>? = nil
+    var burstFirst: UInt64 = 0
+    var burstLast: UInt64 = 0
 
     init(maxSubs: Int, maxEvents: Int, trackBits: Bool) throws {
         ring = try Ring(entries: 4096, completionBatch: 1024)
@@ -98,8 +112,13 @@ final class Engine {
         let i = subCount
         precondition(i < maxSubs)
         subCount += 1
-        let fd = connectTCP(url, rcvbuf: rcvbuf)
-        writeAll(fd, Array("GET \(url.path) HTTP/1.1\r\nHost: \(url.host)\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n".utf8))
+        let fd = connectTCP(url, rcvbuf: rcvbuf, bind: sourceAddress)
+        if webSocketTransport {
+            writeAll(fd, Array(("GET \(url.path) HTTP/1.1\r\nHost: \(url.host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").utf8))
+        } else {
+            writeAll(fd, Array("GET \(url.path) HTTP/1.1\r\nHost: \(url.host)\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n".utf8))
+        }
         _ = rg_set_nonblocking(fd, 1)
         subs[i].fd = fd
         ring.recvMultishot(fd: fd, group: bufs.group, userData: ud(.subRecv, i))
@@ -143,7 +162,7 @@ final class Engine {
             subs[i].chunked = h.chunked
             let extra = subs[i].carry - he
             subs[i].carry = 0
-            if h.status != 200 { subs[i].phase = 3; return }
+            if h.status != (webSocketTransport ? 101 : 200) { subs[i].phase = 3; return }
             subs[i].phase = 1
             // bytes after the head came from the tail of this read
             p = p + (n - extra)
@@ -151,6 +170,7 @@ final class Engine {
             if n == 0 { return }
         }
         if subs[i].phase != 1 { return }
+        if webSocketTransport { webSocketFrames(i, p, n); return }
         if !subs[i].chunked { sse(i, p, n); return }
         var k = 0
         while k < n {
@@ -177,6 +197,70 @@ final class Engine {
                 k += 1
             }
         }
+    }
+
+    /// Server frames (never masked): a text message's payload is collected in the carry
+    /// buffer (its first `carryCap` bytes: `t=` and `n=` come first) and read as one event.
+    @inline(__always) func webSocketFrames(_ i: Int, _ p: UnsafePointer<UInt8>, _ n: Int) {
+        let cb = carry + i * carryCap
+        var k = 0
+        while k < n {
+            switch subs[i].wsState {
+            case 0:
+                subs[i].wsOpcode = p[k] & 0x0F
+                subs[i].wsState = 1
+                k += 1
+            case 1:
+                let len = Int(p[k] & 0x7F)
+                k += 1
+                subs[i].carry = 0
+                if len == 126 { subs[i].wsLenBytes = 2; subs[i].wsRemaining = 0; subs[i].wsState = 2 }
+                else if len == 127 { subs[i].wsLenBytes = 8; subs[i].wsRemaining = 0; subs[i].wsState = 2 }
+                else { subs[i].wsRemaining = len; subs[i].wsState = 3; if len == 0 { wsMessage(i) } }
+            case 2:
+                subs[i].wsRemaining = subs[i].wsRemaining << 8 | Int(p[k])
+                subs[i].wsLenBytes -= 1
+                k += 1
+                if subs[i].wsLenBytes == 0 { subs[i].wsState = 3; if subs[i].wsRemaining == 0 { wsMessage(i) } }
+            default:
+                let take = min(subs[i].wsRemaining, n - k)
+                let keep = min(take, carryCap - subs[i].carry)
+                if keep > 0 { (cb + subs[i].carry).update(from: p + k, count: keep); subs[i].carry += keep }
+                subs[i].wsRemaining -= take
+                k += take
+                if subs[i].wsRemaining == 0 { wsMessage(i) }
+            }
+        }
+    }
+
+    /// One complete frame: a text (or continuation) frame carrying `t=<ns> n=<k>` is a delivery,
+    /// one naming `reset` a reset; control frames (ping, close) are skipped.
+    @inline(__always) func wsMessage(_ i: Int) {
+        subs[i].wsState = 0
+        let op = subs[i].wsOpcode
+        let len = subs[i].carry
+        subs[i].carry = 0
+        guard op == 1 || op == 0 else { return }
+        let cb = UnsafePointer(carry + i * carryCap)
+        var k = 0
+        while k + 2 < len, !(cb[k] == UInt8(ascii: "t") && cb[k + 1] == UInt8(ascii: "=") && cb[k + 2] &- 48 < 10) { k += 1 }
+        if k + 2 >= len {
+            var isReset = false
+            var j = 0
+            while !isReset && j + 7 <= len { isReset = memcmp(cb + j, "\"reset\"", 7) == 0; j += 1 }
+            if isReset { subs[i].resets += 1 } else { subs[i].otherData += 1 }
+            return
+        }
+        k += 2
+        var t: UInt64 = 0
+        while k < len && cb[k] &- 48 < 10 { t = t &* 10 &+ UInt64(cb[k] - 48); k += 1 }
+        guard k + 3 < len, cb[k] == 32, cb[k + 1] == UInt8(ascii: "n"), cb[k + 2] == UInt8(ascii: "=") else {
+            subs[i].otherData += 1; return
+        }
+        k += 3
+        var num: Int64 = 0
+        while k < len && cb[k] &- 48 < 10 { num = num &* 10 &+ Int64(cb[k] - 48); k += 1 }
+        delivered(i, t, num)
     }
 
     @inline(__always) func sse(_ i: Int, _ p: UnsafePointer<UInt8>, _ n: Int) {
@@ -255,6 +339,10 @@ final class Engine {
         if firstDelivery == 0 { firstDelivery = now }
         lastDelivery = now
         if now > t { hist.record(now - t) } else { hist.record(0) }
+        if let bl = broadcastLatency {
+            if num == 1 { bl[i] = now > t ? now - t : 0 }
+            else { if burstFirst == 0 || now < burstFirst { burstFirst = now }; if now > burstLast { burstLast = now } }
+        }
     }
 
     // MARK: publishers

@@ -83,6 +83,13 @@ func pidTree(_ root: Int32) -> [Int32] {
     return result
 }
 
+/// utime and stime of one process, in seconds (zeros when it is gone).
+func processCPUSeconds(_ pid: Int32) -> (user: Double, system: Double) {
+    let hz = Double(sysconf(Int32(_SC_CLK_TCK)))
+    guard let f = statFields(pid), f.count > 13, let u = Double(f[11]), let s = Double(f[12]) else { return (0, 0) }
+    return (u / hz, s / hz)
+}
+
 struct ServerPids {
     var fixed: [Int32] = []
     var trees: [Int32] = []
@@ -124,9 +131,22 @@ func clientCPUSeconds() -> Double {
 
 // MARK: - Sockets (blocking connect at setup time; loopback only)
 
-func connectTCP(_ url: HTTPURL, rcvbuf: Int32 = 0) -> Int32 {
+/// `--bind ADDR`: the source address of subscriber sockets (127.0.0.2, …: each source address
+/// has its own ephemeral ports, so several load processes can open 100,000 connections).
+nonisolated(unsafe) var sourceAddress: String? = nil
+
+func connectTCP(_ url: HTTPURL, rcvbuf: Int32 = 0, bind source: String? = nil) -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { die("socket: \(String(cString: strerror(errno))) (ulimit -n?)") }
+    if let source {
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        guard inet_pton(AF_INET, source, &local.sin_addr) == 1 else { die("--bind must be an IPv4 literal: \(source)") }
+        let rc = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { die("bind \(source): \(String(cString: strerror(errno)))") }
+    }
     var one: Int32 = 1
     setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     if rcvbuf > 0 {

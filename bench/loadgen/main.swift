@@ -7,7 +7,9 @@ import Foundation
 
 let usage = """
 usage: ringgate-bench MODE [options]
-modes: fanout | latency | idle-memory | stopped-readers | history | publish
+modes: fanout | latency | idle-memory | stopped-readers | history | publish | scale
+  --transport T        sse (default) or ws: subscribers open WebSockets (the sub URL is the WebSocket
+                       route, e.g. /v1/slots/{slot}/ws) and read text messages
   --sub-url URL        subscribe URL, {slot} is replaced (http://127.0.0.1:P/v1/slots/{slot}/stream);
                        repeatable: subscribers are dealt round-robin over the URLs (several hosts)
   --pub-url URL        publish URL for single events (body = data), {slot} replaced; repeatable:
@@ -31,7 +33,10 @@ modes: fanout | latency | idle-memory | stopped-readers | history | publish
   --queries Q          history: timed GETs per query kind and size (200)
   --pid-tree PID       a server root process; it and its descendants are measured (repeatable)
   --pids a,b,c         more server pids
+  --ingest-pid PID     publish: also report this process's CPU per event (user, system)
   --label TEXT         copied into the output
+  --bind ADDR          source address of the subscriber sockets (127.0.0.2, …)
+  --deadline S         scale: seconds to wait for every event after the ready line (300)
 """
 
 var args = CommandLine.arguments.dropFirst()
@@ -53,7 +58,14 @@ for t in opt["pid-tree"] ?? [] { if let p = Int32(t) { pids.trees.append(p) } }
 for l in opt["pids"] ?? [] { pids.fixed += l.split(separator: ",").compactMap { Int32($0) } }
 
 let slot = s("slot") ?? "bench-\(mode)-\(getpid())-\(nowNs() % 100000)"
-nonisolated(unsafe) var out: [String: Any] = ["mode": mode, "slot": slot, "label": s("label") ?? ""]
+switch s("transport") ?? "sse" {
+case "sse": webSocketTransport = false
+case "ws": webSocketTransport = true
+default: die("--transport is sse or ws")
+}
+sourceAddress = s("bind")
+nonisolated(unsafe) var out: [String: Any] = ["mode": mode, "slot": slot, "label": s("label") ?? "",
+                                              "transport": webSocketTransport ? "ws" : "sse"]
 let pubMethod = s("pub-method") ?? "POST"
 
 nonisolated(unsafe) var machineStart = machineJiffies()
@@ -306,6 +318,59 @@ func streamMode() {
     finish()
 }
 
+/// `scale`: one of the load processes of `bench/scale.py`. Opens `--subs` subscribers (from
+/// `--bind`), warms them up, stops `--stopped-fraction` of them, prints a `ready` JSON line,
+/// then waits (heartbeats only) until every reader has every event 1…`--events`, which the
+/// coordinator publishes: event 1 alone (the broadcast: each subscriber's latency is kept),
+/// then the rest as a burst. Ends with the usual JSON line.
+func scaleMode() {
+    let n = i("subs", 10000)
+    let stopped = Int((Double(n) * d("stopped-fraction", 0)).rounded())
+    let events = i("events", 101)
+    let deadline = d("deadline", 300)
+    let subURL = need("sub-url"), pubURL = need("pub-url")
+    let eng: Engine
+    do { eng = try Engine(maxSubs: n, maxEvents: events, trackBits: true) } catch { die("\(error)") }
+    let latency = UnsafeMutablePointer<UInt64>.allocate(capacity: n)
+    latency.initialize(repeating: .max, count: n)
+    let pub = Publisher(eng: eng, urls: pubURL, conns: 1, pad: 0, bufferBytes: 1 << 16)
+    openSubscribers(eng, subURL, count: n, stopped: stopped, stoppedRcvbuf: Int32(i("stopped-rcvbuf", 4096)))
+    warmUp(eng, pub)
+    for j in toStop { eng.stopReading(j) }
+    eng.run(until: nowNs() + 200_000_000) { false }
+    let readers = activeReaders(eng)
+    eng.deliveries = 0
+    eng.firstDelivery = 0
+    eng.hist = Histogram()
+    eng.broadcastLatency = latency
+    out["subscribers"] = n
+    out["stopped_readers"] = stopped
+    out["readers"] = readers
+    let ready: [String: Any] = ["ready": true, "subscribers": n, "readers": readers,
+                                "subscribe_setup_s": out["subscribe_setup_s"] ?? 0, "warmup_s": out["warmup_s"] ?? 0]
+    print(String(decoding: try! JSONSerialization.data(withJSONObject: ready, options: [.sortedKeys]), as: UTF8.self))
+    fflush(nil)
+    let cpu0 = clientCPUSeconds()
+    var floor = 1
+    let done = eng.run(until: nowNs() + UInt64(deadline * 1e9)) {
+        while floor <= events && Int(eng.eventCount[floor]) >= readers { floor += 1 }
+        return floor > events
+    }
+    eng.run(until: nowNs() + 100_000_000) { false }   // late duplicates, if any
+    out["client_cpu_s"] = clientCPUSeconds() - cpu0
+    out["complete"] = done
+    tally(eng, published: events)
+    var got: [UInt64] = []
+    got.reserveCapacity(readers)
+    for j in 0..<eng.subCount where !eng.subs[j].stopped && latency[j] != .max { got.append(latency[j] / 1000) }
+    out["broadcast_latency_us"] = got.sorted().map { Int($0) }
+    out["broadcast_missing"] = readers - got.count
+    out["burst_first_ns"] = eng.burstFirst
+    out["burst_last_ns"] = eng.burstLast
+    out["deliveries"] = eng.deliveries
+    finish()
+}
+
 func idleMemory() {
     let n = i("subs", 1000)
     let subURL = need("sub-url"), pubURL = need("pub-url")
@@ -368,6 +433,9 @@ func publishMode() {
         }
     }
     let cpu0 = pids.cpuSeconds(), ccpu0 = clientCPUSeconds()
+    // --ingest-pid: the one process that takes every publish (Ringgate's ingest), user and system apart.
+    let ingestPid = s("ingest-pid").flatMap { Int32($0) }
+    let ingest0 = ingestPid.map(processCPUSeconds)
     let t0 = nowNs(), end = t0 + UInt64(duration * 1e9)
     while nowNs() < end {
         for c in eng.pubs where !c.closed {
@@ -395,6 +463,13 @@ func publishMode() {
     out["publish_seconds"] = Double(pubEnd - t0) / 1e9
     out["events_per_s"] = Double(eng.publishedEvents) / secs
     out["server_cpu_s"] = cpu1 - cpu0
+    if let pid = ingestPid, let before = ingest0, eng.publishedEvents > 0 {
+        let after = processCPUSeconds(pid)
+        let n = Double(eng.publishedEvents)
+        out["ingest_user_us_per_event"] = (after.user - before.user) * 1e6 / n
+        out["ingest_sys_us_per_event"] = (after.system - before.system) * 1e6 / n
+        out["ingest_cpu_us_per_event"] = (after.user + after.system - before.user - before.system) * 1e6 / n
+    }
     out["client_cpu_s"] = ccpu1 - ccpu0
     out["client_cpu_util"] = (ccpu1 - ccpu0) / secs
     out["server_cpu_us_per_event"] = eng.publishedEvents > 0 ? (cpu1 - cpu0) * 1e6 / Double(eng.publishedEvents) : NSNull()
@@ -485,6 +560,7 @@ func historyMode() {
 }
 
 switch mode {
+case "scale": scaleMode()
 case "fanout", "latency", "stopped-readers": streamMode()
 case "idle-memory": idleMemory()
 case "publish": publishMode()

@@ -149,8 +149,10 @@ class Server:
             conf = conf.replace("127.0.0.1:18180", f"127.0.0.1:{self.sub_port}")
             conf = conf.replace("127.0.0.1:18181", f"127.0.0.1:{self.pub_port}")
             conf = re.sub(r"worker_processes \d+;.*", f"worker_processes {workers};", conf)
-            per_worker = subs // workers + 2000
-            conf = re.sub(r"worker_connections \d+;", f"worker_connections {per_worker};", conf)
+            # As Ringgate's SO_REUSEPORT listeners: one accept queue per worker (without it one
+            # nginx worker takes most connections and runs out of worker_connections).
+            conf = re.sub(r"listen 127\.0\.0\.1:(\d+) backlog=4096;", r"listen 127.0.0.1:\1 reuseport backlog=4096;", conf)
+            conf = re.sub(r"worker_connections \d+;", "worker_connections 19000;", conf)
             # Heartbeats, as Ringgate's default --heartbeat 15s.
             conf = conf.replace("nchan_eventsource_event message;",
                                 "nchan_eventsource_event message;\n            nchan_eventsource_ping_interval 15;")
@@ -193,6 +195,7 @@ class Server:
 
 def run_variant(kind: str, a, stopped: float, binary_dir: Path, tmp: Path) -> dict:
     server = Server(kind, a.workers, a.subs, tmp, binary_dir / "ringgate")
+    loads: list[subprocess.Popen] = []
     try:
         slot = f"scale-{kind}-{os.getpid()}-{int(time.time())}"
         pids = server.pids()
@@ -200,7 +203,6 @@ def run_variant(kind: str, a, stopped: float, binary_dir: Path, tmp: Path) -> di
         per = [a.subs // a.procs + (1 if i < a.subs % a.procs else 0) for i in range(a.procs)]
         sub_url = f"http://127.0.0.1:{server.sub_port}{server.sub_path}"
         pub_url = f"http://127.0.0.1:{server.pub_port}{server.pub_path}"
-        loads = []
         t0 = time.monotonic()
         for i, n in enumerate(per):
             cmd = [str(binary_dir / "ringgate-bench"), "scale", "--sub-url", sub_url, "--pub-url", pub_url,
@@ -211,7 +213,10 @@ def run_variant(kind: str, a, stopped: float, binary_dir: Path, tmp: Path) -> di
         for i, p in enumerate(loads):
             line = p.stdout.readline()
             if not line:
-                raise SystemExit(f"load process {i} ended before it was ready: {(tmp / f'load{i}.err').read_text()[-600:]}")
+                server_log = tmp / ("ringgate.err" if kind == "ringgate" else "nginx/logs/error.log")
+                tail = server_log.read_text()[-1500:] if server_log.exists() else ""
+                raise SystemExit(f"load process {i} ended before it was ready: {(tmp / f'load{i}.err').read_text()[-600:]}"
+                                 f"\n--- {kind} log tail:\n{tail}")
             ready.append(json.loads(line))
         setup_s = time.monotonic() - t0
         readers = sum(r["readers"] for r in ready)
@@ -277,6 +282,10 @@ def run_variant(kind: str, a, stopped: float, binary_dir: Path, tmp: Path) -> di
                                                          for k, v in row.items()}))
         return row
     finally:
+        for p in loads:          # none outlives its run, whatever happened
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         server.stop()
 
 

@@ -175,6 +175,10 @@ public final class HTTPEngine {
         /// (`finalFrameBytesMax`), so a stream ended while the pool is exhausted or its buffer
         /// full still says why.
         var finalFrames: [UInt8] = []
+        /// A new stream's first bytes (response head, `retry:`) while the send-buffer pool is
+        /// exhausted: copied into its buffer first once it gets one (`streamSpace`), so a burst
+        /// of new subscribers past the pool waits for buffers instead of being closed unanswered.
+        var heldPrelude: [UInt8] = []
         // MARK: Deferred answers (issue 12)
         /// Answers from the first deferred one still waiting on, in request order: none of them
         /// is in `out` or `queued` yet. Empty unless a deferred answer waits.
@@ -698,6 +702,13 @@ public final class HTTPEngine {
             c.pointee.streamBuffer = b
             c.pointee.head = 0
             c.pointee.tail = 0
+            if !c.pointee.heldPrelude.isEmpty {
+                let n = c.pointee.heldPrelude.count
+                c.pointee.heldPrelude.withUnsafeBytes { sendPool.pointer(b).copyMemory(from: $0.baseAddress!, byteCount: n) }
+                c.pointee.tail = Int32(n)
+                counters.add(.pendingSendBytes, UInt64(n))
+                c.pointee.heldPrelude = []
+            }
             c.pointee.inflightEnd = 0
         }
         compactIfPossible(c)
@@ -735,6 +746,22 @@ public final class HTTPEngine {
 
     /// The most bytes of final frames a stream may hold outside its send buffer.
     public static let finalFrameBytesMax = 512
+
+    /// The most bytes of a prelude a new stream may hold outside its send buffer.
+    public static let preludeBytesMax = 4096
+
+    /// Appends a new stream's first bytes. When the send-buffer pool is exhausted they wait
+    /// (at most `preludeBytesMax`) for a buffer and go out before anything written after them;
+    /// the stream is among the buffer waiters and hears `streamWritable`. False only when they
+    /// do not fit that bound.
+    public func streamAppendPrelude(_ conn: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        if streamAppend(conn, bytes) { return true }
+        let c = table + Int(conn)
+        guard c.pointee.phase == .stream, c.pointee.streamBuffer < 0, c.pointee.heldPrelude.isEmpty,
+              bytes.count <= HTTPEngine.preludeBytesMax else { return false }
+        c.pointee.heldPrelude = Array(bytes)
+        return true
+    }
 
     /// Appends one of a stream's last frames (a close notice, a WebSocket close frame), which
     /// must reach the peer even when the send-buffer pool is exhausted or the stream's buffer
@@ -950,6 +977,8 @@ public final class HTTPEngine {
             guard table[Int(waiter)].waitingForBuffer else { continue }
             table[Int(waiter)].waitingForBuffer = false
             if table[Int(waiter)].phase == .stream {
+                // A new stream's held prelude takes the buffer first (see streamAppendPrelude).
+                if !table[Int(waiter)].heldPrelude.isEmpty { _ = streamSpace(waiter) }
                 delegate?.engine(self, streamWritable: waiter)
                 break
             }

@@ -59,7 +59,7 @@ extension Worker {
         prelude += SSEEncoder.retry(milliseconds: 2000)
         prelude += statusFrame()
         engine.startStream(conn, gauge: .connectionsSSE)
-        guard prelude.withUnsafeBytes({ engine.streamAppend(conn, $0) }) else {
+        guard prelude.withUnsafeBytes({ engine.streamAppendPrelude(conn, $0) }) else {
             engine.beginClose(conn, reason: .overCapacity)
             return
         }

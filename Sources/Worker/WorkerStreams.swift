@@ -60,7 +60,9 @@ extension Worker {
             }
             engine.startStream(connection, gauge: .connectionsWS, wantsInput: true)
         }
-        guard prelude.withUnsafeBytes({ engine.streamAppend(connection, $0) }) else {
+        // With the send-buffer pool exhausted (a burst of new subscribers) the prelude waits
+        // for a buffer; the stream is admitted, not closed unanswered.
+        guard prelude.withUnsafeBytes({ engine.streamAppendPrelude(connection, $0) }) else {
             engine.beginClose(connection, reason: .overCapacity)
             return
         }

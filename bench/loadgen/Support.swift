@@ -139,6 +139,11 @@ func connectTCP(_ url: HTTPURL, rcvbuf: Int32 = 0, bind source: String? = nil) -
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { die("socket: \(String(cString: strerror(errno))) (ulimit -n?)") }
     if let source {
+        // IP_BIND_ADDRESS_NO_PORT (24): the port is picked at connect(), per destination;
+        // a bind to port 0 would search for a port free for every destination, which slows
+        // down with every socket already bound (quadratic over 10,000s of connections).
+        var on: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_IP), 24, &on, socklen_t(MemoryLayout<Int32>.size))
         var local = sockaddr_in()
         local.sin_family = sa_family_t(AF_INET)
         guard inet_pton(AF_INET, source, &local.sin_addr) == 1 else { die("--bind must be an IPv4 literal: \(source)") }

@@ -333,8 +333,10 @@ func scaleMode() {
     do { eng = try Engine(maxSubs: n, maxEvents: events, trackBits: true) } catch { die("\(error)") }
     let latency = UnsafeMutablePointer<UInt64>.allocate(capacity: n)
     latency.initialize(repeating: .max, count: n)
-    let pub = Publisher(eng: eng, urls: pubURL, conns: 1, pad: 0, bufferBytes: 1 << 16)
     openSubscribers(eng, subURL, count: n, stopped: stopped, stoppedRcvbuf: Int32(i("stopped-rcvbuf", 4096)))
+    // Connected once the subscribers are: opening 10,000s of them can outlast a server's
+    // timeout for an idle keep-alive connection.
+    let pub = Publisher(eng: eng, urls: pubURL, conns: 1, pad: 0, bufferBytes: 1 << 16)
     warmUp(eng, pub)
     for j in toStop { eng.stopReading(j) }
     eng.run(until: nowNs() + 200_000_000) { false }

@@ -207,7 +207,8 @@ def run_variant(kind: str, a, stopped: float, binary_dir: Path, tmp: Path) -> di
         for i, n in enumerate(per):
             cmd = [str(binary_dir / "ringgate-bench"), "scale", "--sub-url", sub_url, "--pub-url", pub_url,
                    "--slot", slot, "--subs", str(n), "--events", str(1 + a.burst), "--bind", f"127.0.0.{2 + i}",
-                   "--stopped-fraction", str(stopped), "--deadline", "240", "--label", f"scale/{kind}/{i}"]
+                   "--stopped-fraction", str(stopped), "--deadline", "240", "--head-timeout", "120",
+                   "--label", f"scale/{kind}/{i}"]
             loads.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(tmp / f"load{i}.err", "w"), text=True))
         ready = []
         for i, p in enumerate(loads):
@@ -311,7 +312,11 @@ def main() -> None:
     for stopped in (0.0, a.stopped):
         for kind in a.servers.split(","):
             with tempfile.TemporaryDirectory(prefix="ringgate-scale.") as tmp:
-                rows.append(run_variant(kind, a, stopped, Path(a.bin), Path(tmp)))
+                try:
+                    rows.append(run_variant(kind, a, stopped, Path(a.bin), Path(tmp)))
+                except SystemExit as e:      # the run failed: say so in its row, go on
+                    log(f"{kind} stopped={stopped}: FAILED: {e}")
+                    rows.append({"server": kind, "stopped_fraction": stopped, "error": str(e)[:2000]})
             time.sleep(2)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M %Z"), "args": vars(a), "rows": rows}, indent=1))
@@ -351,6 +356,11 @@ def report(rows: list[dict], a) -> None:
         print("| figure | Ringgate | nchan | Ringgate/nchan | goal |")
         print("| --- | --- | --- | --- | --- |")
         rg, nc = by.get(("ringgate", stopped)), by.get(("nchan", stopped))
+        for r, name in ((rg, "Ringgate"), (nc, "nchan")):
+            if r and "error" in r:
+                print(f"{name} failed: {r['error'][:300]}\n")
+        rg = rg if rg and "error" not in rg else None
+        nc = nc if nc and "error" not in nc else None
         for name, key, unit, goal in figures:
             if key is None:
                 f = lambda r: f"{r['lost']} / {r['duplicated']} / {r['out_of_order']}" if r else "–"

@@ -37,6 +37,7 @@ modes: fanout | latency | idle-memory | stopped-readers | history | publish | sc
   --label TEXT         copied into the output
   --bind ADDR          source address of the subscriber sockets (127.0.0.2, …)
   --deadline S         scale: seconds to wait for every event after the ready line (300)
+  --head-timeout S     seconds a chunk of 200 new subscribers may wait for its response heads (20)
 """
 
 var args = CommandLine.arguments.dropFirst()
@@ -140,12 +141,12 @@ func openSubscribers(_ eng: Engine, _ urls: [HTTPURL], count: Int, stopped: Int,
             if isStopped { toStop.append(idx) }  // reads its head and warm-up, then stops
         }
         opened += chunk
-        let ok = eng.run(until: nowNs() + 20_000_000_000) {
+        let ok = eng.run(until: nowNs() + UInt64(d("head-timeout", 20) * 1e9)) {
             var pending = 0
             for j in 0..<eng.subCount where eng.subs[j].phase == 0 { pending += 1 }
             return pending == 0
         }
-        if !ok { die("subscribers: no response head within 20 s (\(eng.subscribedCount) of \(opened) subscribed)") }
+        if !ok { die("subscribers: no response head within \(d("head-timeout", 20)) s (\(eng.subscribedCount) of \(opened) subscribed)") }
     }
     let failed = eng.failedCount
     if failed > 0 {

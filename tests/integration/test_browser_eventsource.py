@@ -173,10 +173,13 @@ def test_eventsource_reconnects_across_a_serve_restart(gateway, page_url, browse
     stop_s = time.monotonic() - t0
     wait_until(lambda: js(browser, "window.closes.length") >= 1, 5, what="the `close` event")
     closes = js(browser, "window.closes")
-    assert len(closes) == 1, closes
+    # Usually one; a retry drawn near 0 ms can reconnect to a worker not yet stopped, which
+    # closes that stream too, the same way (seen in CI: retry_ms 6, then a second close).
+    assert 1 <= len(closes) <= 2, closes
+    for _, info, _ in closes:
+        assert info["reason"] == "shutdown", info
+        assert isinstance(info.get("retry_ms"), int) and 0 <= info["retry_ms"] <= 1000, info
     info = closes[0][1]
-    assert info["reason"] == "shutdown", info
-    assert isinstance(info.get("retry_ms"), int) and 0 <= info["retry_ms"] <= 1000, info
     gw2 = gateway("--listen", f"127.0.0.1:{port}", "--drain-spread", "1s", workers=2, data_dir=data,
                   name="second")
     assert gw2.sub_port == port

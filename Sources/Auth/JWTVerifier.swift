@@ -122,3 +122,10 @@ public struct JWTVerifier: Sendable {
         return .success(JWTClaims(expiresAtSeconds: exp, subject: sub, slots: slots, publish: publish))
     }
 }
+
+extension JWTVerifier {
+    /// Seconds since the epoch, now: token times (`exp`, `nbf`, `iat`) are wall-clock times.
+    public static func nowSeconds() -> Double {
+        Date().timeIntervalSince1970
+    }
+}

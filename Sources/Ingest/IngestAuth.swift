@@ -18,7 +18,7 @@ extension Ingest {
     /// checked by `refusal(claims:items:)` once its body is parsed.
     func authorize(_ request: HTTPRequest, slot: UnsafeRawBufferPointer?) -> Result<PublishAuthorizer.Verdict, AuthRefusal> {
         if publishAuth.isOpen { return .success(.open) }
-        let verdict = request.withHeader("Authorization") { publishAuth.check($0, nowSeconds: Ingest.wallClockSeconds()) }
+        let verdict = request.withHeader("Authorization") { publishAuth.check($0, nowSeconds: JWTVerifier.nowSeconds()) }
         switch verdict {
         case .open, .token:
             return .success(verdict)
@@ -69,12 +69,5 @@ extension Ingest {
             return AuthRefusal(status: 401, error: "unauthorized", detail: failure.detail,
                                challenge: #"Bearer realm="ringgate", error="invalid_token", error_description=""# + failure.reason + #"""#)
         }
-    }
-
-    /// Seconds since the epoch: token times are wall-clock times.
-    static func wallClockSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

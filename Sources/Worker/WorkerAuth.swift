@@ -20,7 +20,7 @@ extension Worker {
         let token = BearerToken.find(authorization: request.header("Authorization"),
                                      cookies: request.headerValues("Cookie"), cookieName: config.jwtCookie,
                                      query: request.queryValue("token"))
-        let nowSeconds = Worker.wallClockSeconds()
+        let nowSeconds = JWTVerifier.nowSeconds()
         let failure: AuthFailure
         if let token {
             switch verifier!.verify(token.utf8, nowSeconds: nowSeconds) {
@@ -64,12 +64,5 @@ extension Worker {
                                 extraHeaders: [("WWW-Authenticate", challenge)] + corsHeaders)
         }
         return nil
-    }
-
-    /// Seconds since the epoch: token times are wall-clock times.
-    static func wallClockSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

@@ -1,3 +1,4 @@
+import Auth
 import GatewayCore
 import HTTPServer
 import WireProtocol
@@ -70,7 +71,7 @@ extension Worker {
     func statusFrame() -> [UInt8] {
         // The clock now, not the turn's cached one: the other processes' stamps are compared to it.
         let json = status.json(nowNanoseconds: engine.io.now(),
-                               wallMilliseconds: UInt64(Worker.wallClockSeconds() * 1000))
+                               wallMilliseconds: UInt64(JWTVerifier.nowSeconds() * 1000))
         return SSEEncoder.event(id: nil, type: "stats", data: json)
     }
 

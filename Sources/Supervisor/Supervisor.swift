@@ -343,8 +343,25 @@ public final class Supervisor {
                     children[i].restartAtNanoseconds = now + children[i].backoffNanoseconds
                 }
             }
-            usleep(20_000)
+            pause(now: now, until: drainEndNanoseconds)
         }
+    }
+
+    /// Longest sleep of the supervision loop: the watchdog's resolution (its timeouts are
+    /// seconds). SIGCHLD and SIGTERM end a sleep early (`nanosleep` is never restarted after
+    /// a handler ran), so a crash is reaped, and a restart begins, within a pass.
+    static let supervisionPassNanoseconds: UInt64 = 100_000_000
+
+    /// Sleeps until the next pass is due: a due restart or the drain's end may come sooner.
+    /// An idle host costs a wake-up per pass, not one every 20 ms.
+    func pause(now: UInt64, until drainEnd: UInt64) {
+        var wake = now + Self.supervisionPassNanoseconds
+        if drainEnd != 0 { wake = min(wake, drainEnd) }
+        for child in children where child.pid == 0 && child.restartAtNanoseconds != 0 {
+            wake = min(wake, child.restartAtNanoseconds)
+        }
+        let nanoseconds = max(wake > now ? wake - now : 0, 1_000_000)
+        usleep(UInt32(nanoseconds / 1000))
     }
 
     func reap(shuttingDown: Bool) {

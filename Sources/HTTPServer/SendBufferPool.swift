@@ -13,6 +13,8 @@ public final class SendBufferPool {
     /// Whether a buffer's pages may be resident (it was handed out since it was last trimmed).
     var touched: [Bool]
     public private(set) var inUse = 0
+    /// Most buffers in use at once since the last `trim`: what the next period likely needs.
+    public private(set) var peakInUse = 0
 
     public init(capacity: Int, bufferBytes: Int) {
         precondition(capacity > 0 && bufferBytes >= 4096)
@@ -31,6 +33,7 @@ public final class SendBufferPool {
     @inline(__always) public func take() -> Int32? {
         guard let i = freeStack.popLast() else { return nil }
         inUse += 1
+        if inUse > peakInUse { peakInUse = inUse }
         touched[Int(i)] = true
         return i
     }
@@ -41,12 +44,18 @@ public final class SendBufferPool {
     }
 
     /// Gives the memory of free buffers back to the kernel, except the `keep` most recently
-    /// freed (the ones `take()` hands out next). A burst of connections touches many buffers
-    /// once; without this their pages would stay resident for good. Returns buffers trimmed.
+    /// freed (the ones `take()` hands out next), or more: as many as the peak since the last
+    /// trim used beyond those in use now. A burst of connections touches many buffers once;
+    /// without this their pages would stay resident for good. Keeping the recent peak spares
+    /// a steady load (the heartbeats of idle streams, a few hundred a scan) a `madvise` and a
+    /// page fault per buffer every period; a burst's pages go one period later. Returns
+    /// buffers trimmed.
     @discardableResult
     public func trim(keep: Int) -> Int {
+        let keptFree = max(keep, peakInUse - inUse)
+        peakInUse = inUse
         var trimmed = 0
-        var k = freeStack.count - keep - 1
+        var k = freeStack.count - keptFree - 1
         while k >= 0 {
             let i = Int(freeStack[k])
             if touched[i] {

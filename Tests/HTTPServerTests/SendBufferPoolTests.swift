@@ -1,0 +1,36 @@
+import Testing
+@testable import HTTPServer
+
+@Suite struct SendBufferPoolTests {
+    /// Takes `n` buffers, writes to each (so it is touched), gives them all back.
+    func cycle(_ pool: SendBufferPool, _ n: Int) {
+        let taken = (0..<n).map { _ in pool.take()! }
+        for b in taken { pool.pointer(b).storeBytes(of: 1, as: UInt8.self) }
+        for b in taken.reversed() { pool.give(b) }
+    }
+
+    @Test func keepsWhatTheLastPeriodNeededAndDropsAPastBurst() {
+        let pool = SendBufferPool(capacity: 512, bufferBytes: 4096)
+        cycle(pool, 300)                              // a burst: 300 at once
+        #expect(pool.peakInUse == 300)
+        #expect(pool.trim(keep: 32) == 0)             // the period that needed 300 keeps 300
+        cycle(pool, 200)                              // a steady load of 200 a period
+        #expect(pool.trim(keep: 32) == 100)           // the burst's other 100 go
+        cycle(pool, 200)
+        #expect(pool.trim(keep: 32) == 0)             // no madvise for a steady load
+        #expect(pool.trim(keep: 32) == 168)           // a quiet period: down to `keep`
+        #expect(pool.trim(keep: 32) == 0)
+    }
+
+    @Test func buffersInUseAreNeverTrimmed() {
+        let pool = SendBufferPool(capacity: 64, bufferBytes: 4096)
+        let held = (0..<10).map { _ in pool.take()! }
+        for b in held { pool.pointer(b).storeBytes(of: 1, as: UInt8.self) }
+        cycle(pool, 40)                               // 50 in use at the peak
+        _ = pool.trim(keep: 0)
+        _ = pool.trim(keep: 0)                        // peak now 10, all in use: every free one goes
+        #expect(pool.inUse == 10)
+        for b in held { #expect(pool.touched[Int(b)]) }
+        #expect(pool.touched.filter { $0 }.count == 10)
+    }
+}

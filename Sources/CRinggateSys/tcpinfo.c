@@ -16,5 +16,6 @@ int rg_tcp_progress_read(int fd, rg_tcp_progress *out) {
     out->unacked = info.tcpi_unacked;
     out->rto_us = info.tcpi_rto;
     out->retransmits = info.tcpi_retransmits;
+    out->notsent = info.tcpi_notsent_bytes;
     return 0;
 }

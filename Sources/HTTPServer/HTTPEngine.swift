@@ -186,6 +186,21 @@ public final class HTTPEngine {
         /// Bytes of the ready answers in `held` (part of `responseBytes`).
         var heldBytes = 0
         var nextDeferredOrdinal: UInt32 = 0
+        // MARK: Timers (issue 15)
+        /// In `tickList` / `progressList`. Kept when the entry is freed and reused: the
+        /// lists drop an entry lazily, and must not hold it twice.
+        var inTickList = false
+        var inProgressList = false
+        /// A fixed frame (`streamSendFixed`) being sent from the engine's own memory: its
+        /// start and the bytes of it not yet sent (0 = none).
+        var fixedStart: UnsafeRawPointer? = nil
+        var fixedLeft: Int32 = 0
+    }
+
+    /// A small frame sent the same to many streams (a heartbeat, a ping), kept by the engine.
+    public struct FixedFrame: Sendable {
+        let offset: Int32
+        let count: Int32
     }
 
     /// The kernel interface this loop runs on (io_uring, epoll, or the simulation's).
@@ -213,6 +228,17 @@ public final class HTTPEngine {
     var lastProgressCheck: UInt64 = 0
     var lastTrim: UInt64 = 0
     var rearmList: [Int32] = []
+    /// What the timer looks at: every connection that is not a steady stream (HTTP,
+    /// lingering, a stream with a receive to re-arm or a close pending), so 100,000 idle
+    /// streams cost the tick nothing. Dropped lazily by the tick once steady or free.
+    var tickList: [Int32] = []
+    /// Connections whose sends are watched for progress (`watchProgress`), dropped once not.
+    var progressList: [Int32] = []
+    var timerScratch: [Int32] = []
+    /// The bytes of the registered `FixedFrame`s (never moved or freed while the engine lives).
+    let fixedFrames = UnsafeMutableRawPointer.allocate(byteCount: HTTPEngine.fixedFrameBytesMax, alignment: 8)
+    var fixedFramesUsed = 0
+    static let fixedFrameBytesMax = 256
     public private(set) var nowNanoseconds: UInt64
     // MARK: HTTP limits (issue 10)
     /// Table entries: `maxConnections` ordinary ones, then the admin reserve.
@@ -263,6 +289,7 @@ public final class HTTPEngine {
         (table + configuration.maxConnections).deinitialize(count: tableCapacity - configuration.maxConnections)
         table.deallocate()
         wakeScratch.deallocate()
+        fixedFrames.deallocate()
         if reserveFD >= 0 { io.close(fd: reserveFD) }
     }
 
@@ -393,6 +420,7 @@ public final class HTTPEngine {
         if reserve { reserveLive += 1 } else { highWater = max(highWater, conn + 1) }
         liveCount += 1
         counters.add(c.pointee.gauge)
+        watchOnTick(conn)
         armRecv(conn)
     }
 
@@ -437,6 +465,7 @@ public final class HTTPEngine {
             if !c.pointee.recvNeedsRearm {
                 c.pointee.recvNeedsRearm = true   // retried at the end of the turn
                 rearmList.append(conn)
+                watchOnTick(conn)
             }
             return
         }
@@ -481,7 +510,7 @@ public final class HTTPEngine {
             }
             if cqe.result == 0 { c.pointee.inputEnded = true; return }   // answered once the queue drains
             if cqe.result == -ENOBUFS {
-                if !c.pointee.recvArmed { c.pointee.recvNeedsRearm = true }
+                if !c.pointee.recvArmed { c.pointee.recvNeedsRearm = true; watchOnTick(conn) }
                 return
             }
         }
@@ -491,6 +520,7 @@ public final class HTTPEngine {
             if !c.pointee.recvNeedsRearm {
                 c.pointee.recvNeedsRearm = true    // re-armed at the end of this turn, once buffers are back
                 rearmList.append(conn)
+                watchOnTick(conn)
             }
             return
         }
@@ -780,8 +810,35 @@ public final class HTTPEngine {
     }
 
     public func streamPendingBytes(_ conn: Int32) -> Int {
-        let c = table[Int(conn)]
-        return c.streamBuffer < 0 ? 0 : Int(c.tail - c.head)
+        let c = table + Int(conn)
+        return Int(c.pointee.fixedLeft) + (c.pointee.streamBuffer < 0 ? 0 : Int(c.pointee.tail - c.pointee.head))
+    }
+
+    /// Keeps `bytes` for `streamSendFixed` (at most `fixedFrameBytesMax` in all).
+    public func registerFixedFrame(_ bytes: [UInt8]) -> FixedFrame {
+        precondition(fixedFramesUsed + bytes.count <= Self.fixedFrameBytesMax, "fixed frames are small")
+        bytes.withUnsafeBytes { (fixedFrames + fixedFramesUsed).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        defer { fixedFramesUsed += bytes.count }
+        return FixedFrame(offset: Int32(fixedFramesUsed), count: Int32(bytes.count))
+    }
+
+    /// Sends `frame` on a stream. A stream with nothing pending (an idle one, the common case
+    /// for a heartbeat) sends it straight from the engine's copy: no pooled buffer is taken,
+    /// touched and given back, so 100,000 idle streams' heartbeats cost no buffer memory or
+    /// page faults. Otherwise it goes behind the pending bytes (`streamAppend`). False when
+    /// it does not fit.
+    public func streamSendFixed(_ conn: Int32, _ frame: FixedFrame) -> Bool {
+        let c = table + Int(conn)
+        guard c.pointee.phase == .stream else { return false }
+        if c.pointee.streamBuffer >= 0 || c.pointee.sendInFlight || c.pointee.fixedLeft > 0 || c.pointee.out != nil
+            || !c.pointee.heldPrelude.isEmpty || !c.pointee.finalFrames.isEmpty || c.pointee.closeAfterFlush {
+            return streamAppend(conn, UnsafeRawBufferPointer(start: fixedFrames + Int(frame.offset), count: Int(frame.count)))
+        }
+        c.pointee.fixedStart = UnsafeRawPointer(fixedFrames + Int(frame.offset))
+        c.pointee.fixedLeft = frame.count
+        counters.add(.pendingSendBytes, UInt64(frame.count))
+        markDirty(conn)
+        return true
     }
 
     public func isOpenStream(_ conn: Int32) -> Bool { table[Int(conn)].phase == .stream }
@@ -797,6 +854,7 @@ public final class HTTPEngine {
         c.pointee.closeReason = reason
         c.pointee.closeAfterFlush = true
         c.pointee.lingerDeadlineNanoseconds = nowNanoseconds + configuration.lingerNanoseconds
+        watchOnTick(conn)
         if !c.pointee.sendInFlight && streamPendingBytes(conn) == 0 && c.pointee.out == nil && c.pointee.queued.isEmpty
             && c.pointee.finalFrames.isEmpty && c.pointee.held.isEmpty {
             beginLinger(conn)
@@ -859,6 +917,14 @@ public final class HTTPEngine {
         if let out = c.pointee.out {
             if io.send(fd: c.pointee.fd, out.baseAddress! + c.pointee.outOffset, out.count - c.pointee.outOffset,
                          tag: userData(.send, conn)) {
+                c.pointee.sendInFlight = true
+            } else {
+                sendDeferred(conn)
+            }
+            return
+        }
+        if c.pointee.fixedLeft > 0, let start = c.pointee.fixedStart {
+            if io.send(fd: c.pointee.fd, start, Int(c.pointee.fixedLeft), tag: userData(.send, conn)) {
                 c.pointee.sendInFlight = true
             } else {
                 sendDeferred(conn)
@@ -934,6 +1000,10 @@ public final class HTTPEngine {
         let n = Int(cqe.result)
         c.pointee.lastActivityNanoseconds = nowNanoseconds
         c.pointee.watchProgress = true
+        if !c.pointee.inProgressList {
+            c.pointee.inProgressList = true
+            progressList.append(conn)
+        }
         if let out = c.pointee.out {
             c.pointee.outOffset += n
             if c.pointee.outOffset >= out.count {
@@ -945,6 +1015,12 @@ public final class HTTPEngine {
                 c.pointee.answersInOut = 0
             }
             syncResponseGauge(c)
+        } else if c.pointee.fixedLeft > 0 {
+            // A fixed frame was in flight (it goes before the stream buffer, see submitSend).
+            let sent = min(Int32(n), c.pointee.fixedLeft)
+            c.pointee.fixedLeft -= sent
+            c.pointee.fixedStart = c.pointee.fixedLeft == 0 ? nil : c.pointee.fixedStart! + Int(sent)
+            counters.subtract(.pendingSendBytes, UInt64(sent))
         } else if c.pointee.streamBuffer >= 0 {
             c.pointee.head += Int32(n)
             counters.subtract(.pendingSendBytes, UInt64(n))
@@ -994,6 +1070,7 @@ public final class HTTPEngine {
         guard c.pointee.phase == .http || c.pointee.phase == .stream else { return }
         // The close reason is counted when the lingering ends (FIN or deadline) in beginClose.
         c.pointee.phase = .lingering
+        watchOnTick(conn)
         c.pointee.paused = false   // a lingering connection reads (and drops) until the FIN
         c.pointee.parser = nil
         releaseBody(c)
@@ -1033,11 +1110,14 @@ public final class HTTPEngine {
         syncResponseGauge(c)
         releaseBody(c)
         releaseStreamBuffer(c)
+        if c.pointee.fixedLeft > 0 { counters.subtract(.pendingSendBytes, UInt64(c.pointee.fixedLeft)) }
         counters.subtract(c.pointee.gauge)
         let generation = (c.pointee.generation &+ 1) & UserData.generationMask
         let reserve = c.pointee.reserve
+        let lists = (c.pointee.inTickList, c.pointee.inProgressList)
         c.pointee = Connection()
         c.pointee.generation = generation
+        (c.pointee.inTickList, c.pointee.inProgressList) = lists
         if reserve {
             freeReserveConnections.append(conn)
             reserveLive -= 1
@@ -1054,7 +1134,8 @@ public final class HTTPEngine {
         counters.set(.heartbeatNanoseconds, now)
         let headerTimeout = configuration.headerTimeoutNanoseconds
         let bodyTimeout = configuration.bodyTimeoutNanoseconds
-        forEachConnection { i in
+        swap(&tickList, &timerScratch)
+        for i in timerScratch {
             let c = table + Int(i)
             switch c.pointee.phase {
             case .http:
@@ -1085,7 +1166,9 @@ public final class HTTPEngine {
             case .free, .closing:
                 break
             }
+            keepOnTick(i)
         }
+        timerScratch.removeAll(keepingCapacity: true)
         if !acceptArmed && !stopping && acceptResumeNanoseconds != 0 && now >= acceptResumeNanoseconds {
             acceptResumeNanoseconds = 0
             armAccept()
@@ -1103,31 +1186,64 @@ public final class HTTPEngine {
         delegate?.engineTick(self, nowNanoseconds: now)
     }
 
+    /// Puts `conn` on the tick's list (it is not, or may stop being, a steady stream).
+    @inline(__always) func watchOnTick(_ conn: Int32) {
+        let c = table + Int(conn)
+        guard !c.pointee.inTickList else { return }
+        c.pointee.inTickList = true
+        tickList.append(conn)
+    }
+
+    /// After the tick looked at `conn`: it stays on the list unless it is free, closing, or a
+    /// stream with nothing for the tick to do (no receive to re-arm, no close pending); those
+    /// are put back by `watchOnTick` when that changes.
+    @inline(__always) func keepOnTick(_ conn: Int32) {
+        let c = table + Int(conn)
+        let keep = switch c.pointee.phase {
+        case .http, .lingering: true
+        case .stream: c.pointee.recvNeedsRearm || c.pointee.closeAfterFlush
+        case .free, .closing: false
+        }
+        if keep { tickList.append(conn) } else { c.pointee.inTickList = false }
+    }
+
     /// Closes connections whose peers acknowledge nothing while data waits for them. Runs on
     /// the loop's timer, so a send that never completes cannot hold it up.
     func checkSendProgress(now: UInt64) {
-        forEachConnection { i in
+        swap(&progressList, &timerScratch)
+        for i in timerScratch {
+            checkSendProgress(i, now: now)
             let c = table + Int(i)
-            guard c.pointee.watchProgress, c.pointee.phase == .stream || c.pointee.phase == .http
-                || c.pointee.phase == .lingering else { return }
-            let fd = c.pointee.fd
-            guard let info = io.tcpProgress(fd: fd) else { return }
-            let queued = io.kernelQueuedBytes(fd: fd)
-            // What the server still holds decides only whether to keep watching; whether the
-            // peer stalls is the policy's call from the kernel's counters.
-            let pending = responseBytes(c) + streamPendingBytes(i) + c.pointee.finalFrames.count
-            let sample = SendProgress.Sample(bytesAcked: info.bytesAcked, unackedSegments: info.unackedSegments,
-                                             kernelQueuedBytes: queued,
-                                             established: info.established || c.pointee.phase == .lingering)
-            switch c.pointee.progress.observe(sample, nowNanoseconds: now,
-                                              timeoutNanoseconds: configuration.sendTimeoutNanoseconds) {
-            case .healthy:
-                if queued == 0 && pending == 0 { c.pointee.watchProgress = false }
-            case .sendTimeout:
-                forceClose(i, reason: .sendTimeout)
-            case .halfOpen:
-                forceClose(i, reason: .halfOpen)
+            if c.pointee.watchProgress && c.pointee.phase != .free && c.pointee.phase != .closing {
+                progressList.append(i)
+            } else {
+                c.pointee.inProgressList = false
             }
+        }
+        timerScratch.removeAll(keepingCapacity: true)
+    }
+
+    func checkSendProgress(_ i: Int32, now: UInt64) {
+        let c = table + Int(i)
+        guard c.pointee.watchProgress, c.pointee.phase == .stream || c.pointee.phase == .http
+            || c.pointee.phase == .lingering else { return }
+        let fd = c.pointee.fd
+        guard let info = io.tcpProgress(fd: fd) else { return }
+        let queued = info.drained ? 0 : io.kernelQueuedBytes(fd: fd)   // one syscall for a healthy peer
+        // What the server still holds decides only whether to keep watching; whether the
+        // peer stalls is the policy's call from the kernel's counters.
+        let pending = responseBytes(c) + streamPendingBytes(i) + c.pointee.finalFrames.count
+        let sample = SendProgress.Sample(bytesAcked: info.bytesAcked, unackedSegments: info.unackedSegments,
+                                         kernelQueuedBytes: queued,
+                                         established: info.established || c.pointee.phase == .lingering)
+        switch c.pointee.progress.observe(sample, nowNanoseconds: now,
+                                          timeoutNanoseconds: configuration.sendTimeoutNanoseconds) {
+        case .healthy:
+            if queued == 0 && pending == 0 { c.pointee.watchProgress = false }
+        case .sendTimeout:
+            forceClose(i, reason: .sendTimeout)
+        case .halfOpen:
+            forceClose(i, reason: .halfOpen)
         }
     }
 

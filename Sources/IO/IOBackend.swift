@@ -35,10 +35,14 @@ public struct TCPProgressReading: Sendable, Equatable {
     public var unackedSegments: UInt32
     /// TCP_ESTABLISHED.
     public var established: Bool
-    public init(bytesAcked: UInt64, unackedSegments: UInt32, established: Bool) {
+    /// Nothing in flight and nothing waiting to be sent: the kernel queues no byte (then
+    /// `kernelQueuedBytes` need not be asked). False when unknown.
+    public var drained: Bool
+    public init(bytesAcked: UInt64, unackedSegments: UInt32, established: Bool, drained: Bool = false) {
         self.bytesAcked = bytesAcked
         self.unackedSegments = unackedSegments
         self.established = established
+        self.drained = drained
     }
 }
 
@@ -134,7 +138,7 @@ extension KernelSocketCalls {
         var info = rg_tcp_progress()
         guard rg_tcp_progress_read(fd, &info) == 0 else { return nil }
         return TCPProgressReading(bytesAcked: info.bytes_acked, unackedSegments: info.unacked,
-                                  established: info.state == 1)
+                                  established: info.state == 1, drained: info.unacked == 0 && info.notsent == 0)
     }
     public func kernelQueuedBytes(fd: Int32) -> Int { Int(max(0, rg_outq_bytes(fd))) }
     @inline(__always) public func now() -> UInt64 { rg_monotonic_ns() }

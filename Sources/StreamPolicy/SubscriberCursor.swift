@@ -213,6 +213,25 @@ public struct SubscriberCursor: Sendable, Equatable {
         }
     }
 
+    /// When `tick` next has something to do, given no writes or pongs until then, for a
+    /// stream looked at `now` (just after a heartbeat went out, or when nothing was due): its
+    /// lifetime deadline, its next heartbeat, or, with a ping unanswered, the next ping an
+    /// interval from now and the close two intervals after the oldest. Never before `now`.
+    public func nextTickNanoseconds(nowNanoseconds now: UInt64, heartbeatNanoseconds interval: UInt64) -> UInt64 {
+        let due: UInt64
+        switch heartbeat {
+        case .comment:
+            due = lastWriteNanoseconds &+ interval
+        case .ping:
+            if lastPongNanoseconds < lastPingNanoseconds {
+                due = min(now &+ interval, lastPingNanoseconds &+ 2 &* interval)
+            } else {
+                due = lastPingNanoseconds &+ interval
+            }
+        }
+        return max(min(due, deadlineNanoseconds), now)
+    }
+
     /// The heartbeat asked for by `tick` was written. A ping's clock keeps the oldest
     /// unanswered ping, so a peer that never answers is closed two heartbeats after the first.
     public mutating func heartbeatSent(nowNanoseconds now: UInt64) {

@@ -25,6 +25,8 @@ struct Subscriber {
     // MARK: AUTH (issue 14)
     /// Monotonic time its token expires (exp + leeway); 0 = no token (auth off).
     var tokenExpiresAtNanoseconds: UInt64 = 0
+    /// Its entry in the worker's timer wheel (an entry with another token is stale).
+    var timerToken: UInt32 = 0
     // MARK: SEVERAL SLOTS
     /// A stream of several slots (`/v1/stream?slot=a&slot=b`): one entry per slot, and its
     /// frames name the slot. Then `localSlot` and `admissionEntry` are unused and `liveIndex`

@@ -60,8 +60,17 @@ public final class Worker: HTTPEngineDelegate {
     /// Streams are closed at once on SIGTERM; requests in flight get this long to finish.
     var shutdown = RoleShutdown(graceNanoseconds: 3_000_000_000)
     var lastHeartbeatScan: UInt64 = 0
+    /// Each stream's next heartbeat, ping answer, lifetime end or token expiry, so the timer
+    /// looks only at the streams that are due (`sendHeartbeats`).
+    var timers = TimerWheel(slotNanoseconds: Worker.timerSlotNanoseconds, slotCount: 512, nowNanoseconds: 0)
+    var lastTimerToken: UInt32 = 0
+    var dueTimers: [TimerWheel.Entry] = []
+    static let timerSlotNanoseconds: UInt64 = 100_000_000
     var random: SplitMix64
     let pingFrame: [UInt8] = WebSocketFrameEncoder.frame(opcode: .ping, payload: [])
+    /// The heartbeats, sent from the engine's copy (`streamSendFixed`).
+    let fixedHeartbeat: HTTPEngine.FixedFrame
+    let fixedPing: HTTPEngine.FixedFrame
     let catchUpBatch = 64
     /// What a WebSocket subscriber may send between two pings (pongs, pings, stray messages).
     let webSocketInputBudgetBytes = 1 << 20
@@ -176,6 +185,8 @@ public final class Worker: HTTPEngineDelegate {
         readPosition = reader.tailAcquire()
         fanoutSeq = reader.headSeqAcquire()
         counters.set(.wakeWanted, 0)   // a restarted worker starts with no subscribers
+        fixedHeartbeat = engine.registerFixedFrame(SSEEncoder.heartbeat)
+        fixedPing = engine.registerFixedFrame(pingFrame)
         engine.delegate = self
     }
 
@@ -225,9 +236,9 @@ public final class Worker: HTTPEngineDelegate {
     public func engineTick(_ engine: HTTPEngine, nowNanoseconds now: UInt64) {
         if RoleShutdown.takeTermination(), shutdown.begin(nowNanoseconds: engine.io.now()) { beginShutdown() }
         pump()   // a lost wake-up costs at most one tick
+        sendHeartbeats(now: now)   // the streams due only: every tick
         if now &- lastHeartbeatScan >= 250_000_000 {
             lastHeartbeatScan = now
-            sendHeartbeats(now: now)
             sendStatusFrames(now: now)
         }
     }

@@ -99,6 +99,7 @@ extension Worker {
                                   headSeq: resume == nil ? 0 : reader.headSeqAcquire(), fanoutSeq: fanoutSeq,
                                   heartbeat: transport == .sse ? .comment : .ping,
                                   nowNanoseconds: now, deadlineNanoseconds: deadline, aheadIsResume: config.isCluster)
+        scheduleTimer(connection, now: now)
         switch s.pointee.cursor.mode {
         case .live:
             joinLive(connection)
@@ -459,31 +460,51 @@ extension Worker {
     }
 
     /// Heartbeats after `--heartbeat` of silence (SSE comments; WebSocket pings, which must be
-    /// answered within two heartbeats), and the end of streams past their lifetime.
+    /// answered within two heartbeats), and the end of streams past their lifetime or their
+    /// token's expiry: for the streams the timer wheel has due, each looked at again when its
+    /// cursor next has something to do.
     func sendHeartbeats(now: UInt64) {
         let interval = config.heartbeatNanoseconds
-        engine.forEachStream { connection in
+        dueTimers.removeAll(keepingCapacity: true)
+        timers.takeDue(nowNanoseconds: now, into: &dueTimers)
+        for entry in dueTimers {
+            let connection = entry.connection
             let s = subscribers + Int(connection)
-            guard s.pointee.active, !s.pointee.cursor.closing else { return }
-            // MARK: AUTH (issue 14): checked every scan (250ms), so a stream ends within that of exp + leeway.
+            guard s.pointee.active, s.pointee.timerToken == entry.token, !s.pointee.cursor.closing else { continue }
+            // MARK: AUTH (issue 14): a stream ends within a timer slot of exp + leeway.
             if s.pointee.tokenExpiresAtNanoseconds != 0 && now >= s.pointee.tokenExpiresAtNanoseconds {
                 closeStream(connection, reason: .tokenExpired)
-                return
+                continue
             }
             switch s.pointee.cursor.tick(nowNanoseconds: now, heartbeatNanoseconds: interval) {
             case .none:
-                return
+                scheduleTimer(connection, now: now)
             case .closeMaxLifetime:
                 closeStream(connection, reason: .maxLifetime)
             case .closeHalfOpen:
                 engine.beginClose(connection, reason: .halfOpen)
             case .heartbeat:
-                let frame = s.pointee.transport == .sse ? SSEEncoder.heartbeat : pingFrame
-                guard frame.withUnsafeBytes({ engine.streamAppend(connection, $0) }) else { return }
+                guard engine.streamSendFixed(connection, s.pointee.transport == .sse ? fixedHeartbeat : fixedPing) else {
+                    // No room (a full buffer, the pool spent): tried again at the next tick.
+                    timers.schedule(connection, token: entry.token, dueNanoseconds: now)
+                    continue
+                }
                 if s.pointee.transport == .webSocket { s.pointee.inputBytesSincePing = 0 }
                 s.pointee.cursor.heartbeatSent(nowNanoseconds: now)
+                scheduleTimer(connection, now: now)
             }
         }
+    }
+
+    /// Puts the stream in the timer wheel at its cursor's next due time (or its token's
+    /// expiry, if sooner), under a new token: any entry it had is stale from now on.
+    func scheduleTimer(_ connection: Int32, now: UInt64) {
+        let s = subscribers + Int(connection)
+        var due = s.pointee.cursor.nextTickNanoseconds(nowNanoseconds: now, heartbeatNanoseconds: config.heartbeatNanoseconds)
+        if s.pointee.tokenExpiresAtNanoseconds != 0 { due = min(due, s.pointee.tokenExpiresAtNanoseconds) }
+        lastTimerToken &+= 1
+        s.pointee.timerToken = lastTimerToken
+        timers.schedule(connection, token: lastTimerToken, dueNanoseconds: due)
     }
 
     /// The client's WebSocket frames: pings answered, pongs noted, data dropped, the closing

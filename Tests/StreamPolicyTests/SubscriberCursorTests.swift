@@ -270,3 +270,51 @@ import Testing
         #expect(MemoryLayout<SubscriberCursor>.stride <= 64)
     }
 }
+
+@Suite struct SubscriberCursorNextTickTests {
+    let second: UInt64 = 1_000_000_000
+    let heartbeat: UInt64 = 15_000_000_000
+
+    func start(_ kind: SubscriberCursor.Heartbeat, deadline: UInt64 = .max) -> SubscriberCursor {
+        .start(resume: nil, logEpoch: 1, headSeq: 100, fanoutSeq: 100, heartbeat: kind,
+               nowNanoseconds: 0, deadlineNanoseconds: deadline)
+    }
+
+    /// Looking only at the times `nextTick` names gives the same heartbeats as looking always.
+    @Test func commentIsDueAnIntervalAfterTheLastWriteAndNeverPastTheDeadline() {
+        var c = start(.comment)
+        #expect(c.nextTickNanoseconds(nowNanoseconds: 0, heartbeatNanoseconds: heartbeat) == heartbeat)
+        c.delivered(seq: 101, ordinal: 1, nowNanoseconds: 4 * second)
+        #expect(c.tick(nowNanoseconds: heartbeat, heartbeatNanoseconds: heartbeat) == .none)
+        #expect(c.nextTickNanoseconds(nowNanoseconds: heartbeat, heartbeatNanoseconds: heartbeat) == heartbeat + 4 * second)
+        #expect(c.tick(nowNanoseconds: heartbeat + 4 * second, heartbeatNanoseconds: heartbeat) == .heartbeat)
+        let short = start(.comment, deadline: 10 * second)
+        #expect(short.nextTickNanoseconds(nowNanoseconds: 0, heartbeatNanoseconds: heartbeat) == 10 * second)
+        #expect(short.tick(nowNanoseconds: 10 * second, heartbeatNanoseconds: heartbeat) == .closeMaxLifetime)
+    }
+
+    @Test func unansweredPingIsRepeatedOnceAnIntervalThenClosedAtTwo() {
+        var c = start(.ping)
+        var now = c.nextTickNanoseconds(nowNanoseconds: 0, heartbeatNanoseconds: heartbeat)
+        var actions: [SubscriberCursor.TickAction] = []
+        var times: [UInt64] = []
+        for _ in 0..<4 {
+            let a = c.tick(nowNanoseconds: now, heartbeatNanoseconds: heartbeat)
+            actions.append(a)
+            times.append(now)
+            if a == .closeHalfOpen { break }
+            if a == .heartbeat { c.heartbeatSent(nowNanoseconds: now) }
+            now = c.nextTickNanoseconds(nowNanoseconds: now, heartbeatNanoseconds: heartbeat)
+        }
+        #expect(actions == [.heartbeat, .heartbeat, .closeHalfOpen])
+        #expect(times == [heartbeat, 2 * heartbeat, 3 * heartbeat])
+    }
+
+    @Test func answeredPingIsDueAnIntervalAfterItWentOut() {
+        var c = start(.ping)
+        c.heartbeatSent(nowNanoseconds: heartbeat)
+        c.pongReceived(nowNanoseconds: heartbeat + second)
+        #expect(c.nextTickNanoseconds(nowNanoseconds: heartbeat + second, heartbeatNanoseconds: heartbeat) == 2 * heartbeat)
+        #expect(c.tick(nowNanoseconds: 2 * heartbeat, heartbeatNanoseconds: heartbeat) == .heartbeat)
+    }
+}

@@ -60,6 +60,7 @@ typedef struct rg_tcp_progress {
     uint32_t unacked;       // segments
     uint32_t rto_us;
     uint32_t retransmits;
+    uint32_t notsent;       // tcpi_notsent_bytes: written, not yet sent
 } rg_tcp_progress;
 int rg_tcp_progress_read(int fd, rg_tcp_progress *out);
 int rg_connect_tcp(const char *host, int port);  // blocking connect, for the CLI; fd or -1

@@ -179,6 +179,18 @@ def main():
         row(f"latency p99 floor of the load generator (0.99 × N × its CPU per delivery) / nchan's p99, {n} subscribers",
             m(f"latency-{n}", "ringgate", f), m(f"latency-{n}", "nchan", lambda d: d["latency"]["p99_us"]),
             "(context: the lowest ratio this client can show)", lambda r, c, x: None, "µs")
+    # Which side is the limit (issue 15): the load generator is one thread, the server has
+    # 2 workers; a share near 1.0 of a core on the client's side means the row measures the
+    # client. Medians over the repetitions, in cores.
+    for scen in [f"{k}-{n}" for k in ("fanout", "ws-fanout", "latency") for n in sizes]:
+        if not raw.get((scen, "ringgate")):
+            continue
+        row(f"{scen}: load generator CPU, cores (1 thread)", m(scen, "ringgate", lambda d: d["client_cpu_util"]),
+            m(scen, "nchan", lambda d: d["client_cpu_util"]), "(context: ≈ 1.0 = the client is the limit)",
+            lambda r, c, x: None, "cores")
+        row(f"{scen}: server CPU, cores (2 workers)", m(scen, "ringgate", lambda d: d["server_cpu_util"]),
+            m(scen, "nchan", lambda d: d["server_cpu_util"]), "(context: the machine has 2 cores in all)",
+            lambda r, c, x: None, "cores")
     f = lambda d: d["server_pss_per_connection"]
     row("server memory per idle SSE connection", m("idle-memory", "ringgate", f), m("idle-memory", "nchan", f),
         "≤ 1/4 of nchan", lambda r, c, x: x is not None and x <= 0.25, "B")

@@ -59,7 +59,7 @@ public final class Worker: HTTPEngineDelegate {
     var catchUpList: [Int32] = []
     /// Streams are closed at once on SIGTERM; requests in flight get this long to finish.
     var shutdown = RoleShutdown(graceNanoseconds: 3_000_000_000)
-    var lastHeartbeatScan: UInt64 = 0
+    var lastStatusScan: UInt64 = 0
     /// Each stream's next heartbeat, ping answer, lifetime end or token expiry, so the timer
     /// looks only at the streams that are due (`sendHeartbeats`).
     var timers = TimerWheel(slotNanoseconds: Worker.timerSlotNanoseconds, slotCount: 512, nowNanoseconds: 0)
@@ -67,7 +67,6 @@ public final class Worker: HTTPEngineDelegate {
     var dueTimers: [TimerWheel.Entry] = []
     static let timerSlotNanoseconds: UInt64 = 100_000_000
     var random: SplitMix64
-    let pingFrame: [UInt8] = WebSocketFrameEncoder.frame(opcode: .ping, payload: [])
     /// The heartbeats, sent from the engine's copy (`streamSendFixed`).
     let fixedHeartbeat: HTTPEngine.FixedFrame
     let fixedPing: HTTPEngine.FixedFrame
@@ -186,7 +185,7 @@ public final class Worker: HTTPEngineDelegate {
         fanoutSeq = reader.headSeqAcquire()
         counters.set(.wakeWanted, 0)   // a restarted worker starts with no subscribers
         fixedHeartbeat = engine.registerFixedFrame(SSEEncoder.heartbeat)
-        fixedPing = engine.registerFixedFrame(pingFrame)
+        fixedPing = engine.registerFixedFrame(WebSocketFrameEncoder.frame(opcode: .ping, payload: []))
         engine.delegate = self
     }
 
@@ -237,8 +236,8 @@ public final class Worker: HTTPEngineDelegate {
         if RoleShutdown.takeTermination(), shutdown.begin(nowNanoseconds: engine.io.now()) { beginShutdown() }
         pump()   // a lost wake-up costs at most one tick
         sendHeartbeats(now: now)   // the streams due only: every tick
-        if now &- lastHeartbeatScan >= 250_000_000 {
-            lastHeartbeatScan = now
+        if now &- lastStatusScan >= 250_000_000 {
+            lastStatusScan = now
             sendStatusFrames(now: now)
         }
     }

@@ -19,7 +19,9 @@ def one_line(d):
         lat = d["latency"]
         return (f"{d['deliveries_per_s']:.0f} deliveries/s, p50 {lat['p50_us']:.0f} us, p99 {lat['p99_us']:.0f} us, "
                 f"lost {d['lost']} dup {d['duplicated']} ooo {d['out_of_order']}, server cpu {d['server_cpu_util']:.2f}, "
-                f"client cpu {d['client_cpu_util']:.2f}, machine busy {d.get('machine_cpu_busy', 0):.2f}, "
+                f"client cpu {d['client_cpu_util']:.2f}"
+                + (f" ({d['client_procs']} processes)" if d.get("client_procs", 1) > 1 else "")
+                + f", machine busy {d.get('machine_cpu_busy', 0):.2f}, "
                 f"pss growth {d['server_pss_growth'] / 2**20:.1f} MiB")
     if m == "idle-memory":
         return f"{d['server_pss_per_connection']:.0f} B/connection"
@@ -152,6 +154,11 @@ def main():
     def m(scen, server, f):
         return med(vals(scen, server, f))
 
+    def procs_note(scen, servers=("ringgate", "nchan")):
+        """' (K load processes)' when a run of the scenario had ringgate-bench --procs K > 1."""
+        k = max([d.get("client_procs", 1) for sv in servers for d in raw.get((scen, sv), []) if "error" not in d] or [1])
+        return f" ({k} load processes)" if k > 1 else ""
+
     rows = []  # figure, ringgate, nchan, ratio, goal text, met
 
     def row(fig, rg, nc, goal, ok, unit=""):
@@ -167,7 +174,7 @@ def main():
     for n in sizes:
         for q in ("p50", "p99"):
             f = lambda d, q=q: d["latency"][f"{q}_us"]
-            row(f"latency {q} at 50k deliveries/s, {n} subscribers", m(f"latency-{n}", "ringgate", f),
+            row(f"latency {q} at 50k deliveries/s, {n} subscribers{procs_note(f'latency-{n}')}", m(f"latency-{n}", "ringgate", f),
                 m(f"latency-{n}", "nchan", f), "p99 ≤ 1/5 of nchan" if q == "p99" else "(p50: report)",
                 (lambda r, c, x: x is not None and x <= 0.2) if q == "p99" else (lambda r, c, x: None), "µs")
     for n in sizes:
@@ -175,8 +182,10 @@ def main():
         # sooner than N × its own CPU per delivery after the first, whatever the server does.
         # Ringgate column: that floor in Ringgate's runs; nchan column: nchan's p99; the ratio
         # is then the best p99 ratio this client could show on this machine.
-        f = lambda d, n=n: 0.99 * n * d["client_cpu_s"] / d["deliveries"] * 1e6
-        row(f"latency p99 floor of the load generator (0.99 × N × its CPU per delivery) / nchan's p99, {n} subscribers",
+        # With --procs K each process parses N/K of an event's deliveries (client_cpu_s is their sum).
+        f = lambda d, n=n: 0.99 * n / d.get("client_procs", 1) * d["client_cpu_s"] / d["deliveries"] * 1e6
+        row(f"latency p99 floor of the load generator (0.99 × N × its CPU per delivery) / nchan's p99, {n} subscribers"
+            f"{procs_note(f'latency-{n}')}",
             m(f"latency-{n}", "ringgate", f), m(f"latency-{n}", "nchan", lambda d: d["latency"]["p99_us"]),
             "(context: the lowest ratio this client can show)", lambda r, c, x: None, "µs")
     # Which side is the limit (issue 15): the load generator is one thread, the server has
@@ -185,8 +194,10 @@ def main():
     for scen in [f"{k}-{n}" for k in ("fanout", "ws-fanout", "latency") for n in sizes]:
         if not raw.get((scen, "ringgate")):
             continue
-        row(f"{scen}: load generator CPU, cores (1 thread)", m(scen, "ringgate", lambda d: d["client_cpu_util"]),
-            m(scen, "nchan", lambda d: d["client_cpu_util"]), "(context: ≈ 1.0 = the client is the limit)",
+        pn = procs_note(scen)
+        row(f"{scen}: load generator CPU, cores ({pn[2:-1] + ', summed' if pn else '1 thread'})",
+            m(scen, "ringgate", lambda d: d["client_cpu_util"]), m(scen, "nchan", lambda d: d["client_cpu_util"]),
+            "(context: ≈ 1.0 per process = the client is the limit)" if pn else "(context: ≈ 1.0 = the client is the limit)",
             lambda r, c, x: None, "cores")
         row(f"{scen}: server CPU, cores (2 workers)", m(scen, "ringgate", lambda d: d["server_cpu_util"]),
             m(scen, "nchan", lambda d: d["server_cpu_util"]), "(context: the machine has 2 cores in all)",
@@ -277,7 +288,8 @@ def main():
             ep = m(f"latency-{n}", "ringgate-epoll", f)
             if ep is None:
                 continue
-            row(f"epoll: latency {q} at 50k deliveries/s, {n} subscribers", ep, m(f"latency-{n}", "nchan", f),
+            row(f"epoll: latency {q} at 50k deliveries/s, {n} subscribers{procs_note(f'latency-{n}', ('ringgate-epoll', 'nchan'))}",
+                ep, m(f"latency-{n}", "nchan", f),
                 "(report)", lambda r, c, x: None, "µs")
     for n in sizes:
         f = lambda d: d["server_cpu_us_per_delivery"]
@@ -298,8 +310,11 @@ def main():
             for k in ("lost", "duplicated", "out_of_order", "resets", "readers_closed_by_server", "publish_non2xx", "requests_non2xx"):
                 if d.get(k):
                     notes.append(f"{d.get('label')}: {k} = {d[k]}" + (f" (examples {d.get('lost_examples')})" if k == "lost" else ""))
-            if d.get("client_cpu_util", 0) > 0.85:
-                notes.append(f"{d.get('label')}: load generator CPU {d['client_cpu_util']:.2f} of a core (it may be the bottleneck)")
+            per_proc = d.get("client_cpu_util_per_process") or [d.get("client_cpu_util", 0)]
+            if max(per_proc) > 0.85:
+                notes.append(f"{d.get('label')}: load generator CPU {max(per_proc):.2f} of a core"
+                             + (f" (busiest of {len(per_proc)} processes)" if len(per_proc) > 1 else "")
+                             + " (it may be the bottleneck)")
     busy = [d.get("machine_cpu_busy") for ds in raw.values() for d in ds if d.get("machine_cpu_busy") is not None]
     loads = [float(d["loadavg"]) for ds in raw.values() for d in ds if d.get("loadavg")]
 

@@ -4,7 +4,8 @@
 #   --deps-only  install what is missing (as root) and stop (make bench-scale uses it)
 # Environment: SWIFT (swift), BENCH_SCRATCH (swift --scratch-path; default .build),
 #   NCHAN_SUB_PORT / NCHAN_PUB_PORT (18180 / 18181), BENCH_REPS (3), BENCH_CLUSTER (1; 0 skips
-#   the cluster rows of bench/cluster.sh).
+#   the cluster rows of bench/cluster.sh), LAT_PROCS (2: load processes of each latency row,
+#   ringgate-bench latency --procs; 1 = the single-threaded client alone).
 # Raw results: bench/results/raw/*.json; table: bench/results/table.md; chart: bench/results/chart.png
 set -euo pipefail
 
@@ -14,7 +15,7 @@ for a in "$@"; do
   case "$a" in
     --quick) QUICK=1 ;;
     --deps-only) DEPS_ONLY=1 ;;
-    -h|--help) sed -n 2,9p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,10p "$0"; exit 0 ;;
     *) echo "unknown argument: $a" >&2; exit 2 ;;
   esac
 done
@@ -190,7 +191,7 @@ for rep in $(seq "$REPS"); do
     for s in $ORDER3; do run_one "$s" "fanout-$n" "$rep" fanout --subs "$n" --duration "$FAN_S"; done
   done
   for n in $N1 $N2; do
-    for s in $ORDER3; do run_one "$s" "latency-$n" "$rep" latency --subs "$n" --rate 50000 --duration "$LAT_S"; done
+    for s in $ORDER3; do run_one "$s" "latency-$n" "$rep" latency --subs "$n" --rate 50000 --duration "$LAT_S" --procs "${LAT_PROCS:-2}"; done
   done
   # WebSocket subscribers (issue 15): the same fan-out against nchan's WebSocket endpoint.
   for n in $N1 $N2; do

@@ -334,6 +334,13 @@ struct Histogram {
         for i in 0..<counts.count { counts[i] += o.counts[i] }
         n += o.n; sum += o.sum; maxValue = max(maxValue, o.maxValue)
     }
+    /// The raw buckets, for another process to merge (`latency --procs K`): the nonzero
+    /// buckets as [index, count] pairs, the sample count, the largest value and the sum.
+    func exported() -> [String: Any] {
+        var b: [[Int]] = []
+        for (i, c) in counts.enumerated() where c > 0 { b.append([i, Int(c)]) }
+        return ["n": Int(n), "max": Int(maxValue), "sum": sum, "buckets": b]
+    }
     func percentile(_ q: Double) -> UInt64 {
         guard n > 0 else { return 0 }
         let want = UInt64((q * Double(n)).rounded(.up))
@@ -354,6 +361,21 @@ struct Histogram {
             "max_us": Double(maxValue) / 1000,
             "mean_us": n > 0 ? sum / Double(n) / 1000 : 0,
         ]
+    }
+}
+
+extension Histogram {
+    /// The inverse of `exported()`; nil when `d` is not one. (An extension: `Histogram()` stays.)
+    init?(exported d: Any?) {
+        guard let d = d as? [String: Any], let b = d["buckets"] as? [Any] else { return nil }
+        for pair in b {
+            guard let p = pair as? [Any], p.count == 2, let i = jsonInt(p[0]), let c = jsonInt(p[1]),
+                  i >= 0, i < counts.count, c >= 0 else { return nil }
+            counts[i] += UInt64(c)
+        }
+        n = UInt64(max(0, jsonInt(d["n"]) ?? 0))
+        maxValue = UInt64(max(0, jsonInt(d["max"]) ?? 0))
+        sum = jsonDouble(d["sum"]) ?? 0
     }
 }
 
@@ -378,4 +400,107 @@ func machineJiffies() -> (Double, Double) {
     let total = v.reduce(0, +)
     let idle = v[3] + v[4]
     return (total - idle, total)
+}
+
+// MARK: - Several load processes (`latency --procs K`)
+
+/// A number out of a JSONSerialization result (NSNumber, or Int / Double).
+func jsonInt(_ v: Any?) -> Int? {
+    if let n = v as? NSNumber { return n.intValue }
+    if let i = v as? Int { return i }
+    if let d = v as? Double { return Int(d) }
+    return nil
+}
+func jsonDouble(_ v: Any?) -> Double? {
+    if let n = v as? NSNumber { return n.doubleValue }
+    if let d = v as? Double { return d }
+    if let i = v as? Int { return Double(i) }
+    return nil
+}
+
+/// One JSON object on one line of stdout, flushed (the pipe to process 0 of `--procs`).
+func sendLine(_ d: [String: Any]) {
+    let data = try! JSONSerialization.data(withJSONObject: d, options: [.sortedKeys])
+    print(String(decoding: data, as: UTF8.self))
+    fflush(nil)
+}
+
+/// Complete lines from a non-blocking descriptor (a pipe); `eof` once the writer closed it.
+final class LineReader {
+    let fd: Int32
+    var pending: [UInt8] = []
+    var eof = false
+    init(fd: Int32) {
+        self.fd = fd
+        _ = rg_set_nonblocking(fd, 1)
+    }
+    /// Whatever whole lines have arrived since the last call.
+    func poll() -> [String] {
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while !eof {
+            let r = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress!, $0.count) }
+            if r > 0 { pending.append(contentsOf: chunk[0..<r]); continue }
+            if r == 0 { eof = true; break }
+            if errno == EINTR { continue }
+            if errno == EAGAIN || errno == EWOULDBLOCK { break }
+            eof = true
+        }
+        var lines: [String] = []
+        var start = 0
+        for k in pending.indices where pending[k] == 10 {
+            lines.append(String(decoding: pending[start..<k], as: UTF8.self))
+            start = k + 1
+        }
+        if start > 0 { pending.removeFirst(start) }
+        return lines
+    }
+}
+
+/// This binary again (/proc/self/exe) with `args` (argv[0] first), its stdin and stdout on
+/// pipes: returns its pid, the write end of its stdin and the read end of its stdout. Its
+/// stderr is ours.
+func spawnSelf(_ args: [String]) -> (pid: pid_t, toChild: Int32, fromChild: Int32) {
+    var toChild: [Int32] = [-1, -1], fromChild: [Int32] = [-1, -1]
+    guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { die("pipe: \(String(cString: strerror(errno)))") }
+    // The child keeps only its dup2'ed ends (dup2 clears FD_CLOEXEC on the copy).
+    for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
+    posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
+    let argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+    defer { for a in argv { free(a) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, "/proc/self/exe", &actions, nil, argv, environ)
+    guard rc == 0 else { die("posix_spawn /proc/self/exe: \(String(cString: strerror(rc)))") }
+    close(toChild[0])
+    close(fromChild[1])
+    return (pid, toChild[1], fromChild[0])
+}
+
+/// `--taskset-cpus`: "0,1" or "0-3,6" → [0, 1] / [0, 1, 2, 3, 6].
+func parseCPUList(_ s: String) -> [Int]? {
+    var cpus: [Int] = []
+    for part in s.split(separator: ",") {
+        let ends = part.split(separator: "-", omittingEmptySubsequences: false)
+        if ends.count == 1, let c = Int(ends[0]), c >= 0 { cpus.append(c); continue }
+        guard ends.count == 2, let a = Int(ends[0]), let b = Int(ends[1]), a >= 0, a <= b else { return nil }
+        cpus += Array(a...b)
+    }
+    return cpus.isEmpty ? nil : cpus
+}
+
+/// Pins this process to one CPU (sched_setaffinity, which Glibc's Swift module leaves out:
+/// looked up at run time); false when that fails.
+func pinToCPU(_ cpu: Int) -> Bool {
+    typealias SetAffinity = @convention(c) (pid_t, Int, UnsafeRawPointer) -> Int32
+    guard cpu >= 0, cpu < MemoryLayout<cpu_set_t>.size * 8, let sym = dlsym(nil, "sched_setaffinity") else { return false }
+    var set = cpu_set_t()
+    withUnsafeMutableBytes(of: &set) { b in
+        b.storeBytes(of: b.load(fromByteOffset: cpu / 64 * 8, as: UInt64.self) | (UInt64(1) << UInt64(cpu % 64)),
+                     toByteOffset: cpu / 64 * 8, as: UInt64.self)
+    }
+    let setAffinity = unsafeBitCast(sym, to: SetAffinity.self)
+    return withUnsafeBytes(of: &set) { setAffinity(0, $0.count, $0.baseAddress!) } == 0
 }

@@ -25,6 +25,10 @@ modes: fanout | latency | idle-memory | stopped-readers | history | publish | sc
   --duration S         seconds of publishing (fanout 5, latency 8, publish 3)
   --events M           most events to publish (fanout default from N, bounded memory)
   --rate R             latency / stopped-readers: offered deliveries per second (50000)
+  --procs K            latency: K load processes (1): this one (the publisher and its share of
+                       the subscribers) and K-1 subscriber-only copies of itself; one slot, one
+                       publisher, the same offered rate; latencies, counts and CPU are summed
+  --taskset-cpus LIST  latency: pin load process j to CPU LIST[j mod len] ("0,1", "0-3"; default none)
   --payload B          extra bytes of padding in each event (0; stopped-readers 8192)
   --stopped-fraction F stopped-readers: share of subscribers that never read (0.1)
   --stopped-rcvbuf B   their SO_RCVBUF (4096)
@@ -156,17 +160,19 @@ func openSubscribers(_ eng: Engine, _ urls: [HTTPURL], count: Int, stopped: Int,
     out["subscribe_setup_s"] = Double(nowNs() - t0) / 1e9
 }
 
-/// Publishes warm-up events (n=0) until every subscriber has received one.
-func warmUp(_ eng: Engine, _ pub: Publisher) {
+/// Publishes warm-up events (n=0) until every subscriber has received one (and `others()`:
+/// the subscriber-only processes of `latency --procs` say theirs have).
+func warmUp(_ eng: Engine, _ pub: Publisher, others: () -> Bool = { true }) {
     let t0 = nowNs()
     var sent = 0
     var lastSend: UInt64 = 0
     let ok = eng.run(until: t0 + 30_000_000_000) {
-        if eng.warmCount == eng.subCount { return true }
+        if eng.warmCount == eng.subCount && others() { return true }
         if nowNs() - lastSend > 1_000_000_000 { _ = pub.publish(0); sent += 1; lastSend = nowNs() }
         return false
     }
-    if !ok { die("warm-up: only \(eng.warmCount) of \(eng.subCount) subscribers received the warm-up event in 30 s") }
+    if !ok { die("warm-up: only \(eng.warmCount) of \(eng.subCount) subscribers received the warm-up event in 30 s"
+                 + (others() ? "" : " (or a subscriber process is not ready)")) }
     // let stragglers of repeated warm-ups arrive
     eng.run(until: nowNs() + 200_000_000) { eng.outstanding == 0 }
     out["warmup_s"] = Double(nowNs() - t0) / 1e9
@@ -220,20 +226,46 @@ func streamMode() {
         maxEvents = i("events", max(1000, min(200_000, 250_000_000 / max(n, 1))))
     }
     let pad = i("payload", mode == "stopped-readers" ? 8192 : 0)
+    // latency --procs K: process 0 (this one) publishes and reads its share, processes
+    // 1…K-1 (copies of this binary, `--role sub`) only read theirs.
+    let procs = i("procs", 1)
+    if (opt["procs"] != nil || opt["taskset-cpus"] != nil || opt["role"] != nil) && mode != "latency" {
+        die("--procs / --taskset-cpus are for latency mode only")
+    }
+    guard procs >= 1 && procs <= n else { die("--procs must be 1…--subs") }
+    let procIndex = i("index", 0)
+    if let list = s("taskset-cpus") {
+        guard let cpus = parseCPUList(list) else { die("--taskset-cpus: a list like 0,1 or 0-3: \(list)") }
+        let cpu = cpus[procIndex % cpus.count]
+        if !pinToCPU(cpu) { die("--taskset-cpus: sched_setaffinity to CPU \(cpu): \(String(cString: strerror(errno)))") }
+        out["client_cpus"] = (0..<procs).map { cpus[$0 % cpus.count] }
+    }
+    if s("role") == "sub" { subscriberProcess(total: n, procs: procs, index: procIndex, maxEvents: maxEvents) }
+    let helpers = SubscriberProcesses(procs: procs)
+    let myN = share(n, procs, 0)
     let subURL = need("sub-url"), pubURL = need("pub-url")
     let eng: Engine
-    do { eng = try Engine(maxSubs: n, maxEvents: maxEvents, trackBits: true) } catch { die("\(error)") }
+    do { eng = try Engine(maxSubs: myN, maxEvents: maxEvents, trackBits: true) } catch { die("\(error)") }
     let pub = Publisher(eng: eng, urls: pubURL, conns: i("pub-conns", 1), pad: pad, bufferBytes: 4 << 20)
     eng.perRequest = 1
     let pssBefore = pids.pssBytes()
-    openSubscribers(eng, subURL, count: n, stopped: stopped, stoppedRcvbuf: Int32(i("stopped-rcvbuf", 4096)))
-    warmUp(eng, pub)
+    openSubscribers(eng, dealtURLs(subURL, procs, 0), count: myN, stopped: stopped,
+                    stoppedRcvbuf: Int32(i("stopped-rcvbuf", 4096)))
+    if !helpers.all.isEmpty {
+        // The others' subscribers too, before the first warm-up event (heartbeats meanwhile).
+        if !eng.run(until: nowNs() + 600_000_000_000, { helpers.poll(); return helpers.all.allSatisfy { $0.subscribed } }) {
+            die("subscriber processes: not all subscribed in 600 s")
+        }
+    }
+    warmUp(eng, pub, others: { helpers.poll(); return helpers.all.allSatisfy { $0.ready } })
     for j in toStop { eng.stopReading(j) }
     eng.run(until: nowNs() + 100_000_000) { false }
-    let readers = activeReaders(eng)
+    let ownReaders = activeReaders(eng)
+    let readers = ownReaders + helpers.all.reduce(0) { $0 + $1.readers }
     out["subscribers"] = n
     out["stopped_readers"] = stopped
     out["readers"] = readers
+    if mode == "latency" { out["client_procs"] = procs }
     out["payload_bytes"] = pad
     eng.hist = Histogram()
     eng.deliveries = 0
@@ -252,6 +284,7 @@ func streamMode() {
     var lastPss = t0
     let window = i("window", min(512, max(16, 500_000 / max(readers, 1))))
     let interval = isLatency ? 1e9 / evRate : 0
+    helpers.send("go")   // the others count their CPU from here
     while true {
         let now = nowNs()
         if now >= end || next > maxEvents { break }
@@ -266,7 +299,7 @@ func streamMode() {
                 next += 1
             }
         }
-        while floor < next && Int(eng.eventCount[floor]) >= readers { floor += 1; floorMoved = now }
+        while floor < next && Int(eng.eventCount[floor]) >= ownReaders { floor += 1; floorMoved = now }
         if floor < next && now - floorMoved > 2_000_000_000 { floor += 1; stalls += 1; floorMoved = now }
         if mode == "stopped-readers" && now - lastPss > 2_000_000_000 {
             pssPeak = max(pssPeak, pids.pssBytes()); lastPss = nowNs()
@@ -285,29 +318,49 @@ func streamMode() {
     var lastProgress = nowNs()
     var lastCount = eng.deliveries
     while nowNs() - lastProgress < 3_000_000_000 {
-        while floor <= published && Int(eng.eventCount[floor]) >= readers { floor += 1 }
+        while floor <= published && Int(eng.eventCount[floor]) >= ownReaders { floor += 1 }
         if floor > published && eng.outstanding == 0 { break }
         eng.step(wait: 2_000_000)
         if eng.deliveries != lastCount { lastCount = eng.deliveries; lastProgress = nowNs() }
     }
     let cpu1 = pids.cpuSeconds(), ccpu1 = clientCPUSeconds()
     let tEnd = nowNs()
+    // The others drain their share (they have most of it by now), then report.
+    helpers.send("done \(published)")
+    if !eng.run(until: nowNs() + 60_000_000_000, { helpers.poll(); return helpers.all.allSatisfy { $0.result != nil } }) {
+        die("subscriber processes: no result 60 s after the drain")
+    }
+    helpers.reap()
     let pssEnd = pids.pssBytes()
     pssPeak = max(pssPeak, pssEnd)
-    let span = Double(max(eng.lastDelivery, pubEnd) - t0) / 1e9
+    var deliveries = eng.deliveries
+    var lastDelivery = eng.lastDelivery
+    var clientCPU = [ccpu1 - ccpu0]
+    for h in helpers.all {
+        let r = h.result!
+        deliveries += Int64(jsonInt(r["deliveries"]) ?? 0)
+        lastDelivery = max(lastDelivery, UInt64(max(0, jsonInt(r["last_delivery_ns"]) ?? 0)))
+        guard let hist = Histogram(exported: r["latency_hist"]) else { die("subscriber process \(h.index): no histogram") }
+        eng.hist.merge(hist)
+        clientCPU.append(jsonDouble(r["client_cpu_s"]) ?? 0)
+    }
+    let span = Double(max(lastDelivery, pubEnd) - t0) / 1e9
+    let measured = Double(tEnd - t0) / 1e9
     out["events_published"] = published
-    out["deliveries"] = eng.deliveries
+    out["deliveries"] = deliveries
     out["expected_deliveries"] = published * readers
     out["publish_seconds"] = Double(pubEnd - t0) / 1e9
     out["span_seconds"] = span
-    out["deliveries_per_s"] = Double(eng.deliveries) / span
+    out["deliveries_per_s"] = Double(deliveries) / span
     out["offered_deliveries_per_s"] = isLatency ? rate : NSNull()
     out["latency"] = eng.hist.summaryUs()
     out["server_cpu_s"] = cpu1 - cpu0
-    out["client_cpu_s"] = ccpu1 - ccpu0
-    out["client_cpu_util"] = (ccpu1 - ccpu0) / (Double(tEnd - t0) / 1e9)
-    out["server_cpu_util"] = (cpu1 - cpu0) / (Double(tEnd - t0) / 1e9)
-    out["server_cpu_us_per_delivery"] = eng.deliveries > 0 ? (cpu1 - cpu0) * 1e6 / Double(eng.deliveries) : NSNull()
+    // Summed over the load processes: cores.
+    out["client_cpu_s"] = clientCPU.reduce(0, +)
+    out["client_cpu_util"] = clientCPU.reduce(0, +) / measured
+    if mode == "latency" { out["client_cpu_util_per_process"] = clientCPU.map { $0 / measured } }
+    out["server_cpu_util"] = (cpu1 - cpu0) / measured
+    out["server_cpu_us_per_delivery"] = deliveries > 0 ? (cpu1 - cpu0) * 1e6 / Double(deliveries) : NSNull()
     out["server_pss_before_subscribe"] = pssBefore
     out["server_pss_start"] = pssStart
     out["server_pss_end"] = pssEnd
@@ -316,7 +369,164 @@ func streamMode() {
     out["window_stalls"] = stalls
     out["server_pids"] = pids.current().map { Int($0) }
     tally(eng, published: published)
+    if !helpers.all.isEmpty { helpers.mergeTallies(procs: procs) }
     finish()
+}
+
+// MARK: - latency --procs K
+
+/// Process j of K opens subscribers j, j+K, j+2K, … of `total`: this many.
+func share(_ total: Int, _ procs: Int, _ j: Int) -> Int { total / procs + (j < total % procs ? 1 : 0) }
+
+/// The sub URLs as process j of K deals them: its subscriber l (global l·K + j) goes to
+/// urls[(l·K + j) mod count], the URL it has when one process opens them all.
+func dealtURLs(_ urls: [HTTPURL], _ procs: Int, _ j: Int) -> [HTTPURL] {
+    (0..<urls.count).map { urls[($0 * procs + j) % urls.count] }
+}
+
+/// Process 0's side of `latency --procs K`: processes 1…K-1, started at once, each this
+/// binary with the same arguments and `--role sub --index j --slot <this slot>`.
+/// Protocol, one line each way (JSON from them): {"phase":"subscribed"} once its subscribers
+/// have their response heads; {"phase":"ready","readers":R} once each has had a warm-up
+/// event (published by process 0); ← `go` when the timed publishing starts; ← `done P`
+/// after process 0's drain (P events published); {"phase":"result",…} once every reader of
+/// its has events 1…P (or 3 s without progress): counts, raw latency histogram, CPU.
+final class SubscriberProcesses {
+    final class Proc {
+        let index: Int
+        let pid: pid_t
+        let toChild: Int32
+        let reader: LineReader
+        var subscribed = false
+        var ready = false
+        var readers = 0
+        var result: [String: Any]? = nil
+        init(index: Int, pid: pid_t, toChild: Int32, fromChild: Int32) {
+            self.index = index; self.pid = pid; self.toChild = toChild
+            reader = LineReader(fd: fromChild)
+        }
+    }
+    var all: [Proc] = []
+
+    init(procs: Int) {
+        guard procs > 1 else { return }
+        signal(SIGPIPE, SIG_IGN)   // a helper gone: its write fails, its EOF says why
+        let base = Array(CommandLine.arguments)
+        for j in 1..<procs {
+            let p = spawnSelf(base + ["--role", "sub", "--index", "\(j)", "--slot", slot])
+            all.append(Proc(index: j, pid: p.pid, toChild: p.toChild, fromChild: p.fromChild))
+        }
+    }
+
+    func poll() {
+        for p in all {
+            for line in p.reader.poll() {
+                guard let d = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] else {
+                    note("subscriber process \(p.index): \(line.prefix(200))"); continue
+                }
+                switch d["phase"] as? String {
+                case "subscribed": p.subscribed = true
+                case "ready": p.ready = true; p.readers = jsonInt(d["readers"]) ?? 0
+                case "result": p.result = d
+                default: note("subscriber process \(p.index): \(line.prefix(200))")
+                }
+            }
+            if p.reader.eof && p.result == nil { die("subscriber process \(p.index) (pid \(p.pid)) ended early (its error is above)") }
+        }
+    }
+
+    func send(_ line: String) {
+        let bytes = Array((line + "\n").utf8)
+        for p in all {
+            let r = bytes.withUnsafeBytes { Glibc.write(p.toChild, $0.baseAddress!, $0.count) }
+            if r != bytes.count { die("subscriber process \(p.index) (pid \(p.pid)) is gone (write: \(String(cString: strerror(errno))))") }
+        }
+    }
+
+    func reap() {
+        for p in all {
+            close(p.toChild)
+            var status: Int32 = 0
+            while waitpid(p.pid, &status, 0) < 0 && errno == EINTR {}
+        }
+    }
+
+    /// Adds the others' losses, duplicates, … to the ones `tally` wrote for process 0; the
+    /// lost examples name global subscriber numbers (l·K + j).
+    func mergeTallies(procs: Int) {
+        var examples: [[String: Any]] = ((out["lost_examples"] as? [[String: Any]]) ?? []).map {
+            ["subscriber": (jsonInt($0["subscriber"]) ?? 0) * procs, "lost": $0["lost"] ?? 0]
+        }
+        for p in all {
+            let r = p.result!
+            for k in ["lost", "duplicated", "out_of_order", "resets", "other_data_lines", "readers_closed_by_server"] {
+                out[k] = (jsonInt(out[k]) ?? 0) + (jsonInt(r[k]) ?? 0)
+            }
+            for e in (r["lost_examples"] as? [Any]) ?? [] {
+                guard let e = e as? [String: Any], examples.count < 5 else { continue }
+                examples.append(["subscriber": (jsonInt(e["subscriber"]) ?? 0) * procs + p.index, "lost": e["lost"] ?? 0])
+            }
+        }
+        if !examples.isEmpty { out["lost_examples"] = examples }
+    }
+}
+
+/// Process j ≥ 1 of `latency --procs K` (`--role sub --index j`): its share of the
+/// subscribers and no publisher; the protocol is `SubscriberProcesses`'s.
+func subscriberProcess(total n: Int, procs: Int, index j: Int, maxEvents: Int) -> Never {
+    _ = rg_set_pdeathsig(SIGKILL)
+    let control = LineReader(fd: 0)
+    var cpu0 = clientCPUSeconds()
+    var published: Int? = nil
+    func pollControl() {
+        for line in control.poll() {
+            if line == "go" { cpu0 = clientCPUSeconds() }
+            else if line.hasPrefix("done ") { published = Int(line.dropFirst(5)) ?? 0 }
+        }
+        if control.eof && published == nil { die("subscriber process \(j): process 0 went away") }
+    }
+    let myN = share(n, procs, j)
+    let subURL = need("sub-url")
+    let eng: Engine
+    do { eng = try Engine(maxSubs: myN, maxEvents: maxEvents, trackBits: true) } catch { die("\(error)") }
+    openSubscribers(eng, dealtURLs(subURL, procs, j), count: myN, stopped: 0, stoppedRcvbuf: 0)
+    sendLine(["phase": "subscribed", "subscribers": myN])
+    // Process 0 publishes the warm-up events once every process has subscribed.
+    if !eng.run(until: nowNs() + 600_000_000_000, { pollControl(); return eng.warmCount == eng.subCount }) {
+        die("subscriber process \(j): only \(eng.warmCount) of \(eng.subCount) subscribers received a warm-up event")
+    }
+    let readers = activeReaders(eng)
+    eng.hist = Histogram()
+    eng.deliveries = 0
+    eng.firstDelivery = 0
+    sendLine(["phase": "ready", "readers": readers])
+    var lastPoll: UInt64 = 0
+    while published == nil {
+        eng.step(wait: 2_000_000)
+        if nowNs() - lastPoll >= 5_000_000 { pollControl(); lastPoll = nowNs() }
+    }
+    let total = min(published ?? 0, maxEvents)
+    var floor = 1
+    var lastProgress = nowNs()
+    var lastCount = eng.deliveries
+    while nowNs() - lastProgress < 3_000_000_000 {
+        while floor <= total && Int(eng.eventCount[floor]) >= readers { floor += 1 }
+        if floor > total { break }
+        eng.step(wait: 2_000_000)
+        if eng.deliveries != lastCount { lastCount = eng.deliveries; lastProgress = nowNs() }
+    }
+    let cpu = clientCPUSeconds() - cpu0
+    tally(eng, published: total)
+    out["phase"] = "result"
+    out["subscribers"] = myN
+    out["readers"] = readers
+    out["deliveries"] = eng.deliveries
+    out["first_delivery_ns"] = Int(eng.firstDelivery)
+    out["last_delivery_ns"] = Int(eng.lastDelivery)
+    out["latency_hist"] = eng.hist.exported()
+    out["client_cpu_s"] = cpu
+    sendLine(out)
+    exit(0)
 }
 
 /// `scale`: one of the load processes of `bench/scale.py`. Opens `--subs` subscribers (from

@@ -211,7 +211,11 @@ public final class HTTPEngine {
     let listenFD: Int32
     let wakeFD: Int32
     let logger: Logger
-    public weak var delegate: HTTPEngineDelegate?
+    /// The handler of requests and stream events; it must outlive the engine's use (the roles
+    /// own their engine). `unowned`, not `weak`: a weak reference moves the delegate's
+    /// reference count to a side table for good, and every retain and release of the role
+    /// object then takes the runtime's slow path, several per request.
+    public unowned var delegate: HTTPEngineDelegate?
 
     /// Entries below `initializedCount` are initialized; fresh ones are initialized on first
     /// use, so a large table costs memory only as far as it was ever filled.
@@ -556,6 +560,8 @@ public final class HTTPEngine {
     }
 
     func feed(_ conn: Int32, _ bytes: UnsafeRawBufferPointer) {
+        // The parser's arrays kept between the requests of these bytes go when they are parsed.
+        defer { table[Int(conn)].parser?.releaseBuffers() }
         var offset = 0
         while offset < bytes.count {
             let c = table + Int(conn)
@@ -653,11 +659,26 @@ public final class HTTPEngine {
         markDirty(conn)
     }
 
+    /// Queues a complete keep-alive response from bytes the caller owns (copied once): a handler
+    /// that writes its answer into a stack buffer makes no array for it.
+    public func respond(_ conn: Int32, bytes: UnsafeRawBufferPointer) {
+        let c = table + Int(conn)
+        guard c.pointee.phase == .http else { return }
+        guard c.pointee.held.isEmpty else { return hold(c, Array(bytes)) }   // behind a deferred answer
+        enqueue(c, bytes)
+        syncResponseGauge(c)
+        markDirty(conn)
+    }
+
     /// Puts one answer into the connection's output: `out` when nothing is there, else behind it.
     @inline(__always) func enqueue(_ c: UnsafeMutablePointer<Connection>, _ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { enqueue(c, $0) }
+    }
+
+    @inline(__always) func enqueue(_ c: UnsafeMutablePointer<Connection>, _ bytes: UnsafeRawBufferPointer) {
         if c.pointee.out == nil && c.pointee.queued.isEmpty {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
-            bytes.withUnsafeBytes { buffer.copyMemory(from: $0) }
+            buffer.copyMemory(from: bytes)
             c.pointee.out = buffer
             c.pointee.outOffset = 0
             c.pointee.answersInOut += 1

@@ -32,7 +32,9 @@ public final class Ingest: HTTPEngineDelegate {
     var flusherErrorsLogged: UInt64 = 0
     /// In-flight publishes get this long to finish after SIGTERM.
     var shutdown = RoleShutdown(graceNanoseconds: 2_000_000_000)
-    static let defaultType = Array("message".utf8)
+    /// An instance's, not a `static let`: the optimiser makes a static array an immortal
+    /// object, whose every retain and release takes the runtime's slow path (per publish).
+    let defaultType = Array("message".utf8)
     /// Connections past `--ingest-max-connections` that may only ask for `adminPaths`: the
     /// publish listener has no /metrics (workers serve it), so a few health probes is all.
     static let adminReserveConnections = 4
@@ -345,13 +347,27 @@ public final class Ingest: HTTPEngineDelegate {
     static let createdBodyBytesMax = 7 + EventID.maxLength + 10 + SlotName.maxBytes + 2
 
     /// The whole 201 answer to a single publish, head and `{"id":"…","slot":"…"}`, in
-    /// `responseHead`; written in place (a valid slot name needs no escaping).
+    /// `responseHead` (the cluster's answers, which wait for Redis).
     func buildCreated(id: EventID, slot: UnsafeRawBufferPointer, keepAlive: Bool) {
-        withUnsafeTemporaryAllocation(byteCount: Ingest.createdBodyBytesMax, alignment: 1) { body in
-            let n = Ingest.writeCreated(id: id, slot: slot, into: body)
+        withCreated(id: id, slot: slot, keepAlive: keepAlive) { answer in
             responseHead.removeAll(keepingCapacity: true)
-            (keepAlive ? Ingest.created : Ingest.createdClose).append(contentLength: n, to: &responseHead)
-            responseHead.append(contentsOf: UnsafeRawBufferPointer(rebasing: body[..<n]))
+            responseHead.append(contentsOf: answer)
+        }
+    }
+
+    /// Calls `body` with the whole 201 answer written in place on the stack: the body after
+    /// room for the head, then the head right before it (a valid slot name needs no escaping).
+    func withCreated(id: EventID, slot: UnsafeRawBufferPointer, keepAlive: Bool,
+                     _ body: (UnsafeRawBufferPointer) -> Void) {
+        let template = keepAlive ? createdTemplate : createdCloseTemplate
+        let headMax = template.maxBytes
+        withUnsafeTemporaryAllocation(byteCount: headMax + Ingest.createdBodyBytesMax, alignment: 1) { out in
+            let n = Ingest.writeCreated(id: id, slot: slot, into: UnsafeMutableRawBufferPointer(rebasing: out[headMax...]))
+            let headEnd = template.write(contentLength: n, into: out, at: 0)
+            if headEnd < headMax {
+                (out.baseAddress! + headEnd).copyMemory(from: out.baseAddress! + headMax, byteCount: n)
+            }
+            body(UnsafeRawBufferPointer(rebasing: out[..<(headEnd + n)]))
         }
     }
 
@@ -368,11 +384,11 @@ public final class Ingest: HTTPEngineDelegate {
         k += slot.count
         return put(#""}"#, k)
     }
-    static let created = HTTPResponseWriter.HeadTemplate(status: 201, contentType: "application/json", keepAlive: true)
-    static let createdClose = HTTPResponseWriter.HeadTemplate(status: 201, contentType: "application/json", keepAlive: false)
+    let createdTemplate = HTTPResponseWriter.HeadTemplate(status: 201, contentType: "application/json", keepAlive: true)
+    let createdCloseTemplate = HTTPResponseWriter.HeadTemplate(status: 201, contentType: "application/json", keepAlive: false)
 
     func publishOne(_ conn: Int32, _ request: HTTPRequest, slot: UnsafeRawBufferPointer) {
-        let type = request.queryValue("type").map { Array($0.utf8) } ?? Ingest.defaultType
+        let type = request.queryValue("type").map { Array($0.utf8) } ?? defaultType
         if cluster != nil {
             let failure: (Int, String, String)? = type.withUnsafeBytes { t in
                 request.body.withUnsafeBytes { d in validate(slot: slot, type: t, data: d) }
@@ -392,8 +408,9 @@ public final class Ingest: HTTPEngineDelegate {
         }
         switch outcome {
         case .success(let seq):
-            buildCreated(id: EventID(epoch: region.epoch, seq: seq), slot: slot, keepAlive: request.keepAlive)
-            engine.respond(conn, responseHead)
+            withCreated(id: EventID(epoch: region.epoch, seq: seq), slot: slot, keepAlive: request.keepAlive) { answer in
+                engine.respond(conn, bytes: answer)
+            }
         case .failure(let f):
             reject(conn, status: f.status, error: f.code, detail: f.detail)
         }
@@ -461,7 +478,7 @@ public final class Ingest: HTTPEngineDelegate {
         // Validate everything first: one bad line rejects the whole batch and appends nothing.
         for (i, item) in items.enumerated() {
             let failure: (Int, String, String)? = item.slot.withUnsafeBytes { s in
-                (item.type ?? Ingest.defaultType).withUnsafeBytes { t in
+                (item.type ?? defaultType).withUnsafeBytes { t in
                     item.data.withUnsafeBytes { d in validate(slot: s, type: t, data: d) }
                 }
             }
@@ -472,7 +489,7 @@ public final class Ingest: HTTPEngineDelegate {
         // The whole batch against the log first: it is appended entirely or not at all.
         var check = LogBatchCheck(writer: writer)
         for item in items {
-            let typeBytes = (item.type ?? Ingest.defaultType).count
+            let typeBytes = (item.type ?? defaultType).count
             item.slot.withUnsafeBytes { s in _ = check.add(slot: s, typeBytes: typeBytes, dataBytes: item.data.count) }
         }
         if let failure = check.finish() {
@@ -485,7 +502,7 @@ public final class Ingest: HTTPEngineDelegate {
         }
         if cluster != nil {
             // One script call: Redis takes the whole batch or none of it.
-            let events = items.map { PublishEvent(slot: $0.slot, type: $0.type ?? Ingest.defaultType, data: $0.data) }
+            let events = items.map { PublishEvent(slot: $0.slot, type: $0.type ?? defaultType, data: $0.data) }
             return clusterPublish(conn, request, events: events, slot: nil)
         }
         let now = rg_realtime_ns() / 1_000_000
@@ -496,7 +513,7 @@ public final class Ingest: HTTPEngineDelegate {
         writer.beginBatch()
         for (i, item) in items.enumerated() {
             let outcome = item.slot.withUnsafeBytes { s in
-                (item.type ?? Ingest.defaultType).withUnsafeBytes { t in
+                (item.type ?? defaultType).withUnsafeBytes { t in
                     item.data.withUnsafeBytes { d in stage(slot: s, type: t, data: d, timeMilliseconds: now) }
                 }
             }

@@ -68,25 +68,66 @@ enum ASCII {
     }
 
     /// Whether every byte is allowed in a header value: HTAB, or visible / obs-text / SP (no
-    /// other control character, no DEL).
+    /// other control characters, no DEL). Eight bytes at a time: a word with no byte below SP
+    /// and no DEL is accepted whole; one that has either is looked at byte by byte (HTAB).
     @inline(__always)
     static func allFieldValueChars(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let p = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return true }
-        var bad = false
-        for i in 0..<bytes.count {
-            let b = p[i]
-            bad = bad || (b < 0x20 && b != tab) || b == 0x7F
+        guard let p = bytes.baseAddress else { return true }
+        let n = bytes.count
+        var i = 0
+        while i + 8 <= n {
+            let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            if SWAR.hasLess(w, 0x20) || SWAR.hasByte(w, 0x7F) {
+                for k in i..<(i + 8) where !isFieldValueChar(p.load(fromByteOffset: k, as: UInt8.self)) { return false }
+            }
+            i += 8
         }
-        return !bad
+        while i < n {
+            if !isFieldValueChar(p.load(fromByteOffset: i, as: UInt8.self)) { return false }
+            i += 1
+        }
+        return true
     }
 
-    /// Whether every byte is visible ASCII (0x21-0x7E): a request target.
+    @inline(__always)
+    static func isFieldValueChar(_ b: UInt8) -> Bool { (b >= 0x20 || b == tab) && b != 0x7F }
+
+    /// Whether every byte is visible ASCII (0x21-0x7E): a request target. Eight bytes at a time.
     @inline(__always)
     static func allVisible(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let p = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self) else { return true }
-        var bad = false
-        for i in 0..<bytes.count { bad = bad || (p[i] &- 0x21) > 0x5D }
-        return !bad
+        guard let p = bytes.baseAddress else { return true }
+        let n = bytes.count
+        var i = 0
+        while i + 8 <= n {
+            let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            if SWAR.hasLess(w, 0x21) || SWAR.hasMore(w, 0x7E) { return false }
+            i += 8
+        }
+        while i < n {
+            if (p.load(fromByteOffset: i, as: UInt8.self) &- 0x21) > 0x5D { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// The index of the first `?`, `#` or `%` in `bytes` from `start`, or `bytes.count`: where
+    /// a target's path ends, or needs decoding. Eight bytes at a time.
+    @inline(__always)
+    static func firstPathSpecial(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        guard let p = bytes.baseAddress else { return 0 }
+        let n = bytes.count
+        var i = start
+        while i + 8 <= n {
+            let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            if SWAR.hasByte(w, question) || SWAR.hasByte(w, hash) || SWAR.hasByte(w, percent) { break }
+            i += 8
+        }
+        while i < n {
+            let b = p.load(fromByteOffset: i, as: UInt8.self)
+            if b == question || b == hash || b == percent { return i }
+            i += 1
+        }
+        return n
     }
 
     /// Lowercases an ASCII letter; other bytes pass through.
@@ -103,6 +144,17 @@ enum ASCII {
         }
         guard a.count == b.count else { return false }
         for (x, y) in zip(a, b) where lower(x) != lower(y) { return false }
+        return true
+    }
+
+    /// Whether `a` equals the lowercase literal `lowercase`, ignoring the case of `a`'s letters
+    /// (no generic collection path: the parser's header names).
+    @inline(__always)
+    static func equalsLowercase(_ a: UnsafeRawBufferPointer, _ lowercase: StaticString) -> Bool {
+        let n = lowercase.utf8CodeUnitCount
+        guard a.count == n else { return false }
+        let l = lowercase.utf8Start
+        for i in 0..<n where lower(a.load(fromByteOffset: i, as: UInt8.self)) != l[i] { return false }
         return true
     }
 
@@ -159,5 +211,32 @@ enum ASCII {
         if s.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil {
             out.append(contentsOf: s.utf8)
         }
+    }
+}
+
+/// Byte tests on eight bytes at once (a 64-bit word), from "Bit Twiddling Hacks" (Sean Eron
+/// Anderson): each says exactly whether some byte of the word passes, not which one.
+@usableFromInline
+enum SWAR {
+    static let ones: UInt64 = 0x0101_0101_0101_0101
+    static let highs: UInt64 = 0x8080_8080_8080_8080
+
+    /// Whether some byte of `w` is below `n` (n ≤ 128).
+    @inline(__always)
+    static func hasLess(_ w: UInt64, _ n: UInt8) -> Bool {
+        (w &- ones &* UInt64(n)) & ~w & highs != 0
+    }
+
+    /// Whether some byte of `w` is above `n` (n ≤ 127).
+    @inline(__always)
+    static func hasMore(_ w: UInt64, _ n: UInt8) -> Bool {
+        ((w &+ ones &* UInt64(127 - n)) | w) & highs != 0
+    }
+
+    /// Whether some byte of `w` equals `b`.
+    @inline(__always)
+    static func hasByte(_ w: UInt64, _ b: UInt8) -> Bool {
+        let x = w ^ (ones &* UInt64(b))
+        return (x &- ones) & ~x & highs != 0
     }
 }

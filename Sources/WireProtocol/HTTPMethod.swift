@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 /// A request method; the common ones as cases, anything else (a valid token) as `other`.
 public enum HTTPMethod: Equatable, Hashable, Sendable, CustomStringConvertible {
     case get, head, post, put, delete, options, patch
@@ -38,6 +41,6 @@ public enum HTTPMethod: Equatable, Hashable, Sendable, CustomStringConvertible {
     }
 
     private static func matches(_ token: UnsafeRawBufferPointer, _ s: StaticString) -> Bool {
-        token.elementsEqual(UnsafeRawBufferPointer(start: s.utf8Start, count: s.utf8CodeUnitCount))
+        token.count == s.utf8CodeUnitCount && memcmp(token.baseAddress!, s.utf8Start, token.count) == 0
     }
 }

@@ -54,6 +54,15 @@ public final class HTTPRequestParser {
     /// A tighter body limit for the current request (set after `.head`, see `limitBody`).
     private var bodyLimit: (bytes: Int, name: String)?
     private var chunkSize = 0
+    /// The last request's head storage and whole body, reused by the next request while nothing
+    /// else holds them: pipelined requests then cost no allocation each. A handler that keeps a
+    /// request keeps its arrays (they are copy-on-write: the next request gets new ones).
+    /// `releaseBuffers` drops them when the bytes at hand are parsed, so an idle connection
+    /// holds none.
+    private var storageReuse: [UInt8] = []
+    private var bodyReuse: [UInt8] = []
+    /// A body larger than this is not kept for reuse.
+    static let reusedBodyBytesMax = 16 << 10
     private var chunkSizeDigits = 0
     private var chunkLineBytes = 0
     private var trailerBytes = 0
@@ -120,6 +129,12 @@ public final class HTTPRequestParser {
         continueSent = true
     }
 
+    /// Drops the arrays kept for the next request (call when the bytes at hand are parsed).
+    public func releaseBuffers() {
+        storageReuse = []
+        bodyReuse = []
+    }
+
     /// Parses at most one request from `bytes`.
     public func parse(_ bytes: UnsafeRawBufferPointer) -> (consumed: Int, result: HTTPParseResult) {
         var offset = 0
@@ -140,7 +155,13 @@ public final class HTTPRequestParser {
                     if bytes.count - offset >= n {
                         // The whole body is here (the usual case): no trip through `pending`.
                         var r = request
-                        r.body = Array(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n]))
+                        let body = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + n])
+                        if n <= HTTPRequestParser.reusedBodyBytesMax {
+                            bodyReuse.replaceSubrange(bodyReuse.startIndex..<bodyReuse.endIndex, with: body)
+                            r.body = bodyReuse
+                        } else {
+                            r.body = Array(body)
+                        }
                         return (offset + n, .request(finish(r)))
                     }
                     var r = request
@@ -287,34 +308,32 @@ public final class HTTPRequestParser {
     /// Parses a complete head (request line through the blank line) into a request without body.
     private func parseHead(_ head: UnsafeRawBufferPointer) -> HeadParse {
         var lines = LineIterator(head)
-        guard let requestLine = lines.next() else { return .failure(.badRequest("empty request")) }
-        if case .failure(let e) = requestLine { return .failure(e) }
-        guard case .success(let rl) = requestLine else { return .failure(.badRequest("bad request line")) }
+        guard let rl = lines.next() else { return .failure(.badRequest("empty request")) }
         let line = UnsafeRawBufferPointer(rebasing: head[rl])
 
         // method SP request-target SP HTTP-version
         guard !line.isEmpty, let sp1At = memchr(line.baseAddress!, Int32(ASCII.space), line.count) else {
-            return .failure(.badRequest("malformed request line"))
+            return .failure(refuse(line, .badRequest("malformed request line")))
         }
         let sp1 = line.baseAddress!.distance(to: UnsafeRawPointer(sp1At))
         let methodBytes = UnsafeRawBufferPointer(rebasing: line[0..<sp1])
         guard !methodBytes.isEmpty, ASCII.allTokenChars(methodBytes) else {
-            return .failure(.badRequest("bad method token"))
+            return .failure(refuse(line, .badRequest("bad method token")))
         }
         guard sp1 + 1 < line.count,
               let sp2At = memchr(line.baseAddress! + sp1 + 1, Int32(ASCII.space), line.count - sp1 - 1) else {
-            return .failure(.badRequest("missing HTTP version"))
+            return .failure(refuse(line, .badRequest("missing HTTP version")))
         }
         let sp2 = line.baseAddress!.distance(to: UnsafeRawPointer(sp2At))
         let targetBytes = UnsafeRawBufferPointer(rebasing: line[(sp1 + 1)..<sp2])
         let versionBytes = UnsafeRawBufferPointer(rebasing: line[(sp2 + 1)...])
         guard !targetBytes.isEmpty, ASCII.allVisible(targetBytes) else {
-            return .failure(.badRequest("bad request target"))
+            return .failure(refuse(line, .badRequest("bad request target")))
         }
         let version: (major: Int, minor: Int)
         switch parseVersion(versionBytes) {
         case .success(let v): version = v
-        case .failure(let e): return .failure(e)
+        case .failure(let e): return .failure(refuse(line, e))
         }
         let method = HTTPMethod(token: methodBytes)
 
@@ -323,10 +342,15 @@ public final class HTTPRequestParser {
         let base = head.baseAddress!
         func offset(_ p: UnsafeRawBufferPointer) -> Int { p.baseAddress.map { base.distance(to: $0) } ?? 0 }
         // The request's storage: the head's bytes, the field table (four UInt32 per field:
-        // name start, name end, value start, value end), a decoded path if there is one.
-        var storage: [UInt8] = []
-        storage.reserveCapacity(head.count + 16 * 12)
-        storage.append(contentsOf: head)
+        // name start, name end, value start, value end), a decoded path if there is one (no
+        // longer than the target). Sized for the most fields the head can hold (a field line
+        // takes at least 3 bytes) and written in place; the last request's array is reused,
+        // its count kept (bytes past the parts the request names are never read).
+        let maxFields = min(limits.maxHeaderCount, head.count / 3)
+        let needed = head.count + 16 * maxFields + targetBytes.count + 1
+        if storageReuse.count < needed { storageReuse = [UInt8](repeating: 0, count: needed) }
+        storageReuse.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: base, byteCount: head.count) }
+        var tableEnd = head.count
         var fieldCount = 0
         var contentLength: Int?
         var transferCodings: [Substring]?
@@ -334,23 +358,19 @@ public final class HTTPRequestParser {
         var connectionKeepAlive = false
         var expectsContinue = false
         var hostCount = 0
-        while let next = lines.next() {
-            guard case .success(let range) = next else {
-                if case .failure(let e) = next { return .failure(e) }
-                break
-            }
+        while let range = lines.next() {
             let field = UnsafeRawBufferPointer(rebasing: head[range])
             if field.isEmpty { break }  // the blank line
             if field[0] == ASCII.space || field[0] == ASCII.tab {
-                return .failure(.badRequest("obsolete line folding in headers"))
+                return .failure(refuse(field, .badRequest("obsolete line folding in headers")))
             }
             guard let colonAt = memchr(field.baseAddress!, Int32(ASCII.colon), field.count) else {
-                return .failure(.badRequest("header line without colon"))
+                return .failure(refuse(field, .badRequest("header line without colon")))
             }
             let colon = field.baseAddress!.distance(to: UnsafeRawPointer(colonAt))
             let nameBytes = UnsafeRawBufferPointer(rebasing: field[0..<colon])
             guard !nameBytes.isEmpty, ASCII.allTokenChars(nameBytes) else {
-                return .failure(.badRequest("bad header name"))
+                return .failure(refuse(field, .badRequest("bad header name")))
             }
             var vs = colon + 1
             var ve = field.count
@@ -358,36 +378,41 @@ public final class HTTPRequestParser {
             while ve > vs, field[ve - 1] == ASCII.space || field[ve - 1] == ASCII.tab { ve -= 1 }
             let valueBytes = UnsafeRawBufferPointer(rebasing: field[vs..<ve])
             guard ASCII.allFieldValueChars(valueBytes) else {
-                return .failure(.badRequest("bad character in header value"))
+                return .failure(refuse(field, .badRequest("bad character in header value")))
             }
             if fieldCount == limits.maxHeaderCount {
                 return .failure(.headersTooLarge("more than \(limits.maxHeaderCount) header fields"))
             }
             let fieldStart = UInt32(range.lowerBound)
-            let entry = (fieldStart.littleEndian, (fieldStart + UInt32(colon)).littleEndian,
-                         (fieldStart + UInt32(vs)).littleEndian, (fieldStart + UInt32(ve)).littleEndian)
-            withUnsafeBytes(of: entry) { storage.append(contentsOf: $0) }
+            precondition(fieldCount < maxFields, "field table sized too small")
+            storageReuse.withUnsafeMutableBytes { s in
+                s.storeBytes(of: fieldStart.littleEndian, toByteOffset: tableEnd, as: UInt32.self)
+                s.storeBytes(of: (fieldStart + UInt32(colon)).littleEndian, toByteOffset: tableEnd + 4, as: UInt32.self)
+                s.storeBytes(of: (fieldStart + UInt32(vs)).littleEndian, toByteOffset: tableEnd + 8, as: UInt32.self)
+                s.storeBytes(of: (fieldStart + UInt32(ve)).littleEndian, toByteOffset: tableEnd + 12, as: UInt32.self)
+            }
+            tableEnd += 16
             fieldCount += 1
 
             // Only names of the right length are compared: most headers match none of these.
             let nameLength = nameBytes.count
-            if nameLength == 14 && ASCII.equalsIgnoringCase(nameBytes, "content-length".utf8) {
+            if nameLength == 14 && ASCII.equalsLowercase(nameBytes, "content-length") {
                 guard let n = parseContentLength(valueBytes), contentLength == nil || contentLength == n else {
                     return .failure(.badRequest("invalid or conflicting Content-Length"))
                 }
                 contentLength = n
-            } else if nameLength == 17 && ASCII.equalsIgnoringCase(nameBytes, "transfer-encoding".utf8) {
+            } else if nameLength == 17 && ASCII.equalsLowercase(nameBytes, "transfer-encoding") {
                 let value = String(decoding: valueBytes, as: UTF8.self)
                 let codings = value.split(separator: ",").map(trimOWS).filter { !$0.isEmpty }
                 transferCodings = (transferCodings ?? []) + codings
-            } else if nameLength == 10 && ASCII.equalsIgnoringCase(nameBytes, "connection".utf8) {
+            } else if nameLength == 10 && ASCII.equalsLowercase(nameBytes, "connection") {
                 forEachToken(valueBytes) { token in
-                    if ASCII.equalsIgnoringCase(token, "close".utf8) { connectionClose = true }
-                    if ASCII.equalsIgnoringCase(token, "keep-alive".utf8) { connectionKeepAlive = true }
+                    if ASCII.equalsLowercase(token, "close") { connectionClose = true }
+                    if ASCII.equalsLowercase(token, "keep-alive") { connectionKeepAlive = true }
                 }
-            } else if nameLength == 6 && ASCII.equalsIgnoringCase(nameBytes, "expect".utf8) {
-                if ASCII.equalsIgnoringCase(valueBytes, "100-continue".utf8) { expectsContinue = true }
-            } else if nameLength == 4 && ASCII.equalsIgnoringCase(nameBytes, "host".utf8) {
+            } else if nameLength == 6 && ASCII.equalsLowercase(nameBytes, "expect") {
+                if ASCII.equalsLowercase(valueBytes, "100-continue") { expectsContinue = true }
+            } else if nameLength == 4 && ASCII.equalsLowercase(nameBytes, "host") {
                 hostCount += 1
                 if hostCount > 1 { return .failure(.badRequest("more than one Host header")) }
             }
@@ -427,10 +452,12 @@ public final class HTTPRequestParser {
         let tb = targetBytes   // no copy: the request line is parsed in place
         let targetStart = offset(tb)
         var pathStart = 0
+        var decodedPath: [UInt8]? = nil
         if tb[0] == ASCII.slash {
             pathStart = 0
         } else if tb.count == 1 && tb[0] == 0x2A {  // "*"
             pathStart = -1
+            decodedPath = [0x2A]
         } else if let schemeEnd = absoluteFormAuthorityStart(tb) {
             var j = schemeEnd
             while j < tb.count, tb[j] != ASCII.slash, tb[j] != ASCII.question, tb[j] != ASCII.hash { j += 1 }
@@ -438,15 +465,14 @@ public final class HTTPRequestParser {
         } else {
             return .failure(.badRequest("unsupported request target form"))
         }
-        var decodedPath: [UInt8]? = [0x2A]   // "*"
         var pathRange = 0..<0
         var queryRange = 0..<0
         if pathStart >= 0 {
-            var pathEnd = pathStart
+            var pathEnd = ASCII.firstPathSpecial(tb, from: pathStart)
             var escaped = false
-            while pathEnd < tb.count, tb[pathEnd] != ASCII.question, tb[pathEnd] != ASCII.hash {
-                if tb[pathEnd] == ASCII.percent { escaped = true }
-                pathEnd += 1
+            while pathEnd < tb.count, tb[pathEnd] == ASCII.percent {
+                escaped = true
+                pathEnd = ASCII.firstPathSpecial(tb, from: pathEnd + 1)
             }
             if pathEnd == pathStart {
                 decodedPath = [ASCII.slash]
@@ -475,11 +501,13 @@ public final class HTTPRequestParser {
         let keepAlive = version.minor >= 1 ? !connectionClose : (connectionKeepAlive && !connectionClose)
         let tableStart = head.count
         if let decodedPath {
-            pathRange = storage.count..<(storage.count + decodedPath.count)
-            storage.append(contentsOf: decodedPath)
+            pathRange = tableEnd..<(tableEnd + decodedPath.count)
+            storageReuse.withUnsafeMutableBytes { s in
+                decodedPath.withUnsafeBytes { (s.baseAddress! + tableEnd).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            }
         }
         let request = HTTPRequest(method: method, version: version, keepAlive: keepAlive, expectsContinue: expectsContinue,
-                                  storage: storage, tableStart: tableStart, fieldCount: fieldCount,
+                                  storage: storageReuse, tableStart: tableStart, fieldCount: fieldCount,
                                   targetRange: targetStart..<(targetStart + tb.count), pathRange: pathRange,
                                   queryRange: queryRange)
         return .parsed(request, framing)
@@ -675,14 +703,17 @@ private func trimOWS(_ s: Substring) -> Substring {
 
 /// Iterates the lines of a complete head as index ranges without their line ends.
 ///
-/// A line ends at LF, optionally preceded by CR; a CR anywhere else is an error.
+/// A line ends at LF, optionally preceded by CR. A CR anywhere else is not looked for here:
+/// every part of a line is checked against a byte class that excludes CR (token, visible
+/// target, exact version, field value), so such a line always fails, and `refuse` then names
+/// the CR as the reason.
 private struct LineIterator {
     let head: UnsafeRawBufferPointer
     var position = 0
 
     init(_ head: UnsafeRawBufferPointer) { self.head = head }
 
-    mutating func next() -> Result<Range<Int>, HTTPParseError>? {
+    mutating func next() -> Range<Int>? {
         guard position < head.count else { return nil }
         let base = head.baseAddress!
         let found = memchr(base + position, Int32(ASCII.lf), head.count - position)
@@ -691,9 +722,15 @@ private struct LineIterator {
         if end > position, head[end - 1] == ASCII.cr { end -= 1 }
         let range = position..<end
         position = i + 1
-        if !range.isEmpty && memchr(base + range.lowerBound, Int32(ASCII.cr), range.count) != nil {
-            return .failure(.badRequest("bare CR in request head"))
-        }
-        return .success(range)
+        return range
     }
+}
+
+/// The refusal of a line that failed a check: a bare CR in it is named as the reason (it is
+/// what made the check fail, whichever check that was).
+private func refuse(_ line: UnsafeRawBufferPointer, _ error: HTTPParseError) -> HTTPParseError {
+    if let base = line.baseAddress, memchr(base, Int32(ASCII.cr), line.count) != nil {
+        return .badRequest("bare CR in request head")
+    }
+    return error
 }

@@ -90,6 +90,22 @@ public enum HTTPResponseWriter {
             suffix = Array(sample[(digit + 1)...])
         }
 
+        /// The most bytes `write` can take (the longest Content-Length has 20 digits).
+        public var maxBytes: Int { prefix.count + 20 + suffix.count }
+
+        /// Writes the head with `contentLength` into `out` at `offset` (at least `maxBytes`
+        /// from there); returns where it ends.
+        public func write(contentLength: Int, into out: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
+            precondition(contentLength >= 0, "negative Content-Length")
+            precondition(offset >= 0 && offset + maxBytes <= out.count, "head does not fit")
+            var k = offset
+            prefix.withUnsafeBytes { (out.baseAddress! + k).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            k += prefix.count
+            k += ASCII.writeDecimal(UInt64(contentLength), into: out, at: k)
+            suffix.withUnsafeBytes { (out.baseAddress! + k).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            return k + suffix.count
+        }
+
         /// Appends the head with `contentLength` to `out`.
         public func append(contentLength: Int, to out: inout [UInt8]) {
             precondition(contentLength >= 0, "negative Content-Length")

@@ -191,6 +191,31 @@ let chunkedRequest = """
         #expect(parser.isIdle)
     }
 
+    /// The parser reuses the last request's arrays for the next one: a request a handler keeps
+    /// must keep its own head, headers and body when the next requests are parsed over them.
+    @Test func aKeptRequestKeepsItsHeadAndBodyWhileTheNextAreParsed() {
+        let parser = HTTPRequestParser(limits: defaultLimits)
+        func post(_ slot: String, _ body: String, extra: String = "") -> String {
+            "POST /v1/slots/\(slot)/events HTTP/1.1\r\nHost: h\r\n\(extra)Content-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        }
+        let bytes = Array((post("first", "one") + post("second-slot", "second body", extra: "X-Long-Header: \(String(repeating: "v", count: 300))\r\n")
+                           + post("t", "3")).utf8)
+        var kept: [HTTPRequest] = []
+        var offset = 0
+        while offset < bytes.count {
+            let (consumed, result) = bytes.withUnsafeBytes { parser.parse(UnsafeRawBufferPointer(rebasing: $0[offset...])) }
+            guard case .request(let r) = result else { Issue.record("expected request, got \(result)"); return }
+            offset += consumed
+            kept.append(r)
+        }
+        parser.releaseBuffers()
+        #expect(kept.map(\.path) == ["/v1/slots/first/events", "/v1/slots/second-slot/events", "/v1/slots/t/events"])
+        #expect(kept.map { String(decoding: $0.body, as: UTF8.self) } == ["one", "second body", "3"])
+        #expect(kept.map { $0.header("host") } == ["h", "h", "h"])
+        #expect(kept[1].header("x-long-header")?.count == 300)
+        #expect(kept[0].header("content-length") == "3" && kept[2].header("content-length") == "1")
+    }
+
     @Test func partialHeadAndIdleState() {
         var parser = HTTPRequestParser(limits: defaultLimits)
         #expect(parser.isIdle && !parser.hasPartialHead)

@@ -2,7 +2,7 @@ import Testing
 @testable import WireProtocol
 
 /// The eight-bytes-at-a-time byte classes agree with the byte-by-byte definitions.
-@Suite struct ByteClassTests {
+@Suite struct WordAtATimeByteClassTests {
     func bytes(_ k: Int, _ seed: inout UInt64) -> [UInt8] {
         (0..<k).map { _ in
             seed = seed &* 6364136223846793005 &+ 1442695040888963407

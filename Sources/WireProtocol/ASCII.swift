@@ -168,9 +168,13 @@ enum ASCII {
     /// The number of decimal digits of `value` (1 for zero).
     @inlinable
     static func decimalDigitCount(_ value: UInt64) -> Int {
+        // Compares against powers of ten (no division): most values here have under 8 digits.
         var n = 1
-        var v = value
-        while v >= 10 { v /= 10; n += 1 }
+        var power: UInt64 = 10
+        while n < 20 && value >= power {
+            n += 1
+            power = power &* 10
+        }
         return n
     }
 
@@ -181,13 +185,26 @@ enum ASCII {
     static func writeDecimal(_ value: UInt64, into buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Int {
         let n = decimalDigitCount(value)
         precondition(offset >= 0 && offset + n <= buffer.count, "decimal does not fit")
+        // Two digits per division, from a table of the pairs "00" to "99".
+        let pairs: StaticString = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899"
+        let table = pairs.utf8Start
+        let out = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
         var v = value
         var i = offset + n
-        repeat {
-            i -= 1
-            buffer[i] = UInt8(truncatingIfNeeded: v % 10) &+ zero
-            v /= 10
-        } while v != 0
+        while v >= 100 {
+            let pair = Int(v % 100) * 2
+            v /= 100
+            i -= 2
+            out[i] = table[pair]
+            out[i + 1] = table[pair + 1]
+        }
+        if v >= 10 {
+            let pair = Int(v) * 2
+            out[i - 2] = table[pair]
+            out[i - 1] = table[pair + 1]
+        } else {
+            out[i - 1] = UInt8(truncatingIfNeeded: v) &+ zero
+        }
         return n
     }
 

@@ -75,9 +75,10 @@ public struct EventID: Equatable, Hashable, Sendable, CustomStringConvertible {
 
     /// Appends the formatted id.
     public func append(to out: inout [UInt8]) {
-        let start = out.count
-        out.append(contentsOf: repeatElement(0, count: length))
-        out.withUnsafeMutableBytes { _ = write(into: $0, at: start) }
+        withUnsafeTemporaryAllocation(byteCount: EventID.maxLength, alignment: 1) { buffer in
+            let n = write(into: buffer, at: 0)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+        }
     }
 
     /// The formatted id, e.g. `5f3a9c01-42`.

@@ -52,3 +52,20 @@ import Testing
         #expect(eq("Keep-Alive", "keep-alive"))
     }
 }
+
+/// Decimal digits two at a time agree with `String(value)`.
+@Suite struct DecimalWritingTests {
+    @Test func writesEveryLengthFromZeroToTheLargestValue() {
+        var values: [UInt64] = [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 4_294_967_295, UInt64.max, UInt64.max - 1]
+        var p: UInt64 = 1
+        for _ in 0..<19 { p *= 10; values += [p - 1, p, p + 1] }
+        for v in values {
+            let n = ASCII.decimalDigitCount(v)
+            #expect(n == String(v).count, "digits of \(v)")
+            var out = [UInt8](repeating: 0x2A, count: n + 4)
+            let written = out.withUnsafeMutableBytes { ASCII.writeDecimal(v, into: $0, at: 2) }
+            #expect(written == n)
+            #expect(String(decoding: out, as: UTF8.self) == "**" + String(v) + "**", "value \(v)")
+        }
+    }
+}

@@ -321,21 +321,25 @@ public final class Ingest: HTTPEngineDelegate {
 
     /// Checks one event's fields; returns an error (status, code, detail) or nil.
     /// `publishing`: a new event (reserved types refused), not one another host published.
+    /// A batch line says what is known already: its slot is the previous line's
+    /// (`slotChecked`), it has the default type (`typeChecked`), its data came from a line
+    /// that was valid UTF-8 as a whole (`dataIsUTF8`).
     func validate(slot: UnsafeRawBufferPointer, type: UnsafeRawBufferPointer, data: UnsafeRawBufferPointer,
-                  publishing: Bool = true) -> (Int, String, String)? {
-        guard SlotName.isValid(slot) else {
+                  publishing: Bool = true, slotChecked: Bool = false, typeChecked: Bool = false,
+                  dataIsUTF8: Bool = false) -> (Int, String, String)? {
+        guard slotChecked || SlotName.isValid(slot) else {
             return (400, "bad_slot", "slot names are 1-128 bytes of [A-Za-z0-9._:-]")
         }
-        guard EventType.isValid(type) else {
+        guard typeChecked || EventType.isValid(type) else {
             return (400, "bad_type", "event types are 1-64 bytes of [A-Za-z0-9._:-]")
         }
-        if publishing, EventType.isReserved(type) {
+        if publishing, !typeChecked, EventType.isReserved(type) {
             return (400, "reserved_type", "event types reset and close are the streams' own control events; use another name")
         }
         guard data.count <= config.maxEventBytes else {
             return (413, "payload_too_large", "event data is \(data.count) bytes; the limit is \(config.maxEventBytes)")
         }
-        guard UTF8Validator.isValid(data) else {
+        guard dataIsUTF8 || UTF8Validator.isValid(data) else {
             return (415, "not_utf8", "event data must be valid UTF-8 text")
         }
         return nil
@@ -476,10 +480,15 @@ public final class Ingest: HTTPEngineDelegate {
         // A JWT must allow every line's slot: one it does not refuses the whole batch.
         if let refusal = refusal(claims: verdict, items: items) { return reject(conn, refusal) }
         // Validate everything first: one bad line rejects the whole batch and appends nothing.
+        // The parser checked each line is UTF-8; a slot the line before had is valid already.
         for (i, item) in items.enumerated() {
+            let slotChecked = i > 0 && item.slot == items[i - 1].slot
             let failure: (Int, String, String)? = item.slot.withUnsafeBytes { s in
                 (item.type ?? defaultType).withUnsafeBytes { t in
-                    item.data.withUnsafeBytes { d in validate(slot: s, type: t, data: d) }
+                    item.data.withUnsafeBytes { d in
+                        validate(slot: s, type: t, data: d, slotChecked: slotChecked, typeChecked: item.type == nil,
+                                 dataIsUTF8: true)
+                    }
                 }
             }
             if let (status, code, detail) = failure {
@@ -502,7 +511,7 @@ public final class Ingest: HTTPEngineDelegate {
         }
         if cluster != nil {
             // One script call: Redis takes the whole batch or none of it.
-            let events = items.map { PublishEvent(slot: $0.slot, type: $0.type ?? defaultType, data: $0.data) }
+            let events = items.map { PublishEvent(slot: $0.slot, type: $0.type ?? defaultType, data: Array($0.data)) }
             return clusterPublish(conn, request, events: events, slot: nil)
         }
         let now = rg_realtime_ns() / 1_000_000

@@ -328,17 +328,22 @@ final class DirectoryUndo {
     /// Entry index -> offset of its saved bytes in `bytes`.
     private var offsets: [Int: Int] = [:]
     private var bytes: [UInt8] = []
+    /// The entry saved last: a batch's lines mostly repeat their slot, and this skips hashing it.
+    private var lastIndex = -1
 
     func reset() {
         // A single append records nothing: nothing to clear (a dictionary's removeAll costs
         // a few hundred instructions even when empty).
         guard !offsets.isEmpty || !bytes.isEmpty else { return }
+        lastIndex = -1
         offsets.removeAll(keepingCapacity: true)
         bytes.removeAll(keepingCapacity: true)
     }
 
     /// Saves entry `index` unless this batch already saved it.
     func remember(_ index: Int, in directory: SlotDirectory) {
+        guard index != lastIndex else { return }
+        lastIndex = index
         guard offsets[index] == nil else { return }
         offsets[index] = bytes.count
         directory.save(index, appendingTo: &bytes)

@@ -35,6 +35,51 @@ struct JSONScanner {
     }
 
     /// Checks the string at the position without building its value (skipped keys and values).
+    /// A scanned string: its bytes where they are when it has no escape, else unescaped.
+    enum ScannedString {
+        case inPlace(UnsafeRawBufferPointer)
+        case decoded([UInt8])
+
+        func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+            switch self {
+            case .inPlace(let bytes): body(bytes)
+            case .decoded(let array): array.withUnsafeBytes(body)
+            }
+        }
+    }
+
+    /// Scans a string without copying it when it has no escape (the usual key, slot, data).
+    mutating func scanStringInPlace() throws(Failure) -> ScannedString {
+        precondition(peek() == ASCII.quote)
+        let start = position + 1
+        let p = JSONScanner.plainRunEnd(bytes, from: start)
+        if p < bytes.count && bytes[p] == ASCII.quote {
+            position = p + 1
+            return .inPlace(UnsafeRawBufferPointer(rebasing: bytes[start..<p]))
+        }
+        return .decoded(try parseString())
+    }
+
+    /// Where the run of plain string bytes from `start` ends: the first quote, backslash or
+    /// control character, or the end. Eight bytes at a time.
+    @inline(__always)
+    static func plainRunEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
+        guard let base = bytes.baseAddress else { return start }
+        let n = bytes.count
+        var i = start
+        while i + 8 <= n {
+            let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            if SWAR.hasByte(w, ASCII.quote) || SWAR.hasByte(w, ASCII.backslash) || SWAR.hasLess(w, 0x20) { break }
+            i += 8
+        }
+        while i < n {
+            let c = base.load(fromByteOffset: i, as: UInt8.self)
+            if c == ASCII.quote || c == ASCII.backslash || c < 0x20 { return i }
+            i += 1
+        }
+        return n
+    }
+
     mutating func skipString() throws(Failure) {
         var none: [UInt8] = []
         try scanString(into: &none, store: false)
@@ -46,11 +91,7 @@ struct JSONScanner {
         while true {
             // Fast path: copy a run of plain bytes (no quote, backslash or control) at once.
             let runStart = position
-            while position < bytes.count {
-                let c = bytes[position]
-                if c == ASCII.quote || c == ASCII.backslash || c < 0x20 { break }
-                position += 1
-            }
+            position = JSONScanner.plainRunEnd(bytes, from: position)
             if store && position > runStart {
                 out.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[runStart..<position]))
             }

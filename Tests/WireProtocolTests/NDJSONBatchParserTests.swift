@@ -50,9 +50,19 @@ func batchError(_ s: String, maxEvents: Int = 100) -> BatchError? {
         }
     }
 
+    /// Lines share their slot's array when it repeats and their data's storage (one array per
+    /// batch): each item still reads back exactly its own slot and data.
+    @Test func repeatedSlotsAndSharedDataStorageKeepEveryLineItsOwn() {
+        let body = #"{"slot":"aa","data":"one"}"# + "\n" + #"{"data":"t\u00e9\nx","slot":"aa"}"# + "\n"
+            + #"{"slot":"ab","data":{"k":[1,2]}}"# + "\n" + #"{"slot":"a\u0061","data":""}"# + "\n"
+        let v = items(body)
+        #expect(v?.map { $0.slot.text } == ["aa", "aa", "ab", "aa"])
+        #expect(v?.map { $0.data.text } == ["one", "té\nx", #"{"k":[1,2]}"#, ""])
+    }
+
     @Test func stringEscapesAndSurrogates() {
         let v = items(#"{"slot":"s","data":"q\" b\\ s\/ \b\f\n\r\t \u0041\u00e9\u20ac\ud83d\ude00 é"}"#)
-        #expect(v?.first?.data == Array("q\" b\\ s/ \u{08}\u{0C}\n\r\t Aé€😀 é".utf8))
+        #expect(v?.first?.data == Array("q\" b\\ s/ \u{08}\u{0C}\n\r\t Aé€😀 é".utf8)[...])
         let slot = items(#"{"slot":"a\u002eb","data":"x"}"#)
         #expect(slot?.first?.slot.text == "a.b")
     }

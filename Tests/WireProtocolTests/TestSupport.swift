@@ -15,3 +15,7 @@ extension Array where Element == UInt8 {
     init(_ s: String) { self = Array(s.utf8) }
     var text: String { String(decoding: self, as: UTF8.self) }
 }
+
+extension ArraySlice where Element == UInt8 {
+    var text: String { String(decoding: self, as: UTF8.self) }
+}

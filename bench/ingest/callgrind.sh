@@ -5,6 +5,8 @@
 # up with 2000 pipelined publishes, zeroes its counters, sends COUNT more (4 keep-alive
 # connections x 32 pipelined, the bench's publish-single shape), dumps, and prints
 # instructions per publish and the top functions. Needs valgrind (apt-get install valgrind).
+# BATCH=N: COUNT NDJSON batches of N events each (4 connections x 8 pipelined); the figures
+# are then per event.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${1:-$ROOT/.build/release/ringgate}
@@ -30,18 +32,24 @@ for _ in $(seq 300); do grep -q '^ringgate ready' "$TMP/out" && break; sleep 0.2
 PUB=$(sed -n 's/.* publish=\([^ ]*\).*/\1/p' "$TMP/out")
 [ -n "$PUB" ] || { cat "$TMP/err" >&2; echo "ringgate did not start under valgrind" >&2; exit 1; }
 INGEST=$(pgrep -f "$TMP/ringgate ingest" | head -1)
-python3 "$ROOT/bench/ingest/pipelined_publish.py" "$PUB" 2000 ${TOKEN:+--token "$TOKEN"} >/dev/null 2>&1
+SHAPE=(); EVENTS=$COUNT
+if [ -n "${BATCH:-}" ]; then SHAPE=(--batch "$BATCH" --depth 8); EVENTS=$((COUNT * BATCH)); fi
+python3 "$ROOT/bench/ingest/pipelined_publish.py" "$PUB" "${WARM:-2000}" "${SHAPE[@]}" ${TOKEN:+--token "$TOKEN"} >/dev/null 2>&1
 callgrind_control -z "$INGEST" >/dev/null 2>&1
-STATUS=$(python3 "$ROOT/bench/ingest/pipelined_publish.py" "$PUB" "$COUNT" ${TOKEN:+--token "$TOKEN"})
+STATUS=$(python3 "$ROOT/bench/ingest/pipelined_publish.py" "$PUB" "$COUNT" "${SHAPE[@]}" ${TOKEN:+--token "$TOKEN"})
 callgrind_control -d "$INGEST" >/dev/null 2>&1
 sleep 0.5
 OUT=$(ls "$TMP"/cg."$INGEST".* | head -1)
 TOTAL=$(callgrind_annotate "$OUT" 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,)
 echo "answers: $STATUS"
-echo "ingest instructions: $TOTAL for $COUNT publishes = $((TOTAL / COUNT)) per publish"
+if [ -n "${BATCH:-}" ]; then
+  echo "ingest instructions: $TOTAL for $COUNT batches of $BATCH = $((TOTAL / EVENTS)) per event"
+else
+  echo "ingest instructions: $TOTAL for $COUNT publishes = $((TOTAL / COUNT)) per publish"
+fi
 # Exclusive cost per function (the file:function lines of callgrind_annotate), per publish;
 # the loop's callers (main, run, 100 %) are left out.
-callgrind_annotate --inclusive=no --threshold=100 "$OUT" 2>/dev/null | awk -v n="$COUNT" -v top="${TOP:-25}" '
+callgrind_annotate --inclusive=no --threshold=100 "$OUT" 2>/dev/null | awk -v n="$EVENTS" -v top="${TOP:-25}" '
   /PROGRAM TOTALS/ || /\((100\.0|99\.[0-9])%\)/ { next }
   /^ *[0-9,]+ +\(/ && shown < top { c = $1; gsub(",", "", c); $1 = ""; $2 = ""; sub(/^ +/, "");
-    sub(/ \[[^]]*\]$/, ""); printf "%8.0f per publish  %s\n", c / n, substr($0, 1, 150); shown++ }'
+    sub(/ \[[^]]*\]$/, ""); printf "%8.0f per event  %s\n", c / n, substr($0, 1, 150); shown++ }'

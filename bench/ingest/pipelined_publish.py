@@ -1,6 +1,7 @@
 """Sends COUNT single publishes to SLOT on CONNS keep-alive connections, DEPTH pipelined
 requests in flight per connection, and waits for every answer. Prints the statuses seen.
-Usage: pipelined_publish.py HOST:PORT COUNT [--conns 4] [--depth 32] [--token T]"""
+With --batch N each request is an NDJSON batch of N events to /v1/events (COUNT requests).
+Usage: pipelined_publish.py HOST:PORT COUNT [--conns 4] [--depth 32] [--batch N] [--token T]"""
 from __future__ import annotations
 
 import argparse
@@ -17,10 +18,15 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=32)
     ap.add_argument("--slot", default="prof")
     ap.add_argument("--token")
+    ap.add_argument("--batch", type=int, default=0)
     a = ap.parse_args()
     host, port = a.addr.rsplit(":", 1)
     auth = f"Authorization: Bearer {a.token}\r\n" if a.token else ""
     def request(n: int) -> bytes:
+        if a.batch:
+            body = "".join(f'{{"slot":"{a.slot}","data":"t=0 n={n * a.batch + k}"}}\n' for k in range(a.batch))
+            return (f"POST /v1/events HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-ndjson\r\n{auth}"
+                    f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
         body = f"t=0 n={n}"
         return (f"POST /v1/slots/{a.slot}/events HTTP/1.1\r\nHost: {host}\r\nContent-Type: text/plain\r\n{auth}"
                 f"Content-Length: {len(body)}\r\n\r\n{body}").encode()

@@ -13,8 +13,10 @@ public final class SendBufferPool {
     /// Whether a buffer's pages may be resident (it was handed out since it was last trimmed).
     var touched: [Bool]
     public private(set) var inUse = 0
-    /// Most buffers in use at once since the last `trim`: what the next period likely needs.
+    /// Most buffers in use at once since the last `trim`.
     public private(set) var peakInUse = 0
+    /// The period before's peak: a load both periods had is steady, and likely to come again.
+    public private(set) var previousPeakInUse = 0
 
     public init(capacity: Int, bufferBytes: Int) {
         precondition(capacity > 0 && bufferBytes >= 4096)
@@ -44,15 +46,18 @@ public final class SendBufferPool {
     }
 
     /// Gives the memory of free buffers back to the kernel, except the `keep` most recently
-    /// freed (the ones `take()` hands out next), or more: as many as the peak since the last
-    /// trim used beyond those in use now. A burst of connections touches many buffers once;
-    /// without this their pages would stay resident for good. Keeping the recent peak spares
-    /// a steady load (the heartbeats of idle streams, a few hundred a scan) a `madvise` and a
-    /// page fault per buffer every period; a burst's pages go one period later. Returns
+    /// freed (the ones `take()` hands out next), or more: as many as both of the last two
+    /// periods used at their peak, beyond those in use now. A burst of connections touches
+    /// many buffers once; without this their pages would stay resident for good, and a burst
+    /// seen in one period only (a broadcast to idle streams) goes at the next trim, so idle
+    /// streams hold no buffer memory a second later. A load seen in two periods running keeps
+    /// its buffers and pays no `madvise` and page fault per buffer every period. Returns
     /// buffers trimmed.
     @discardableResult
     public func trim(keep: Int) -> Int {
-        let keptFree = max(keep, peakInUse - inUse)
+        let steady = min(peakInUse, previousPeakInUse)
+        let keptFree = max(keep, steady - inUse)
+        previousPeakInUse = peakInUse
         peakInUse = inUse
         var trimmed = 0
         var k = freeStack.count - keptFree - 1

@@ -9,17 +9,25 @@ import Testing
         for b in taken.reversed() { pool.give(b) }
     }
 
-    @Test func keepsWhatTheLastPeriodNeededAndDropsAPastBurst() {
+    @Test func keepsWhatTwoPeriodsRunningNeededAndDropsAOnePeriodBurst() {
         let pool = SendBufferPool(capacity: 512, bufferBytes: 4096)
-        cycle(pool, 300)                              // a burst: 300 at once
+        cycle(pool, 300)                              // a burst: 300 at once, in one period
         #expect(pool.peakInUse == 300)
-        #expect(pool.trim(keep: 32) == 0)             // the period that needed 300 keeps 300
+        #expect(pool.trim(keep: 32) == 268)           // gone at the next trim, but `keep`
         cycle(pool, 200)                              // a steady load of 200 a period
-        #expect(pool.trim(keep: 32) == 100)           // the burst's other 100 go
+        #expect(pool.trim(keep: 32) == 0)             // both periods needed 200 or more: kept
         cycle(pool, 200)
         #expect(pool.trim(keep: 32) == 0)             // no madvise for a steady load
         #expect(pool.trim(keep: 32) == 168)           // a quiet period: down to `keep`
         #expect(pool.trim(keep: 32) == 0)
+    }
+
+    @Test func aBroadcastToIdleStreamsLeavesNoBufferResidentAfterTheNextTrim() {
+        let pool = SendBufferPool(capacity: 4096, bufferBytes: 4096)
+        _ = pool.trim(keep: 32)                       // idle periods before
+        cycle(pool, 2500)                             // one event to 2,500 idle streams
+        #expect(pool.trim(keep: 32) == 2500 - 32)
+        #expect(pool.touched.filter { $0 }.count == 32)
     }
 
     @Test func buffersInUseAreNeverTrimmed() {

@@ -13,10 +13,6 @@ public final class SendBufferPool {
     /// Whether a buffer's pages may be resident (it was handed out since it was last trimmed).
     var touched: [Bool]
     public private(set) var inUse = 0
-    /// Most buffers in use at once since the last `trim`.
-    public private(set) var peakInUse = 0
-    /// The period before's peak: a load both periods had is steady, and likely to come again.
-    public private(set) var previousPeakInUse = 0
 
     public init(capacity: Int, bufferBytes: Int) {
         precondition(capacity > 0 && bufferBytes >= 4096)
@@ -35,7 +31,6 @@ public final class SendBufferPool {
     @inline(__always) public func take() -> Int32? {
         guard let i = freeStack.popLast() else { return nil }
         inUse += 1
-        if inUse > peakInUse { peakInUse = inUse }
         touched[Int(i)] = true
         return i
     }
@@ -46,19 +41,17 @@ public final class SendBufferPool {
     }
 
     /// Gives the memory of free buffers back to the kernel, except the `keep` most recently
-    /// freed (the ones `take()` hands out next), or more: as many as both of the last two
-    /// periods used at their peak, beyond those in use now. A burst of connections touches
-    /// many buffers once; without this their pages would stay resident for good, and a burst
-    /// seen in one period only (a broadcast to idle streams) goes at the next trim, so idle
-    /// streams hold no buffer memory a second later. A load seen in two periods running keeps
-    /// its buffers and pays no `madvise` and page fault per buffer every period. Returns
+    /// freed (the ones `take()` hands out next). A burst of connections touches many buffers
+    /// once; without this their pages would stay resident for good. Only `keep`, not the
+    /// recent peak: keeping what the last period (or the last two) needed left a broadcast's
+    /// buffers resident for a second or two more, and the warm-up broadcasts of 100,000 idle
+    /// streams looked like a steady load (1,596 B per idle connection against 381 B). Idle
+    /// streams' heartbeats take no buffer (`streamSendFixed`), so a steady cost here is a live
+    /// fan-out's: one `madvise` and one page fault per buffer beyond `keep` a period. Returns
     /// buffers trimmed.
     @discardableResult
     public func trim(keep: Int) -> Int {
-        let steady = min(peakInUse, previousPeakInUse)
-        let keptFree = max(keep, steady - inUse)
-        previousPeakInUse = peakInUse
-        peakInUse = inUse
+        let keptFree = keep
         var trimmed = 0
         var k = freeStack.count - keptFree - 1
         while k >= 0 {

@@ -34,7 +34,6 @@ struct JSONScanner {
         return out
     }
 
-    /// Checks the string at the position without building its value (skipped keys and values).
     /// A scanned string: its bytes where they are when it has no escape, else unescaped.
     enum ScannedString {
         case inPlace(UnsafeRawBufferPointer)
@@ -80,6 +79,7 @@ struct JSONScanner {
         return n
     }
 
+    /// Checks the string at the position without building its value (skipped keys and values).
     mutating func skipString() throws(Failure) {
         var none: [UInt8] = []
         try scanString(into: &none, store: false)

@@ -33,23 +33,13 @@ import Testing
         #expect(LogPretoucher.plan(tail: 0, capacity: capacity, lookahead: 4096, state: &state) == 0..<4096)
     }
 
-    /// Pages of `[base, base+length)` in memory (mincore).
-    func residentPages(_ base: UnsafeMutableRawPointer, _ length: Int) -> Int {
-        let pages = (length + 4095) / 4096
-        var vector = [UInt8](repeating: 0, count: pages)
-        #expect(mincore(base, length, &vector) == 0)
-        return vector.reduce(0) { $0 + Int($1 & 1) }
-    }
-
     @Test func makesPagesResidentAheadOfARealWriterAndNothingWhileIdle() throws {
-        let geometry = try LogGeometry(capacityBytes: 64 << 20, maxSlots: 1024)
-        let log = try LogFile.createEphemeral(geometry: geometry)
-        defer { munmap(log.base, log.length); close(log.fd) }
-        let region = try LogRegion.attach(base: log.base, length: log.length)
+        let log = try MemfdLog(capacityBytes: 64 << 20, maxSlots: 1024)
+        let region = log.region
         var writer = LogWriter(region: region)
         var pretoucher = LogPretoucher(region: region)
         let ring = region.data
-        let ringBytes = geometry.capacityBytes
+        let ringBytes = region.geometry.capacityBytes
         #expect(pretoucher.advance() == 0, "the first call only notes the tail")
         let idle = residentPages(ring, ringBytes)
         #expect(pretoucher.advance() == 0, "an idle log gets nothing populated")
@@ -68,5 +58,6 @@ import Testing
         // The writer's next pages are the populated ones: its events land and read back.
         try writer.append("s", "after")
         #expect(LogReader(region: region).findSlot("s")?.count == 1001)
+        withExtendedLifetime(log) {}
     }
 }

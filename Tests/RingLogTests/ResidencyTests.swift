@@ -4,14 +4,6 @@ import Testing
 @testable import RingLog
 
 @Suite struct ResidencyTests {
-    /// Pages of `[base, base+length)` in memory (mincore).
-    func residentPages(_ base: UnsafeMutableRawPointer, _ length: Int) -> Int {
-        let pages = (length + 4095) / 4096
-        var vector = [UInt8](repeating: 0, count: pages)
-        #expect(mincore(base, length, &vector) == 0)
-        return vector.reduce(0) { $0 + Int($1 & 1) }
-    }
-
     @Test func aNewLogTouchesOnlyItsHeader() throws {
         let geometry = try LogGeometry(capacityBytes: 64 << 20, maxSlots: 65536)
         let log = try LogFile.createEphemeral(geometry: geometry)

@@ -1,5 +1,31 @@
 import CRinggateSys
+import Glibc
+import Testing
 @testable import RingLog
+
+/// Pages of `[base, base+length)` in memory (mincore).
+func residentPages(_ base: UnsafeMutableRawPointer, _ length: Int) -> Int {
+    let pages = (length + 4095) / 4096
+    var vector = [UInt8](repeating: 0, count: pages)
+    #expect(mincore(base, length, &vector) == 0)
+    return vector.reduce(0) { $0 + Int($1 & 1) }
+}
+
+/// A formatted log in a memfd (what `--ephemeral` runs on), unmapped and closed with the object.
+final class MemfdLog {
+    let fd: Int32
+    let base: UnsafeMutableRawPointer
+    let length: Int
+    let region: LogRegion
+
+    init(capacityBytes: Int, maxSlots: Int) throws {
+        let log = try LogFile.createEphemeral(geometry: try LogGeometry(capacityBytes: capacityBytes, maxSlots: maxSlots))
+        (fd, base, length) = (log.fd, log.base, log.length)
+        region = try LogRegion.attach(base: log.base, length: log.length)
+    }
+
+    deinit { munmap(base, length); close(fd) }
+}
 
 /// A formatted log on the heap, freed with the object.
 final class HeapLog {

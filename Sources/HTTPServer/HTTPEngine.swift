@@ -653,10 +653,8 @@ public final class HTTPEngine {
         let c = table + Int(conn)
         guard c.pointee.phase == .http else { return }
         if close { c.pointee.closeAfterFlush = true }
-        guard c.pointee.held.isEmpty else { return hold(c, bytes) }   // behind a deferred answer
-        enqueue(c, bytes)
-        syncResponseGauge(c)
-        markDirty(conn)
+        guard c.pointee.held.isEmpty else { return hold(c, bytes) }   // behind a deferred answer, no copy
+        bytes.withUnsafeBytes { respond(conn, bytes: $0) }
     }
 
     /// Queues a complete keep-alive response from bytes the caller owns (copied once): a handler

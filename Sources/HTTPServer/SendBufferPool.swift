@@ -51,9 +51,8 @@ public final class SendBufferPool {
     /// buffers trimmed.
     @discardableResult
     public func trim(keep: Int) -> Int {
-        let keptFree = keep
         var trimmed = 0
-        var k = freeStack.count - keptFree - 1
+        var k = freeStack.count - keep - 1
         while k >= 0 {
             let i = Int(freeStack[k])
             if touched[i] {

@@ -28,8 +28,6 @@ public struct LogPretoucher {
     let maxLookahead: UInt64
     var state = State()
     var lastTail: UInt64?
-    /// Bytes made resident so far.
-    public private(set) var populatedBytes: UInt64 = 0
     /// Whether the kernel refused (no `MADV_POPULATE_WRITE` before Linux 5.14): it is not asked again.
     public private(set) var unsupported = false
 
@@ -83,7 +81,6 @@ public struct LogPretoucher {
             done += Int(length)
             position += length
         }
-        populatedBytes += UInt64(done)
         return done
     }
 

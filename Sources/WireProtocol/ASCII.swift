@@ -67,67 +67,54 @@ enum ASCII {
         return acc & 1 == 1
     }
 
-    /// Whether every byte is allowed in a header value: HTAB, or visible / obs-text / SP (no
-    /// other control characters, no DEL). Eight bytes at a time: a word with no byte below SP
-    /// and no DEL is accepted whole; one that has either is looked at byte by byte (HTAB).
+    /// The index of the first byte from `start` that `byte` picks, or `bytes.count`, looking at
+    /// eight bytes at a time: `word` must say true whenever one of a word's bytes would be
+    /// picked (it may say true for a word that holds none: its bytes are then looked at one by
+    /// one).
     @inline(__always)
-    static func allFieldValueChars(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let p = bytes.baseAddress else { return true }
+    static func firstIndex(_ bytes: UnsafeRawBufferPointer, from start: Int,
+                           word: (UInt64) -> Bool, byte: (UInt8) -> Bool) -> Int {
+        guard let p = bytes.baseAddress else { return start }
         let n = bytes.count
-        var i = 0
+        var i = start
         while i + 8 <= n {
-            let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            if SWAR.hasLess(w, 0x20) || SWAR.hasByte(w, 0x7F) {
-                for k in i..<(i + 8) where !isFieldValueChar(p.load(fromByteOffset: k, as: UInt8.self)) { return false }
+            if word(p.loadUnaligned(fromByteOffset: i, as: UInt64.self)) {
+                for k in i..<(i + 8) where byte(p.load(fromByteOffset: k, as: UInt8.self)) { return k }
             }
             i += 8
         }
         while i < n {
-            if !isFieldValueChar(p.load(fromByteOffset: i, as: UInt8.self)) { return false }
+            if byte(p.load(fromByteOffset: i, as: UInt8.self)) { return i }
             i += 1
         }
-        return true
+        return n
+    }
+
+    /// Whether every byte is allowed in a header value: HTAB, or visible / obs-text / SP (no
+    /// other control characters, no DEL).
+    @inline(__always)
+    static func allFieldValueChars(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        firstIndex(bytes, from: 0, word: { SWAR.hasLess($0, 0x20) || SWAR.hasByte($0, 0x7F) },
+                   byte: { !isFieldValueChar($0) }) == bytes.count
     }
 
     @inline(__always)
     static func isFieldValueChar(_ b: UInt8) -> Bool { (b >= 0x20 || b == tab) && b != 0x7F }
 
-    /// Whether every byte is visible ASCII (0x21-0x7E): a request target. Eight bytes at a time.
+    /// Whether every byte is visible ASCII (0x21-0x7E): a request target.
     @inline(__always)
     static func allVisible(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        guard let p = bytes.baseAddress else { return true }
-        let n = bytes.count
-        var i = 0
-        while i + 8 <= n {
-            let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            if SWAR.hasLess(w, 0x21) || SWAR.hasMore(w, 0x7E) { return false }
-            i += 8
-        }
-        while i < n {
-            if (p.load(fromByteOffset: i, as: UInt8.self) &- 0x21) > 0x5D { return false }
-            i += 1
-        }
-        return true
+        firstIndex(bytes, from: 0, word: { SWAR.hasLess($0, 0x21) || SWAR.hasMore($0, 0x7E) },
+                   byte: { ($0 &- 0x21) > 0x5D }) == bytes.count
     }
 
     /// The index of the first `?`, `#` or `%` in `bytes` from `start`, or `bytes.count`: where
-    /// a target's path ends, or needs decoding. Eight bytes at a time.
+    /// a target's path ends, or needs decoding.
     @inline(__always)
     static func firstPathSpecial(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        guard let p = bytes.baseAddress else { return 0 }
-        let n = bytes.count
-        var i = start
-        while i + 8 <= n {
-            let w = p.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            if SWAR.hasByte(w, question) || SWAR.hasByte(w, hash) || SWAR.hasByte(w, percent) { break }
-            i += 8
-        }
-        while i < n {
-            let b = p.load(fromByteOffset: i, as: UInt8.self)
-            if b == question || b == hash || b == percent { return i }
-            i += 1
-        }
-        return n
+        firstIndex(bytes, from: start,
+                   word: { SWAR.hasByte($0, question) || SWAR.hasByte($0, hash) || SWAR.hasByte($0, percent) },
+                   byte: { $0 == question || $0 == hash || $0 == percent })
     }
 
     /// Lowercases an ASCII letter; other bytes pass through.

@@ -343,12 +343,12 @@ public final class HTTPRequestParser {
         func offset(_ p: UnsafeRawBufferPointer) -> Int { p.baseAddress.map { base.distance(to: $0) } ?? 0 }
         // The request's storage: the head's bytes, the field table (four UInt32 per field:
         // name start, name end, value start, value end), a decoded path if there is one (no
-        // longer than the target). Sized for the most fields the head can hold (a field line
-        // takes at least 3 bytes) and written in place; the last request's array is reused,
-        // its count kept (bytes past the parts the request names are never read).
-        let maxFields = min(limits.maxHeaderCount, head.count / 3)
-        let needed = head.count + 16 * maxFields + targetBytes.count + 1
-        if storageReuse.count < needed { storageReuse = [UInt8](repeating: 0, count: needed) }
+        // longer than the target: `pathRoom` stays free after the table). Written in place;
+        // the last request's array is reused, its count kept (bytes past the parts the request
+        // names are never read), and grown when a head has more fields than it has room for.
+        let pathRoom = targetBytes.count + 1
+        let initial = head.count + 16 * 12 + pathRoom
+        if storageReuse.count < initial { storageReuse = [UInt8](repeating: 0, count: initial) }
         storageReuse.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: base, byteCount: head.count) }
         var tableEnd = head.count
         var fieldCount = 0
@@ -384,7 +384,9 @@ public final class HTTPRequestParser {
                 return .failure(.headersTooLarge("more than \(limits.maxHeaderCount) header fields"))
             }
             let fieldStart = UInt32(range.lowerBound)
-            precondition(fieldCount < maxFields, "field table sized too small")
+            if tableEnd + 16 + pathRoom > storageReuse.count {
+                storageReuse.append(contentsOf: repeatElement(0, count: 16 * 16))
+            }
             storageReuse.withUnsafeMutableBytes { s in
                 s.storeBytes(of: fieldStart.littleEndian, toByteOffset: tableEnd, as: UInt32.self)
                 s.storeBytes(of: (fieldStart + UInt32(colon)).littleEndian, toByteOffset: tableEnd + 4, as: UInt32.self)

@@ -60,23 +60,12 @@ struct JSONScanner {
     }
 
     /// Where the run of plain string bytes from `start` ends: the first quote, backslash or
-    /// control character, or the end. Eight bytes at a time.
+    /// control character, or the end.
     @inline(__always)
     static func plainRunEnd(_ bytes: UnsafeRawBufferPointer, from start: Int) -> Int {
-        guard let base = bytes.baseAddress else { return start }
-        let n = bytes.count
-        var i = start
-        while i + 8 <= n {
-            let w = base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            if SWAR.hasByte(w, ASCII.quote) || SWAR.hasByte(w, ASCII.backslash) || SWAR.hasLess(w, 0x20) { break }
-            i += 8
-        }
-        while i < n {
-            let c = base.load(fromByteOffset: i, as: UInt8.self)
-            if c == ASCII.quote || c == ASCII.backslash || c < 0x20 { return i }
-            i += 1
-        }
-        return n
+        ASCII.firstIndex(bytes, from: start,
+                         word: { SWAR.hasByte($0, ASCII.quote) || SWAR.hasByte($0, ASCII.backslash) || SWAR.hasLess($0, 0x20) },
+                         byte: { $0 == ASCII.quote || $0 == ASCII.backslash || $0 < 0x20 })
     }
 
     /// Checks the string at the position without building its value (skipped keys and values).

@@ -216,6 +216,20 @@ let chunkedRequest = """
         #expect(kept[0].header("content-length") == "3" && kept[2].header("content-length") == "1")
     }
 
+    /// The field table grows past the room first reserved (12 fields), and a decoded path
+    /// still fits after it: every field and the path read back as sent.
+    @Test func aHeadWithManyFieldsAndAnEscapedPathReadsBackWhole() {
+        let parser = HTTPRequestParser(limits: defaultLimits)
+        let fields = (0..<40).map { "X-F\($0): value-\($0)\r\n" }.joined()
+        let text = "GET /v1/slots/a%20b/events HTTP/1.1\r\nHost: h\r\n" + fields + "\r\n"
+        let (consumed, result) = parser.parse(Array(text.utf8))
+        guard case .request(let r) = result else { Issue.record("expected request, got \(result)"); return }
+        #expect(consumed == text.utf8.count)
+        #expect(r.path == "/v1/slots/a b/events")
+        #expect(r.headers.count == 41)
+        #expect((0..<40).allSatisfy { r.header("x-f\($0)") == "value-\($0)" })
+    }
+
     @Test func partialHeadAndIdleState() {
         var parser = HTTPRequestParser(limits: defaultLimits)
         #expect(parser.isIdle && !parser.hasPartialHead)

@@ -207,7 +207,14 @@ def test_children_of_and_cmdline():
     try:
         kids = children_of(os.getpid())
         assert p.pid in kids
+        # Popen returns once the child's exec has released the parent (vfork), which can be
+        # before the kernel has set the new image's argument area: /proc/PID/cmdline is empty
+        # for that moment. Ask again for up to 2 s.
+        deadline = time.monotonic() + 2
         c = describe_child(p.pid)
+        while c is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+            c = describe_child(p.pid)
         assert c is not None and c.argv[:2] == [sys.executable, "-c"] and c.role == "-c" and c.index == 3
     finally:
         p.kill()

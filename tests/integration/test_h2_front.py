@@ -298,7 +298,12 @@ def test_curl_gets_h2_and_an_unbuffered_stream_with_cors(tls_front, tmp_path):
     finally:
         s.close()
 
-    # history and a preflight over h2, from a page's origin: the hosts' CORS headers survive
+    # history and a preflight over h2, from a page's origin: the hosts' CORS headers survive.
+    # The hosts apply the event from the stream each on its own: the one the front picks for
+    # the pull may not hold it yet when the other's stream already delivered it (a CI run's pull
+    # came before), so the pull waits until both have it.
+    for host in c.hosts:
+        host.wait_head("h2c", eid, timeout=5.0)
     status, h, body = curl_head(f"{front.tls_url}/v1/slots/h2c/events?limit=5", "--http2", "--compressed",
                                 "-H", "Origin: http://page.example")
     assert status.startswith("HTTP/2 200"), status

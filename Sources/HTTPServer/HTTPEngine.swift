@@ -100,6 +100,12 @@ public final class HTTPEngine {
         /// Deferred answers (`deferAnswer`) that may wait at once across this loop's
         /// connections; past it `deferAnswer` returns nil and the request is answered at once.
         public var maxDeferredAnswers: Int = 65_536
+        // MARK: Shared frames (issue 15)
+        /// Frames a fan-out keeps once for every stream with nothing pending
+        /// (`makeSharedFrame`); 0 turns them off (every stream copies its frame).
+        public var sharedFrameCount: Int = 0
+        /// The largest shared frame; a larger one is copied per stream.
+        public var sharedFrameBytes: Int = 4096
 
         public init(maxConnections: Int, headerTimeoutNanoseconds: UInt64, limits: HTTPLimits,
                     sendBufferBytes: Int, sendBufferCount: Int) {
@@ -195,6 +201,9 @@ public final class HTTPEngine {
         /// start and the bytes of it not yet sent (0 = none).
         var fixedStart: UnsafeRawPointer? = nil
         var fixedLeft: Int32 = 0
+        /// The shared frame slot `fixedStart` points into, held until its send completes or
+        /// the connection is freed; -1 for a registered `FixedFrame` (or none).
+        var sharedSlot: Int32 = -1
     }
 
     /// A small frame sent the same to many streams (a heartbeat, a ping), kept by the engine.
@@ -203,11 +212,18 @@ public final class HTTPEngine {
         let count: Int32
     }
 
+    /// One fan-out's frame, kept once in `sharedFrames` (`makeSharedFrame`).
+    public struct SharedFrame: Sendable {
+        let slot: Int32
+        public let count: Int32
+    }
+
     /// The kernel interface this loop runs on (io_uring, epoll, or the simulation's).
     public let io: any IOBackend
     public let configuration: Configuration
     public let counters: CounterBlock
     public let sendPool: SendBufferPool
+    public let sharedFrames: SharedFramePool
     let listenFD: Int32
     let wakeFD: Int32
     let logger: Logger
@@ -278,6 +294,7 @@ public final class HTTPEngine {
         self.counters = counters
         self.logger = logger
         sendPool = SendBufferPool(capacity: configuration.sendBufferCount, bufferBytes: configuration.sendBufferBytes)
+        sharedFrames = SharedFramePool(capacity: configuration.sharedFrameCount, slotBytes: configuration.sharedFrameBytes)
         let reserve = max(0, configuration.adminReserveConnections)
         tableCapacity = configuration.maxConnections + reserve
         table = .allocate(capacity: tableCapacity)
@@ -849,15 +866,65 @@ public final class HTTPEngine {
     public func streamSendFixed(_ conn: Int32, _ frame: FixedFrame) -> Bool {
         let c = table + Int(conn)
         guard c.pointee.phase == .stream else { return false }
-        if c.pointee.streamBuffer >= 0 || c.pointee.sendInFlight || c.pointee.fixedLeft > 0 || c.pointee.out != nil
-            || !c.pointee.heldPrelude.isEmpty || !c.pointee.finalFrames.isEmpty || c.pointee.closeAfterFlush {
-            return streamAppend(conn, UnsafeRawBufferPointer(start: fixedFrames + Int(frame.offset), count: Int(frame.count)))
-        }
-        c.pointee.fixedStart = UnsafeRawPointer(fixedFrames + Int(frame.offset))
-        c.pointee.fixedLeft = frame.count
-        counters.add(.pendingSendBytes, UInt64(frame.count))
-        markDirty(conn)
+        let bytes = UnsafeRawBufferPointer(start: fixedFrames + Int(frame.offset), count: Int(frame.count))
+        guard sendsFromOutside(c) else { return streamAppend(conn, bytes) }
+        sendFromOutside(conn, bytes)
         return true
+    }
+
+    /// Keeps `bytes` once for a fan-out: a stream with nothing pending then sends them
+    /// straight from the engine's copy (`streamSendShared`). Nil when they are larger than a
+    /// slot, or every slot is held (counted): the caller copies per stream. Give it back with
+    /// `endSharedFrame` once every stream was given it.
+    public func makeSharedFrame(_ bytes: UnsafeRawBufferPointer) -> SharedFrame? {
+        guard sharedFrames.capacity > 0, bytes.count <= sharedFrames.slotBytes else { return nil }
+        guard let slot = sharedFrames.take(copying: bytes) else {
+            counters.add(.sharedFramesExhausted)
+            return nil
+        }
+        counters.add(.sharedFramesInUse)
+        return SharedFrame(slot: slot, count: Int32(bytes.count))
+    }
+
+    /// Drops the fan-out's hold on `frame`; the streams still sending it keep it.
+    public func endSharedFrame(_ frame: SharedFrame) {
+        if sharedFrames.release(frame.slot) { counters.subtract(.sharedFramesInUse) }
+    }
+
+    /// Sends a shared frame on a stream: from the engine's copy when nothing is pending (the
+    /// stream holds the slot until the send completes), else behind the pending bytes
+    /// (`streamAppend`). False when it does not fit.
+    public func streamSendShared(_ conn: Int32, _ frame: SharedFrame) -> Bool {
+        let c = table + Int(conn)
+        guard c.pointee.phase == .stream else { return false }
+        let bytes = UnsafeRawBufferPointer(start: sharedFrames.pointer(frame.slot), count: Int(frame.count))
+        guard sendsFromOutside(c) else { return streamAppend(conn, bytes) }
+        sharedFrames.hold(frame.slot)
+        c.pointee.sharedSlot = frame.slot
+        sendFromOutside(conn, bytes)
+        return true
+    }
+
+    /// Whether the stream has nothing pending, so a frame may leave from memory the engine
+    /// keeps (a fixed or shared frame) instead of the stream's buffer.
+    @inline(__always) func sendsFromOutside(_ c: UnsafeMutablePointer<Connection>) -> Bool {
+        c.pointee.streamBuffer < 0 && !c.pointee.sendInFlight && c.pointee.fixedLeft == 0 && c.pointee.out == nil
+            && c.pointee.heldPrelude.isEmpty && c.pointee.finalFrames.isEmpty && !c.pointee.closeAfterFlush
+    }
+
+    func sendFromOutside(_ conn: Int32, _ bytes: UnsafeRawBufferPointer) {
+        let c = table + Int(conn)
+        c.pointee.fixedStart = bytes.baseAddress!
+        c.pointee.fixedLeft = Int32(bytes.count)
+        counters.add(.pendingSendBytes, UInt64(bytes.count))
+        markDirty(conn)
+    }
+
+    /// The stream's hold on a shared frame ends (its send completed, or the connection is freed).
+    @inline(__always) func releaseSharedSlot(_ c: UnsafeMutablePointer<Connection>) {
+        guard c.pointee.sharedSlot >= 0 else { return }
+        if sharedFrames.release(c.pointee.sharedSlot) { counters.subtract(.sharedFramesInUse) }
+        c.pointee.sharedSlot = -1
     }
 
     public func isOpenStream(_ conn: Int32) -> Bool { table[Int(conn)].phase == .stream }
@@ -1040,6 +1107,7 @@ public final class HTTPEngine {
             c.pointee.fixedLeft -= sent
             c.pointee.fixedStart = c.pointee.fixedLeft == 0 ? nil : c.pointee.fixedStart! + Int(sent)
             counters.subtract(.pendingSendBytes, UInt64(sent))
+            if c.pointee.fixedLeft == 0 { releaseSharedSlot(c) }
         } else if c.pointee.streamBuffer >= 0 {
             c.pointee.head += Int32(n)
             counters.subtract(.pendingSendBytes, UInt64(n))
@@ -1130,6 +1198,7 @@ public final class HTTPEngine {
         releaseBody(c)
         releaseStreamBuffer(c)
         if c.pointee.fixedLeft > 0 { counters.subtract(.pendingSendBytes, UInt64(c.pointee.fixedLeft)) }
+        releaseSharedSlot(c)   // no send is in flight: the kernel reads the slot no more
         counters.subtract(c.pointee.gauge)
         let generation = (c.pointee.generation &+ 1) & UserData.generationMask
         let reserve = c.pointee.reserve

@@ -127,6 +127,9 @@ public enum LogCounter: Int, CaseIterable, Sendable {
     case publishAuthInvalid            // I: not the token, or a malformed, badly signed or otherwise invalid JWT
     case publishAuthExpired            // I: a JWT whose exp (+ leeway) is past
     case publishAuthForbidden          // I: a valid JWT whose `publish` claim does not name a slot of the request
+    // MARK: SHARED FRAMES (issue 15)
+    case sharedFramesInUse             // W gauge: fan-out frames kept once, held by the fan-out or a stream still sending one
+    case sharedFramesExhausted         // W: fan-outs that found every shared frame held and copied the frame per stream
 }
 
 extension LogCounter {

@@ -45,7 +45,7 @@ public final class Supervisor {
     /// Counters that describe a live process (gauges, liveness stamps): zeroed when the log is
     /// opened and when a child is reaped, so a dead process's values do not linger.
     static let perProcessGauges: [LogCounter] = [
-        .connectionsSSE, .connectionsHTTP, .connectionsWS, .connectionsAdmin, .sendBuffersInUse,
+        .connectionsSSE, .connectionsHTTP, .connectionsWS, .connectionsAdmin, .sendBuffersInUse, .sharedFramesInUse,
         .connectionsCatchingUp, .pendingSendBytes, .pendingBodyBytes, .responseQueueBytes,
         .heartbeatNanoseconds, .startupProgressNanoseconds, .fsyncStartedNanoseconds,
         .drainingSinceNanoseconds,

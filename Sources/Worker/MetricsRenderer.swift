@@ -115,6 +115,10 @@ struct MetricsRenderer {
         out += "ringgate_send_buffers_in_use \(gauge(.sendBuffersInUse))\n"
         family("send_buffer_exhausted_total", "counter", "Times a connection found the send buffer pool empty.")
         out += "ringgate_send_buffer_exhausted_total \(sum(.sendBufferExhausted))\n"
+        family("shared_frames_in_use", "gauge", "Fan-out frames kept once for the streams sending them (held by the fan-out or a stream whose send of it has not completed).")
+        out += "ringgate_shared_frames_in_use \(gauge(.sharedFramesInUse))\n"
+        family("shared_frames_exhausted_total", "counter", "Fan-outs that found every shared frame held (--shared-frames) and copied their frame into each stream's buffer.")
+        out += "ringgate_shared_frames_exhausted_total \(sum(.sharedFramesExhausted))\n"
         family("recv_buffers_exhausted_total", "counter", "Receives that found no provided buffer free.")
         out += "ringgate_recv_buffers_exhausted_total \(sum(.recvBuffersExhausted))\n"
         family("subscriber_lag_events", "histogram", "How far (in log events) a subscriber fell behind the live fan-out, once per catch-up.")

@@ -241,11 +241,11 @@ extension Worker {
         let key = UInt64(view.slotIndex) << 32 | UInt64(view.slotGeneration)
         let local = slots.resolve(logKey: key, name: UnsafeRawBufferPointer(rebasing: scratch[view.name]))
         guard local >= 0, let slot = slots.slots[Int(local)], !slot.live.isEmpty else { return }
-        var sseFrame: UnsafeRawBufferPointer? = nil
-        var wsFrame: UnsafeRawBufferPointer? = nil
+        var sseFrame: FanOutFrame? = nil
+        var wsFrame: FanOutFrame? = nil
         // Streams of several slots: the same event with its slot named.
-        var sseSlotFrame: UnsafeRawBufferPointer? = nil
-        var wsSlotFrame: UnsafeRawBufferPointer? = nil
+        var sseSlotFrame: FanOutFrame? = nil
+        var wsSlotFrame: FanOutFrame? = nil
         var deliveredSSE: UInt64 = 0
         var deliveredWS: UInt64 = 0
         for connection in slot.live {
@@ -253,22 +253,24 @@ extension Worker {
             // Cluster mode: a subscriber that resumed after an id this host had not reached
             // yet joins the fan-out with its cursor ahead of it; it already has these.
             if s.pointee.cursor.seq >= view.seq { continue }
-            let frame: UnsafeRawBufferPointer
+            let frame: FanOutFrame
             switch (s.pointee.transport, s.pointee.namesSlots) {
             case (.sse, false):
-                if sseFrame == nil { sseFrame = encodeFrame(view, transport: .sse, namesSlot: false, into: frameScratch) }
+                if sseFrame == nil { sseFrame = fanOutFrame(view, transport: .sse, namesSlot: false, into: frameScratch) }
                 frame = sseFrame!
             case (.webSocket, false):
-                if wsFrame == nil { wsFrame = encodeFrame(view, transport: .webSocket, namesSlot: false, into: wsFrameScratch) }
+                if wsFrame == nil { wsFrame = fanOutFrame(view, transport: .webSocket, namesSlot: false, into: wsFrameScratch) }
                 frame = wsFrame!
             case (.sse, true):
-                if sseSlotFrame == nil { sseSlotFrame = encodeFrame(view, transport: .sse, namesSlot: true, into: slotFrameScratch) }
+                if sseSlotFrame == nil { sseSlotFrame = fanOutFrame(view, transport: .sse, namesSlot: true, into: slotFrameScratch) }
                 frame = sseSlotFrame!
             case (.webSocket, true):
-                if wsSlotFrame == nil { wsSlotFrame = encodeFrame(view, transport: .webSocket, namesSlot: true, into: wsSlotFrameScratch) }
+                if wsSlotFrame == nil { wsSlotFrame = fanOutFrame(view, transport: .webSocket, namesSlot: true, into: wsSlotFrameScratch) }
                 frame = wsSlotFrame!
             }
-            if engine.streamAppend(connection, frame) {
+            let sent = if let shared = frame.shared { engine.streamSendShared(connection, shared) }
+                       else { engine.streamAppend(connection, frame.bytes) }
+            if sent {
                 if s.pointee.namesSlots {
                     s.pointee.cursor.deliveredLive(seq: view.seq, ordinal: 0, nowNanoseconds: engine.nowNanoseconds)
                     noteSlotDelivered(s, slot: local, ordinal: view.slotOrdinal)
@@ -280,6 +282,11 @@ extension Worker {
                 demoted.append(connection)
             }
         }
+        // The streams still sending a shared frame hold it; the fan-out is done with it.
+        if let shared = sseFrame?.shared { engine.endSharedFrame(shared) }
+        if let shared = wsFrame?.shared { engine.endSharedFrame(shared) }
+        if let shared = sseSlotFrame?.shared { engine.endSharedFrame(shared) }
+        if let shared = wsSlotFrame?.shared { engine.endSharedFrame(shared) }
         if deliveredSSE > 0 { counters.add(.eventsDeliveredSSE, deliveredSSE) }
         if deliveredWS > 0 { counters.add(.eventsDeliveredWS, deliveredWS) }
         for connection in demoted {
@@ -288,6 +295,19 @@ extension Worker {
             // The next send completion (or a freed buffer) resumes it from its cursor.
         }
         demoted.removeAll(keepingCapacity: true)
+    }
+
+    /// One fan-out's frame for one kind of stream: its bytes (in a scratch buffer) and, when
+    /// the engine had a slot for it, the copy every stream with nothing pending sends from.
+    struct FanOutFrame {
+        let bytes: UnsafeRawBufferPointer
+        let shared: HTTPEngine.SharedFrame?
+    }
+
+    func fanOutFrame(_ view: LogReader.RecordView, transport: Subscriber.Transport, namesSlot: Bool,
+                     into out: UnsafeMutableRawBufferPointer) -> FanOutFrame {
+        let bytes = encodeFrame(view, transport: transport, namesSlot: namesSlot, into: out)
+        return FanOutFrame(bytes: bytes, shared: engine.makeSharedFrame(bytes))
     }
 
     /// Encodes the record for a transport into `out`; returns the frame. `namesSlot`: for a

@@ -48,6 +48,7 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("max-response-queue-bytes"), help: "Queued response bytes per connection before its input pauses (default 4MiB).") var maxResponseQueueBytes: String?
     @Option(name: .customLong("admin-reserve-connections"), help: "Connections per worker past --max-connections for /healthz, /readyz, /metrics (default 16).") var adminReserveConnections: String?
     @Option(name: .customLong("send-buffers"), help: "Pooled send buffers per worker (default 4096).") var sendBuffers: String?
+    @Option(name: .customLong("shared-frames"), help: "Fan-out frames per worker sent to every idle stream from one copy, 0 = off (default 256).") var sharedFrames: String?
     @Option(name: .customLong("recv-buffers"), help: "Provided receive buffers per process, a power of two (default 256).") var recvBuffers: String?
     @Option(name: .customLong("recv-buffer-bytes"), help: "Size of a worker's receive buffer (default 4KiB).") var recvBufferBytes: String?
     @Option(name: .customLong("ingest-max-connections"), help: "Publish connections the ingest holds (default 4096).") var ingestMaxConnections: String?
@@ -215,6 +216,7 @@ struct ServeOptions: ParsableArguments {
             c.adminReserveConnections = n
         }
         if let n = try int(pick(sendBuffers, "SEND_BUFFERS"), "send-buffers", 1...1_000_000) { c.sendBuffers = n }
+        if let n = try int(pick(sharedFrames, "SHARED_FRAMES"), "shared-frames", 0...65_536) { c.sharedFrames = n }
         if let n = try powerOfTwo(int(pick(recvBuffers, "RECV_BUFFERS"), "recv-buffers", 1...32768), "recv-buffers") { c.recvBuffers = n }
         if let n = try bytes(pick(recvBufferBytes, "RECV_BUFFER_BYTES"), "recv-buffer-bytes", 512...(1 << 20)) { c.recvBufferBytes = n }
         if let n = try int(pick(ingestMaxConnections, "INGEST_MAX_CONNECTIONS"), "ingest-max-connections", 1...1_000_000) {
@@ -355,6 +357,7 @@ struct ServeOptions: ParsableArguments {
             "--max-response-queue-bytes", "\(c.maxResponseQueueBytes)",
             "--admin-reserve-connections", "\(c.adminReserveConnections)",
             "--send-buffers", "\(c.sendBuffers)",
+            "--shared-frames", "\(c.sharedFrames)",
             "--recv-buffers", "\(c.recvBuffers)",
             "--recv-buffer-bytes", "\(c.recvBufferBytes)",
             "--ingest-max-connections", "\(c.ingestMaxConnections)",

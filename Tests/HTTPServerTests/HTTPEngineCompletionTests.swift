@@ -18,13 +18,15 @@ import IO
         let listenFD: Int32
         var peers: [Int32] = []
 
-        init(maxPendingBodyBytes: Int = 1 << 20) throws {
+        init(maxPendingBodyBytes: Int = 1 << 20, sharedFrames: Int = 0) throws {
             counters = CounterBlock(region: log.region, process: ProcessBlock.worker(0))
             listenFD = rg_listen_tcp("127.0.0.1", 0, 16, 0)
             var config = HTTPEngine.Configuration(maxConnections: 4, headerTimeoutNanoseconds: 5_000_000_000,
                                                   limits: HTTPLimits(maxBodyBytes: 1 << 20), sendBufferBytes: 4096,
                                                   sendBufferCount: 4)
             config.maxPendingBodyBytes = maxPendingBodyBytes
+            config.sharedFrameCount = sharedFrames
+            config.sharedFrameBytes = 256
             var io = IOBackendConfiguration()
             io.entries = 64
             io.receiveBufferCount = 8
@@ -137,5 +139,78 @@ import IO
         }
         #expect(delegate.requests == 101)
         #expect(!f.engine.table[Int(conn)].paused)
+    }
+}
+
+@Suite struct HTTPEngineSharedFrameTests {
+    typealias Fixture = HTTPEngineCompletionTests.Fixture
+
+    func stream(_ f: Fixture) -> Int32 {
+        let conn = f.connect()
+        f.engine.startStream(conn, gauge: .connectionsSSE)
+        return conn
+    }
+
+    /// One fan-out's frame to three streams: the two with nothing pending send it from the
+    /// engine's one copy and hold it until their sends complete (a partial send keeps it); the
+    /// one with bytes pending gets it copied behind them. Freed once the last holder is done.
+    @Test func aSharedFrameIsHeldByEachStreamUntilItsSendCompletes() throws {
+        let f = try Fixture(sharedFrames: 2)
+        let (a, b, c) = (stream(f), stream(f), stream(f))
+        let pending: [UInt8] = [58, 10]   // ":\n", a comment already waiting on b
+        #expect(pending.withUnsafeBytes { f.engine.streamAppend(b, $0) })
+        let bytes = Array("id: 1\ndata: x\n\n".utf8)
+        let frame = try #require(bytes.withUnsafeBytes { f.engine.makeSharedFrame($0) })
+        #expect(f.counters.get(.sharedFramesInUse) == 1)
+        for conn in [a, b, c] { #expect(f.engine.streamSendShared(conn, frame)) }
+        #expect(f.engine.sharedFrames.holderCount(frame.slot) == 3, "the fan-out, a and c")
+        #expect(f.engine.table[Int(b)].sharedSlot == -1)
+        #expect(f.engine.table[Int(b)].tail == Int32(pending.count + bytes.count), "b's copy is behind its pending bytes")
+        let sent = UnsafeRawBufferPointer(start: f.engine.sendPool.pointer(f.engine.table[Int(b)].streamBuffer), count: pending.count + bytes.count)
+        #expect(Array(sent) == pending + bytes)
+        f.engine.endSharedFrame(frame)
+        #expect(f.engine.sharedFrames.holderCount(frame.slot) == 2)
+        f.engine.flushDirty()
+        #expect(f.engine.table[Int(a)].sendInFlight && f.engine.table[Int(c)].sendInFlight)
+
+        f.complete(.send, a, res: 4)                        // part of it: a still sends from the copy
+        #expect(f.engine.sharedFrames.holderCount(frame.slot) == 2)
+        #expect(f.engine.table[Int(a)].fixedLeft == Int32(bytes.count - 4))
+        f.engine.flushDirty()
+        f.complete(.send, a, res: Int32(bytes.count - 4))
+        #expect(f.engine.sharedFrames.holderCount(frame.slot) == 1, "a is done with it")
+        #expect(f.engine.table[Int(a)].sharedSlot == -1 && f.engine.table[Int(a)].streamBuffer == -1,
+                "a took no send buffer")
+
+        // c closes while its send is in flight: the slot is kept until the kernel is done with it.
+        f.engine.beginClose(c, reason: .peerClosed)
+        f.complete(.recv, c, res: -ECANCELED)
+        #expect(f.engine.sharedFrames.holderCount(frame.slot) == 1, "freed while the send could still read it")
+        f.complete(.send, c, res: -ECANCELED)
+        #expect(f.engine.table[Int(c)].phase == .free)
+        #expect(f.engine.sharedFrames.inUse == 0)
+        #expect(f.counters.get(.sharedFramesInUse) == 0)
+    }
+
+    /// The pool is bounded: with every slot held (a stream that stopped reading holds only its
+    /// own), a fan-out gets nil and is counted, and frames larger than a slot are never kept.
+    @Test func everySlotHeldOrAFrameTooLargeMeansACopyPerStream() throws {
+        let f = try Fixture(sharedFrames: 1)
+        let a = stream(f)
+        let small = Array("data: x\n\n".utf8)
+        let frame = try #require(small.withUnsafeBytes { f.engine.makeSharedFrame($0) })
+        #expect(f.engine.streamSendShared(a, frame))
+        f.engine.endSharedFrame(frame)
+        f.engine.flushDirty()                               // a's send never completes
+        #expect(small.withUnsafeBytes { f.engine.makeSharedFrame($0) } == nil)
+        #expect(f.counters.get(.sharedFramesExhausted) == 1)
+        let large = [UInt8](repeating: 65, count: 257)
+        f.complete(.send, a, res: Int32(small.count))
+        #expect(f.engine.sharedFrames.inUse == 0)
+        #expect(large.withUnsafeBytes { f.engine.makeSharedFrame($0) } == nil, "larger than a slot")
+        #expect(f.counters.get(.sharedFramesExhausted) == 1, "too large is not exhaustion")
+        let off = try Fixture(sharedFrames: 0)
+        #expect(small.withUnsafeBytes { off.engine.makeSharedFrame($0) } == nil)
+        #expect(off.counters.get(.sharedFramesExhausted) == 0)
     }
 }

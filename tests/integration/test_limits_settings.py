@@ -17,6 +17,8 @@ BAD = [
     ("--max-response-queue-bytes", "2GiB", "--max-response-queue-bytes 2GiB: expected a size from 1 to"),
     ("--admin-reserve-connections", "10001", "--admin-reserve-connections 10001: expected a whole number from 0 to 10000"),
     ("--send-buffers", "0", "--send-buffers 0: expected a whole number from 1 to 1000000"),
+    ("--shared-frames", "some", "--shared-frames some: expected a whole number from 0 to 65536"),
+    ("--shared-frames", "70000", "--shared-frames 70000: expected a whole number from 0 to 65536"),
     ("--recv-buffers", "100", "--recv-buffers 100: must be a power of two"),
     ("--recv-buffer-bytes", "100", "--recv-buffer-bytes 100: expected a size from 512 to 1048576 bytes"),
     ("--ingest-max-connections", "0", "--ingest-max-connections 0: expected a whole number from 1 to 1000000"),
@@ -35,14 +37,14 @@ GOOD = {
     "--max-response-queue-bytes": "1MiB", "--admin-reserve-connections": "3", "--send-buffers": "128",
     "--recv-buffers": "64", "--recv-buffer-bytes": "8KiB", "--ingest-max-connections": "256",
     "--ingest-recv-buffer-bytes": "32KiB", "--ingest-send-buffers": "16", "--max-batch-events": "5000",
-    "--ring-entries": "1024",
+    "--ring-entries": "1024", "--shared-frames": "8",
 }
 CHILD_VALUES = {
     "--max-pending-body-bytes": str(32 << 20), "--body-timeout": "3000ms", "--max-pipelined-requests": "7",
     "--max-response-queue-bytes": str(1 << 20), "--admin-reserve-connections": "3", "--send-buffers": "128",
     "--recv-buffers": "64", "--recv-buffer-bytes": "8192", "--ingest-max-connections": "256",
     "--ingest-recv-buffer-bytes": str(32 << 10), "--ingest-send-buffers": "16", "--max-batch-events": "5000",
-    "--ring-entries": "1024",
+    "--ring-entries": "1024", "--shared-frames": "8",
 }
 
 

@@ -294,6 +294,7 @@ public final class HTTPEngine {
         self.counters = counters
         self.logger = logger
         sendPool = SendBufferPool(capacity: configuration.sendBufferCount, bufferBytes: configuration.sendBufferBytes)
+        precondition(configuration.sharedFrameBytes <= configuration.sendBufferBytes, "a shared frame fits a send buffer (see streamSpace)")
         sharedFrames = SharedFramePool(capacity: configuration.sharedFrameCount, slotBytes: configuration.sharedFrameBytes)
         let reserve = max(0, configuration.adminReserveConnections)
         tableCapacity = configuration.maxConnections + reserve
@@ -778,6 +779,18 @@ public final class HTTPEngine {
             c.pointee.inflightEnd = 0
         }
         compactIfPossible(c)
+        if c.pointee.fixedLeft > 0 && !c.pointee.sendInFlight && c.pointee.tail == 0 {
+            // A fixed or shared frame not yet handed to the kernel moves into the empty buffer
+            // ahead of what is written now, so the stream's bytes leave in one send (a burst
+            // after a broadcast's first event, an event after a heartbeat in the same turn)
+            // and its shared slot is given back. Its bytes stay counted as pending.
+            let n = Int(c.pointee.fixedLeft)
+            sendPool.pointer(c.pointee.streamBuffer).copyMemory(from: c.pointee.fixedStart!, byteCount: n)
+            c.pointee.tail = Int32(n)
+            c.pointee.fixedStart = nil
+            c.pointee.fixedLeft = 0
+            releaseSharedSlot(c)
+        }
         return sendPool.bufferBytes - Int(c.pointee.tail)
     }
 

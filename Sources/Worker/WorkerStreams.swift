@@ -241,6 +241,10 @@ extension Worker {
         let key = UInt64(view.slotIndex) << 32 | UInt64(view.slotGeneration)
         let local = slots.resolve(logKey: key, name: UnsafeRawBufferPointer(rebasing: scratch[view.name]))
         guard local >= 0, let slot = slots.slots[Int(local)], !slot.live.isEmpty else { return }
+        // The newest record in the log is kept once for the streams with nothing pending (a
+        // broadcast). One with more records behind it (a burst) is copied per stream: the
+        // streams get those in this turn too, into their buffers, all in one send.
+        let shares = view.nextPosition >= reader.tailAcquire()
         var sseFrame: FanOutFrame? = nil
         var wsFrame: FanOutFrame? = nil
         // Streams of several slots: the same event with its slot named.
@@ -256,16 +260,16 @@ extension Worker {
             let frame: FanOutFrame
             switch (s.pointee.transport, s.pointee.namesSlots) {
             case (.sse, false):
-                if sseFrame == nil { sseFrame = fanOutFrame(view, transport: .sse, namesSlot: false, into: frameScratch) }
+                if sseFrame == nil { sseFrame = fanOutFrame(view, transport: .sse, namesSlot: false, shares: shares, into: frameScratch) }
                 frame = sseFrame!
             case (.webSocket, false):
-                if wsFrame == nil { wsFrame = fanOutFrame(view, transport: .webSocket, namesSlot: false, into: wsFrameScratch) }
+                if wsFrame == nil { wsFrame = fanOutFrame(view, transport: .webSocket, namesSlot: false, shares: shares, into: wsFrameScratch) }
                 frame = wsFrame!
             case (.sse, true):
-                if sseSlotFrame == nil { sseSlotFrame = fanOutFrame(view, transport: .sse, namesSlot: true, into: slotFrameScratch) }
+                if sseSlotFrame == nil { sseSlotFrame = fanOutFrame(view, transport: .sse, namesSlot: true, shares: shares, into: slotFrameScratch) }
                 frame = sseSlotFrame!
             case (.webSocket, true):
-                if wsSlotFrame == nil { wsSlotFrame = fanOutFrame(view, transport: .webSocket, namesSlot: true, into: wsSlotFrameScratch) }
+                if wsSlotFrame == nil { wsSlotFrame = fanOutFrame(view, transport: .webSocket, namesSlot: true, shares: shares, into: wsSlotFrameScratch) }
                 frame = wsSlotFrame!
             }
             let sent = if let shared = frame.shared { engine.streamSendShared(connection, shared) }
@@ -304,10 +308,10 @@ extension Worker {
         let shared: HTTPEngine.SharedFrame?
     }
 
-    func fanOutFrame(_ view: LogReader.RecordView, transport: Subscriber.Transport, namesSlot: Bool,
+    func fanOutFrame(_ view: LogReader.RecordView, transport: Subscriber.Transport, namesSlot: Bool, shares: Bool,
                      into out: UnsafeMutableRawBufferPointer) -> FanOutFrame {
         let bytes = encodeFrame(view, transport: transport, namesSlot: namesSlot, into: out)
-        return FanOutFrame(bytes: bytes, shared: engine.makeSharedFrame(bytes))
+        return FanOutFrame(bytes: bytes, shared: shares ? engine.makeSharedFrame(bytes) : nil)
     }
 
     /// Encodes the record for a transport into `out`; returns the frame. `namesSlot`: for a

@@ -192,6 +192,30 @@ import IO
         #expect(f.counters.get(.sharedFramesInUse) == 0)
     }
 
+    /// More bytes for a stream before its shared frame was handed to the kernel (the next
+    /// events of a burst): the frame moves into the stream's buffer ahead of them, the slot is
+    /// given back, and everything leaves in one send, as without shared frames.
+    @Test func bytesWrittenBeforeTheSendTakeTheFrameIntoTheBufferAhead() throws {
+        let f = try Fixture(sharedFrames: 2)
+        let a = stream(f)
+        let first = Array("id: 1\ndata: x\n\n".utf8), second = Array("id: 2\ndata: y\n\n".utf8)
+        let frame = try #require(first.withUnsafeBytes { f.engine.makeSharedFrame($0) })
+        #expect(f.engine.streamSendShared(a, frame))
+        f.engine.endSharedFrame(frame)
+        #expect(f.engine.sharedFrames.holderCount(frame.slot) == 1)
+        #expect(second.withUnsafeBytes { f.engine.streamAppend(a, $0) })
+        #expect(f.engine.sharedFrames.inUse == 0, "the slot is given back")
+        #expect(f.engine.table[Int(a)].fixedLeft == 0 && f.engine.table[Int(a)].sharedSlot == -1)
+        let c = f.engine.table[Int(a)]
+        #expect(Array(UnsafeRawBufferPointer(start: f.engine.sendPool.pointer(c.streamBuffer), count: Int(c.tail))) == first + second)
+        #expect(f.engine.streamPendingBytes(a) == first.count + second.count)
+        #expect(f.counters.get(.pendingSendBytes) == UInt64(first.count + second.count))
+        f.engine.flushDirty()
+        f.complete(.send, a, res: Int32(first.count + second.count))
+        #expect(f.engine.streamPendingBytes(a) == 0 && f.counters.get(.pendingSendBytes) == 0)
+        #expect(f.counters.get(.sharedFramesInUse) == 0)
+    }
+
     /// The pool is bounded: with every slot held (a stream that stopped reading holds only its
     /// own), a fan-out gets nil and is counted, and frames larger than a slot are never kept.
     @Test func everySlotHeldOrAFrameTooLargeMeansACopyPerStream() throws {

@@ -81,9 +81,9 @@ public struct GatewayConfig: Sendable, Equatable {
     /// Pooled send buffers per worker (capped by its connection table).
     public var sendBuffers = 4096
     /// Fan-out frames per worker kept once for all the streams with nothing pending (each up
-    /// to `sharedFrameBytes`); 0 = every stream copies its frame into its send buffer.
+    /// to the engine's `sharedFrameBytes`, 4 KiB); 0 = every stream copies its frame into its
+    /// send buffer.
     public var sharedFrames = 256
-    public static let sharedFrameBytes = 4096
     /// Provided receive buffers per process (a power of two) and the workers' buffer size.
     public var recvBuffers = 256
     public var recvBufferBytes = 4096

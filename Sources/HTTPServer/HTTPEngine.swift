@@ -223,7 +223,7 @@ public final class HTTPEngine {
     public let configuration: Configuration
     public let counters: CounterBlock
     public let sendPool: SendBufferPool
-    public let sharedFrames: SharedFramePool
+    let sharedFrames: SharedFramePool
     let listenFD: Int32
     let wakeFD: Int32
     let logger: Logger

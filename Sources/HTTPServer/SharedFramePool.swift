@@ -11,7 +11,7 @@ import Glibc
 /// and the caller copies per stream as before. One anonymous mapping reserved up front
 /// (`MAP_NORESERVE`); slots are reused last-freed first, so only as many pages are resident as
 /// were ever held at once.
-public final class SharedFramePool {
+final class SharedFramePool {
     public let slotBytes: Int
     public let capacity: Int
     let base: UnsafeMutableRawPointer?

@@ -165,7 +165,6 @@ public final class Worker: HTTPEngineDelegate {
             sendBufferBytes: sendBufferBytes,
             sendBufferCount: min(tableCapacity, config.sendBuffers))
         engineConfig.sharedFrameCount = config.sharedFrames
-        engineConfig.sharedFrameBytes = GatewayConfig.sharedFrameBytes
         // MARK: HTTP limits (issue 10)
         engineConfig.maxPipelinedRequests = config.maxPipelinedRequests
         engineConfig.maxResponseQueueBytes = config.maxResponseQueueBytes
